@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# servers.sh: start or stop a private Redis and PostgreSQL for tests and demos.
+#
+#   eval "$(tests/support/servers.sh start DIR)"   # exports LIVETAP_REDIS_URL, LIVETAP_PG_DSN,
+#                                                  # LT_REDIS_PORT, LT_PG_PORT, LT_SERVERS_DIR
+#   tests/support/servers.sh stop DIR
+#   tests/support/servers.sh restart-redis DIR     # same port, same data (AOF)
+#   tests/support/servers.sh restart-pg DIR
+#   tests/support/servers.sh kill-redis DIR | kill-pg DIR
+#
+# Redis runs with AOF on (appendfsync everysec) so a restart keeps its data;
+# PostgreSQL runs with fsync off (durability is not under test, restarts are),
+# as an unprivileged user because it refuses root. Both listen on 127.0.0.1 on
+# free ports; logs stay in DIR for post-mortems. Nothing here touches a server
+# outside DIR.
+set -euo pipefail
+
+cmd=${1:?usage: servers.sh start|stop|restart-redis|restart-pg|kill-redis|kill-pg DIR}
+dir=${2:?usage: servers.sh $cmd DIR}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+pg_user=${LT_PG_OS_USER:-livetap-pg}
+
+free_port() {
+	python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u "$pg_user" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+start_redis() {
+	local port
+	if [ -f "$dir/redis.port" ]; then port=$(cat "$dir/redis.port"); else port=$(free_port); echo "$port" >"$dir/redis.port"; fi
+	mkdir -p "$dir/redis"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/redis" --daemonize yes \
+		--pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --appendonly yes \
+		--appendfsync everysec --save '' --protected-mode no >/dev/null
+	for _ in $(seq 1 100); do
+		redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "redis-server did not start; see $dir/redis.log" >&2
+	return 1
+}
+
+start_pg() {
+	local port
+	if [ "$(id -u)" = 0 ] && ! id "$pg_user" >/dev/null 2>&1; then
+		useradd --system --no-create-home --shell /usr/sbin/nologin "$pg_user"
+	fi
+	if [ -f "$dir/pg.port" ]; then port=$(cat "$dir/pg.port"); else port=$(free_port); echo "$port" >"$dir/pg.port"; fi
+	if [ ! -f "$dir/pg/PG_VERSION" ]; then
+		mkdir -p "$dir/pg"
+		[ "$(id -u)" = 0 ] && chown "$pg_user" "$dir/pg" "$dir"
+		as_pg "$pgbin/initdb" -D "$dir/pg" -U livetap --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+			{ cat "$dir/initdb.log" >&2; return 1; }
+		cat >>"$dir/pg/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+shared_buffers = 128MB
+log_min_messages = warning
+CONF
+	fi
+	[ "$(id -u)" = 0 ] && chown "$pg_user" "$dir"
+	as_pg "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 60 start >/dev/null ||
+		{ tail -n 30 "$dir/pg.log" >&2; return 1; }
+	if ! as_pg "$pgbin/psql" -h 127.0.0.1 -p "$port" -U livetap -d postgres -Atqc \
+		"SELECT 1 FROM pg_database WHERE datname='livetap'" | grep -q 1; then
+		as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$port" -U livetap livetap
+	fi
+}
+
+stop_redis() {
+	local pid
+	pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	rm -f "$dir/redis.pid"
+}
+
+stop_pg() {
+	[ -f "$dir/pg/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+exports() {
+	echo "export LIVETAP_REDIS_URL=redis://127.0.0.1:$(cat "$dir/redis.port")/0"
+	echo "export LIVETAP_PG_DSN='host=127.0.0.1 port=$(cat "$dir/pg.port") dbname=livetap user=livetap'"
+	echo "export LT_REDIS_PORT=$(cat "$dir/redis.port")"
+	echo "export LT_PG_PORT=$(cat "$dir/pg.port")"
+	echo "export LT_SERVERS_DIR=$dir"
+}
+
+case $cmd in
+start) start_redis; start_pg; exports ;;
+stop) stop_redis; stop_pg ;;
+restart-redis) stop_redis; start_redis ;;
+restart-pg) stop_pg; start_pg ;;
+kill-redis) [ -f "$dir/redis.pid" ] && kill -9 "$(cat "$dir/redis.pid")" 2>/dev/null; rm -f "$dir/redis.pid" ;;
+kill-pg) [ -f "$dir/pg/postmaster.pid" ] && kill -9 "$(head -n 1 "$dir/pg/postmaster.pid")" 2>/dev/null || true ;;
+env) exports ;;
+*) echo "servers.sh: unknown command $cmd" >&2; exit 2 ;;
+esac
