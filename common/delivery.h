@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * delivery: the sender end of the pipeline, used by every fetcher (and by the
+ * test producer). It turns pushed LiveMessages into lt_wire batches, sends
+ * each batch to the processors and to the persisters, and keeps it until both
+ * consumer kinds have acknowledged it.
+ *
+ * Path of a record:
+ *   lt_delivery_push copies the record into the open batch. The open batch is
+ *   sealed when it holds batch_max records, batch_bytes_max bytes, or
+ *   linger_ms after its first record. A sealed batch gets the next seq of this
+ *   source and is at once appended to the room's spool (spool_dir/<source>/,
+ *   see spool.h; write(2) to the page cache, fdatasync if opts.fsync) and put
+ *   in the in-memory window. One internal thread sends it to one processor and
+ *   one persister (NNG push load-balances over every URL of a kind), receives
+ *   acks on a sub socket dialed to every consumer's ack URL (bus.h), resends
+ *   a batch to a kind that has not acked it after ack_timeout_ms (doubling up
+ *   to ack_timeout_max_ms), and forgets it, and deletes spool segments whose
+ *   batches are all acked, once both kinds have acked.
+ *
+ * What a fetcher killed with -9 can lose: only the records of the batch still
+ * open, that is at most batch_max records and at most linger_ms (default 5 ms)
+ * of traffic. Everything sealed is in the spool file (in the kernel's page
+ * cache, which survives a process crash; opts.fsync also covers a power cut)
+ * and is sent again when the fetcher starts with the same spool_dir and
+ * source_id. Consumers are idempotent, so batches sent twice count once.
+ *
+ * Memory is bounded: the window keeps at most window_bytes of batch data in
+ * memory; older unacked batches stay only on disk and are re-read from the
+ * spool to be resent. When the spool reaches spool_max_bytes (or, without a
+ * spool, the window is full) and the open batch is full, push returns
+ * LT_EAGAIN and the caller counts a drop. At most max_inflight batches per
+ * consumer kind are sent and unacknowledged at a time (flow control, so a
+ * backlog after a restart does not time out in consumer queues).
+ *
+ * A consumer kind with no URL configured is not waited for.
+ *
+ * Seqs: one per batch, increasing, never repeated for a source: they continue
+ * above the highest seq found in the spool, and never start below the wall
+ * clock in microseconds.
+ */
+#ifndef LT_DELIVERY_H
+#define LT_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/msg.h"
+
+struct lt_delivery;
+
+struct lt_delivery_opts {
+	const char *source_id;              /* 1..LT_WIRE_SOURCE_MAX bytes, e.g. "bilibili:21452505" */
+	const char *const *processors;      /* NNG URLs the processors bind */
+	int n_processors;
+	const char *const *persisters;      /* NNG URLs the persisters bind */
+	int n_persisters;
+	const char *spool_dir;              /* NULL: memory only (a killed sender loses its window) */
+	int batch_max;                      /* records per batch; 0 = 128 */
+	size_t batch_bytes_max;             /* encoded bytes per batch; 0 = 1 MB */
+	int linger_ms;                      /* 0 = 5 */
+	int ack_timeout_ms;                 /* 0 = 2000 */
+	int ack_timeout_max_ms;             /* backoff cap; 0 = 30000 */
+	int max_inflight;                   /* unacked batches in flight per kind; 0 = 256 */
+	size_t window_bytes;                /* batch data kept in memory; 0 = 16 MB */
+	size_t spool_max_bytes;             /* disk cap; 0 = 1 GB */
+	size_t spool_segment_bytes;         /* 0 = 4 MB */
+	bool fsync;                         /* fdatasync the spool after every batch */
+};
+
+struct lt_delivery_stats {
+	uint64_t pushed;            /* records accepted by push */
+	uint64_t rejected;          /* push returned LT_EAGAIN (full) */
+	uint64_t invalid;           /* push refused a record it could not encode */
+	uint64_t clamped;           /* records cut at msg.h limits on push */
+	uint64_t batches_sealed;
+	uint64_t sent;              /* batch sends, both kinds, first time */
+	uint64_t resent;            /* batch sends after a timeout or a restart */
+	uint64_t send_eagain;       /* sends NNG refused for now (no consumer up, queue full) */
+	uint64_t acks;              /* acks received that matched a pending batch */
+	uint64_t acks_stale;        /* acks for batches no longer pending or unknown */
+	uint64_t acks_bad;          /* ack messages that did not decode */
+	uint64_t acked_records;     /* records acked by every required kind */
+	uint64_t acked_batches;
+	uint64_t pending_records;   /* sealed, not yet acked by every kind */
+	uint64_t pending_batches;
+	uint64_t open_records;      /* in the batch still open (lost if killed now) */
+	uint64_t window_bytes;      /* batch data held in memory */
+	uint64_t spool_bytes;       /* bytes on disk */
+	uint64_t spool_segments;
+	uint64_t spool_writes;
+	uint64_t spool_reads;       /* batches re-read from disk to be sent */
+	uint64_t spool_corrupt;     /* corrupt records/tails truncated on open */
+	uint64_t recovered_batches; /* found in the spool on open (resent) */
+	uint64_t recovered_records;
+	uint64_t spool_errors;      /* write/read failures */
+	uint64_t next_seq;
+};
+
+/* Open a sender for o->source_id: recover the spool (a corrupt tail is
+ * truncated and counted, never fatal), dial every URL (non-blocking; consumers
+ * may come up later) and start the internal thread. o and its strings are
+ * copied. Returns LT_OK and *out (owned by the caller, freed by
+ * lt_delivery_close), LT_EINVAL/LT_ECONFIG for bad options, LT_EIO if the
+ * spool directory cannot be used, LT_ECONN if a URL is malformed, LT_ENOMEM;
+ * e is filled in on failure. */
+int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out, struct lt_error *e);
+
+/* Copy *m (its strings too; over-long fields are cut per lt_msg_clamp) into
+ * the open batch. Thread-safe; never waits for the network (it may write a
+ * sealed batch to the spool file). Returns LT_OK, LT_EAGAIN when the window
+ * and the spool are full (nothing was done), LT_EINVAL for a record that
+ * cannot be encoded, LT_ECLOSED after close has begun. */
+int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m);
+
+/* Seal the open batch now instead of waiting for linger_ms. Thread-safe. */
+void lt_delivery_flush(struct lt_delivery *d);
+
+/* Seal the open batch, then wait until every pushed record is acknowledged by
+ * every required consumer kind, at most timeout_ms (< 0: forever). Returns
+ * LT_OK or LT_ETIMEDOUT. Other threads may keep pushing meanwhile. */
+int lt_delivery_drain(struct lt_delivery *d, int timeout_ms);
+
+/* A snapshot of the counters. Thread-safe. */
+void lt_delivery_stats(struct lt_delivery *d, struct lt_delivery_stats *out);
+
+/* Stop the thread, write the open batch to the spool (without a spool it is
+ * lost: drain first), close the sockets and free d. Unacked batches stay in
+ * the spool for the next open. Accepts NULL. */
+void lt_delivery_close(struct lt_delivery *d);
+
+#endif
