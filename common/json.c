@@ -1,0 +1,723 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * json: the normalized JSON form of a LiveMessage (see json.h and
+ * contract.md), UTF-8 validation and repair.
+ *
+ * lt_json_msg is on the processor's per-message path, so it is a hand-written
+ * encoder: one lt_buf_reserve for the worst case, then plain stores, with runs
+ * of safe ASCII copied by memcpy. Key order is fixed:
+ *   v, platform, room, type, msg_id, user{id,name}, content, ts, extra
+ *
+ * String escaping: " and \ as \" and \\; \b \f \n \r \t in their short forms;
+ * other control characters (U+0000..U+001F) as \u00xx; U+2028 and U+2029 as
+ * \u2028 and \u2029 so that the text is also a safe JavaScript literal; all
+ * other characters as raw UTF-8. Invalid UTF-8 (stray continuation bytes,
+ * overlongs, surrogates, code points above U+10FFFF, truncated sequences) is
+ * replaced by U+FFFD, one per maximal ill-formed subpart (the Unicode /
+ * WHATWG "replacement of maximal subparts" policy).
+ *
+ * extra: emitted as the JSON object text it holds when that text is a valid
+ * RFC 8259 object, with three normalizations so that the output is always
+ * one line, valid UTF-8 and storable in PostgreSQL jsonb: insignificant
+ * whitespace is dropped, invalid UTF-8 inside its strings is replaced by
+ * U+FFFD and raw U+2028/U+2029 are escaped. Anything else — empty text, not
+ * an object, a syntax error, trailing bytes, nesting deeper than 64, a raw
+ * control character in a string, a \u0000 escape or an unpaired surrogate
+ * escape (both of which jsonb refuses) — is replaced by {}. Validation is one
+ * linear pass that writes as it checks.
+ *
+ * lt_json_msg_parse is the reverse, built on cJSON (not on a hot path).
+ */
+#include "common/json.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/err.h"
+
+#define EXTRA_DEPTH_MAX 64
+
+/* Byte classes for the string escaper: 0 = copy as is, 1 = ASCII that needs
+ * an escape, 2 = a byte >= 0x80 (start of a UTF-8 sequence to check). */
+static const uint8_t esc_class[256] = {
+	[0x00] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x10] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	['"'] = 1, ['\\'] = 1,
+	[0x80] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	[0x90] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	[0xA0] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	[0xB0] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	[0xC0] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	[0xD0] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	[0xE0] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	[0xF0] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+static const char hexdig[16] = "0123456789abcdef";
+
+/* Length of the well-formed UTF-8 sequence at s[0..n) (n >= 1, s[0] >= 0x80),
+ * or minus the length of its maximal ill-formed subpart (Unicode 15, table
+ * 3-7: no overlongs, no surrogates D800..DFFF, nothing above U+10FFFF). */
+static int utf8_next(const uint8_t *s, size_t n)
+{
+	uint8_t c = s[0], lo = 0x80, hi = 0xBF;
+	int need;
+	if (c < 0x80)
+		return 1;
+	if (c < 0xC2)
+		return -1;
+	if (c < 0xE0) {
+		need = 1;
+	} else if (c < 0xF0) {
+		need = 2;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c < 0xF5) {
+		need = 3;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else {
+		return -1;
+	}
+	for (int i = 1; i <= need; i++) {
+		if ((size_t)i >= n || s[i] < lo || s[i] > hi)
+			return -i;
+		lo = 0x80;
+		hi = 0xBF;
+	}
+	return need + 1;
+}
+
+static inline bool is_line_sep(const uint8_t *s)
+{
+	return s[0] == 0xE2 && s[1] == 0x80 && (s[2] == 0xA8 || s[2] == 0xA9);
+}
+
+static inline uint8_t *put_fffd(uint8_t *d)
+{
+	d[0] = 0xEF;
+	d[1] = 0xBF;
+	d[2] = 0xBD;
+	return d + 3;
+}
+
+static inline uint8_t *put_u_escape(uint8_t *d, unsigned cp)
+{
+	d[0] = '\\';
+	d[1] = 'u';
+	d[2] = (uint8_t)hexdig[(cp >> 12) & 15];
+	d[3] = (uint8_t)hexdig[(cp >> 8) & 15];
+	d[4] = (uint8_t)hexdig[(cp >> 4) & 15];
+	d[5] = (uint8_t)hexdig[cp & 15];
+	return d + 6;
+}
+
+/* Write the escaped body of s[0..n) (no quotes) at d, which has room for
+ * 6 * n bytes; returns the new end. */
+static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && !esc_class[s[j]])
+			j++;
+		if (j > i) {
+			memcpy(d, s + i, j - i);
+			d += j - i;
+			i = j;
+			if (i >= n)
+				break;
+		}
+		uint8_t c = s[i];
+		if (c < 0x80) {
+			i++;
+			*d++ = '\\';
+			switch (c) {
+			case '"': *d++ = '"'; break;
+			case '\\': *d++ = '\\'; break;
+			case '\b': *d++ = 'b'; break;
+			case '\f': *d++ = 'f'; break;
+			case '\n': *d++ = 'n'; break;
+			case '\r': *d++ = 'r'; break;
+			case '\t': *d++ = 't'; break;
+			default: d = put_u_escape(d - 1, c); break;
+			}
+			continue;
+		}
+		int l = utf8_next(s + i, n - i);
+		if (l < 0) {
+			d = put_fffd(d);
+			i += (size_t)-l;
+		} else if (l == 3 && is_line_sep(s + i)) {
+			d = put_u_escape(d, s[i + 2] == 0xA8 ? 0x2028u : 0x2029u);
+			i += 3;
+		} else {
+			memcpy(d, s + i, (size_t)l);
+			d += l;
+			i += (size_t)l;
+		}
+	}
+	return d;
+}
+
+static inline uint8_t *put_lit(uint8_t *d, const char *s, size_t n)
+{
+	memcpy(d, s, n);
+	return d + n;
+}
+
+#define PUT_LIT(d, s) put_lit((d), (s), sizeof(s) - 1)
+
+static inline uint8_t *put_qstr(uint8_t *d, const char *s, size_t n)
+{
+	*d++ = '"';
+	d = esc_body(d, (const uint8_t *)s, n);
+	*d++ = '"';
+	return d;
+}
+
+static uint8_t *put_i64(uint8_t *d, int64_t v)
+{
+	char tmp[24];
+	int k = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[k++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*d++ = '-';
+	while (k)
+		*d++ = (uint8_t)tmp[--k];
+	return d;
+}
+
+/* ---- extra: one pass that validates a JSON object and copies it ---- */
+
+struct jv {
+	const uint8_t *s;
+	size_t n;
+	size_t i;
+	uint8_t *d;
+};
+
+static inline void jv_ws(struct jv *v)
+{
+	while (v->i < v->n) {
+		uint8_t c = v->s[v->i];
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			break;
+		v->i++;
+	}
+}
+
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Read \uXXXX at s[i] (the backslash); -1 if it is not one. */
+static long jv_u4(const struct jv *v, size_t i)
+{
+	if (v->n - i < 6 || v->s[i] != '\\' || v->s[i + 1] != 'u')
+		return -1;
+	long cp = 0;
+	for (size_t k = 2; k < 6; k++) {
+		int h = hexval(v->s[i + k]);
+		if (h < 0)
+			return -1;
+		cp = cp * 16 + h;
+	}
+	return cp;
+}
+
+static bool jv_string(struct jv *v)
+{
+	*v->d++ = '"';
+	v->i++;
+	for (;;) {
+		size_t j = v->i;
+		while (j < v->n && !esc_class[v->s[j]])
+			j++;
+		if (j > v->i) {
+			memcpy(v->d, v->s + v->i, j - v->i);
+			v->d += j - v->i;
+			v->i = j;
+		}
+		if (v->i >= v->n)
+			return false;
+		uint8_t c = v->s[v->i];
+		if (c == '"') {
+			*v->d++ = '"';
+			v->i++;
+			return true;
+		}
+		if (c == '\\') {
+			if (v->n - v->i < 2)
+				return false;
+			uint8_t e = v->s[v->i + 1];
+			size_t len = 2;
+			if (e == 'u') {
+				long cp = jv_u4(v, v->i);
+				if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+					return false;
+				len = 6;
+				if (cp >= 0xD800 && cp <= 0xDBFF) {
+					long lo = jv_u4(v, v->i + 6);
+					if (lo < 0xDC00 || lo > 0xDFFF)
+						return false;
+					len = 12;
+				}
+			} else if (!strchr("\"\\/bfnrt", e) || e == 0) {
+				return false;
+			}
+			memcpy(v->d, v->s + v->i, len);
+			v->d += len;
+			v->i += len;
+			continue;
+		}
+		if (c < 0x80)
+			return false; /* a raw control character */
+		int l = utf8_next(v->s + v->i, v->n - v->i);
+		if (l < 0) {
+			v->d = put_fffd(v->d);
+			v->i += (size_t)-l;
+		} else if (l == 3 && is_line_sep(v->s + v->i)) {
+			v->d = put_u_escape(v->d, v->s[v->i + 2] == 0xA8 ? 0x2028u : 0x2029u);
+			v->i += 3;
+		} else {
+			memcpy(v->d, v->s + v->i, (size_t)l);
+			v->d += l;
+			v->i += (size_t)l;
+		}
+	}
+}
+
+static inline bool jv_digit(const struct jv *v)
+{
+	return v->i < v->n && v->s[v->i] >= '0' && v->s[v->i] <= '9';
+}
+
+static bool jv_number(struct jv *v)
+{
+	size_t start = v->i;
+	if (v->s[v->i] == '-')
+		v->i++;
+	if (!jv_digit(v))
+		return false;
+	if (v->s[v->i] == '0') {
+		v->i++;
+	} else {
+		while (jv_digit(v))
+			v->i++;
+	}
+	if (v->i < v->n && v->s[v->i] == '.') {
+		v->i++;
+		if (!jv_digit(v))
+			return false;
+		while (jv_digit(v))
+			v->i++;
+	}
+	if (v->i < v->n && (v->s[v->i] == 'e' || v->s[v->i] == 'E')) {
+		v->i++;
+		if (v->i < v->n && (v->s[v->i] == '+' || v->s[v->i] == '-'))
+			v->i++;
+		if (!jv_digit(v))
+			return false;
+		while (jv_digit(v))
+			v->i++;
+	}
+	memcpy(v->d, v->s + start, v->i - start);
+	v->d += v->i - start;
+	return true;
+}
+
+static bool jv_word(struct jv *v, const char *w, size_t wl)
+{
+	if (v->n - v->i < wl || memcmp(v->s + v->i, w, wl) != 0)
+		return false;
+	memcpy(v->d, w, wl);
+	v->d += wl;
+	v->i += wl;
+	return true;
+}
+
+static bool jv_value(struct jv *v, int depth);
+
+/* An object or array at v->s[v->i] ('{' or '['). */
+static bool jv_container(struct jv *v, int depth)
+{
+	uint8_t open = v->s[v->i], close = open == '{' ? '}' : ']';
+	if (depth >= EXTRA_DEPTH_MAX)
+		return false;
+	*v->d++ = open;
+	v->i++;
+	jv_ws(v);
+	if (v->i < v->n && v->s[v->i] == close) {
+		*v->d++ = close;
+		v->i++;
+		return true;
+	}
+	for (;;) {
+		if (open == '{') {
+			if (v->i >= v->n || v->s[v->i] != '"' || !jv_string(v))
+				return false;
+			jv_ws(v);
+			if (v->i >= v->n || v->s[v->i] != ':')
+				return false;
+			*v->d++ = ':';
+			v->i++;
+			jv_ws(v);
+		}
+		if (!jv_value(v, depth + 1))
+			return false;
+		jv_ws(v);
+		if (v->i >= v->n)
+			return false;
+		uint8_t c = v->s[v->i++];
+		*v->d++ = c;
+		if (c == close)
+			return true;
+		if (c != ',')
+			return false;
+		jv_ws(v);
+	}
+}
+
+static bool jv_value(struct jv *v, int depth)
+{
+	if (v->i >= v->n)
+		return false;
+	switch (v->s[v->i]) {
+	case '{':
+	case '[':
+		return jv_container(v, depth);
+	case '"':
+		return jv_string(v);
+	case 't':
+		return jv_word(v, "true", 4);
+	case 'f':
+		return jv_word(v, "false", 5);
+	case 'n':
+		return jv_word(v, "null", 4);
+	default:
+		return jv_number(v);
+	}
+}
+
+/* Write extra at d (room for 6 * len + 2 bytes): the normalized object, or {}
+ * when it is not a valid object. Returns the new end. */
+static uint8_t *put_extra(uint8_t *d, struct lt_str x)
+{
+	if (x.len >= 2) {
+		struct jv v = {(const uint8_t *)x.p, x.len, 0, d};
+		jv_ws(&v);
+		if (v.i < v.n && v.s[v.i] == '{' && jv_container(&v, 0)) {
+			jv_ws(&v);
+			if (v.i == v.n)
+				return v.d;
+		}
+	}
+	return PUT_LIT(d, "{}");
+}
+
+/* ---- public encoders ---- */
+
+/* Append m's contract JSON form to out (no newline); m is only read. Returns
+ * out's sticky error (LT_ENOMEM, or LT_ETOOBIG past out's limit). Anonymous
+ * records (LT_MSGF_ANONYMOUS) get "id":"" whatever user_id holds. */
+int lt_json_msg(struct lt_buf *out, const struct lt_msg *m)
+{
+	struct lt_str uid = (m->flags & LT_MSGF_ANONYMOUS) ? LT_STR_NULL : m->user_id;
+	uint64_t strs = (uint64_t)m->room.len + m->msg_id.len + uid.len + m->user_name.len +
+			m->content.len + m->extra.len;
+	if (strs > (SIZE_MAX - 256) / 6)
+		return out->err ? out->err : (out->err = LT_ETOOBIG);
+	int rc = lt_buf_reserve(out, 6 * (size_t)strs + 192);
+	if (rc)
+		return rc;
+	const char *pn = lt_platform_name(m->platform);
+	const char *tn = lt_msg_type_name(m->type);
+	uint8_t *d = out->data + out->len;
+	d = PUT_LIT(d, "{\"v\":1,\"platform\":\"");
+	d = put_lit(d, pn, strlen(pn));
+	d = PUT_LIT(d, "\",\"room\":");
+	d = put_qstr(d, m->room.p, m->room.len);
+	d = PUT_LIT(d, ",\"type\":\"");
+	d = put_lit(d, tn, strlen(tn));
+	d = PUT_LIT(d, "\",\"msg_id\":");
+	d = put_qstr(d, m->msg_id.p, m->msg_id.len);
+	d = PUT_LIT(d, ",\"user\":{\"id\":");
+	d = put_qstr(d, uid.p, uid.len);
+	d = PUT_LIT(d, ",\"name\":");
+	d = put_qstr(d, m->user_name.p, m->user_name.len);
+	d = PUT_LIT(d, "},\"content\":");
+	d = put_qstr(d, m->content.p, m->content.len);
+	d = PUT_LIT(d, ",\"ts\":");
+	d = put_i64(d, m->ts);
+	d = PUT_LIT(d, ",\"extra\":");
+	d = put_extra(d, m->extra);
+	*d++ = '}';
+	out->len = (size_t)(d - out->data);
+	out->data[out->len] = 0;
+	return LT_OK;
+}
+
+/* Append s[0..n) as a quoted, escaped JSON string; errors stick in out. */
+void lt_json_str(struct lt_buf *out, const char *s, size_t n)
+{
+	if (n > (SIZE_MAX - 8) / 6) {
+		if (!out->err)
+			out->err = LT_ETOOBIG;
+		return;
+	}
+	if (lt_buf_reserve(out, 6 * n + 2))
+		return;
+	uint8_t *d = put_qstr(out->data + out->len, s, n);
+	out->len = (size_t)(d - out->data);
+	out->data[out->len] = 0;
+}
+
+/* True if s[0..n) is well-formed UTF-8. */
+bool lt_utf8_valid(const char *s, size_t n)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t i = 0;
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		int l = utf8_next(p + i, n - i);
+		if (l < 0)
+			return false;
+		i += (size_t)l;
+	}
+	return true;
+}
+
+/* Append s[0..n) to out with each maximal ill-formed subpart replaced by
+ * U+FFFD; returns the number of replacements (counted even if out failed). */
+size_t lt_utf8_repair(struct lt_buf *out, const char *s, size_t n)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t repl = 0;
+	uint8_t *d = NULL;
+	if (n <= (SIZE_MAX - 8) / 3 && lt_buf_reserve(out, 3 * n) == LT_OK)
+		d = out->data + out->len;
+	else if (!out->err)
+		out->err = LT_ETOOBIG;
+	size_t i = 0;
+	while (i < n) {
+		int l = p[i] < 0x80 ? 1 : utf8_next(p + i, n - i);
+		if (l < 0) {
+			repl++;
+			if (d)
+				d = put_fffd(d);
+			i += (size_t)-l;
+		} else {
+			if (d) {
+				memcpy(d, p + i, (size_t)l);
+				d += l;
+			}
+			i += (size_t)l;
+		}
+	}
+	if (d) {
+		out->len = (size_t)(d - out->data);
+		out->data[out->len] = 0;
+	}
+	return repl;
+}
+
+/* ---- parse (cJSON) ---- */
+
+static int bad_field(struct lt_error *e, const char *field, const char *what)
+{
+	lt_error_set(e, LT_EINVAL, "%s: %s", field, what);
+	lt_error_detail(e, "field", field);
+	return LT_EINVAL;
+}
+
+/* Copy the string item it (may be NULL when !required) into the arena as
+ * *out, repairing invalid UTF-8 (and setting LT_MSGF_REPAIRED in *flags). */
+static int take_str(const cJSON *it, const char *field, bool required, uint32_t max, struct lt_arena *a,
+		    struct lt_str *out, uint8_t *flags, struct lt_error *e)
+{
+	if (!it) {
+		if (required)
+			return bad_field(e, field, "missing");
+		*out = LT_STR_NULL;
+		return LT_OK;
+	}
+	if (!cJSON_IsString(it) || !it->valuestring)
+		return bad_field(e, field, "not a string");
+	const char *s = it->valuestring;
+	size_t n = strlen(s);
+	char *copy;
+	if (lt_utf8_valid(s, n)) {
+		if (n > max)
+			return bad_field(e, field, "too long");
+		copy = lt_arena_strndup(a, s, n);
+	} else {
+		struct lt_buf tmp = LT_BUF_INIT;
+		lt_utf8_repair(&tmp, s, n);
+		if (lt_buf_err(&tmp) || tmp.len > max) {
+			lt_buf_free(&tmp);
+			return bad_field(e, field, "too long");
+		}
+		n = tmp.len;
+		copy = lt_arena_strndup(a, (const char *)tmp.data, n);
+		lt_buf_free(&tmp);
+		*flags |= LT_MSGF_REPAIRED;
+	}
+	if (!copy)
+		return lt_error_set(e, LT_ENOMEM, "%s: arena full", field);
+	out->p = copy;
+	out->len = (uint32_t)n;
+	return LT_OK;
+}
+
+/* An integral JSON number that a double holds exactly (|x| <= 2^53). */
+static bool exact_int(const cJSON *it, int64_t *v)
+{
+	if (!cJSON_IsNumber(it))
+		return false;
+	double x = it->valuedouble;
+	if (!isfinite(x) || x != floor(x) || fabs(x) > 9007199254740992.0)
+		return false;
+	*v = (int64_t)x;
+	return true;
+}
+
+/* Parse one normalized-JSON line s[0..n) into *m (see json.h). Required: v
+ * (= 1), platform (a known name), room, type (a known name), ts (an integer);
+ * optional, empty when absent: msg_id, user {id, name}, content, extra (an
+ * object). Unknown keys are ignored. Strings are copied into arena (invalid
+ * UTF-8 repaired, LT_MSGF_REPAIRED set) and checked against msg.h's limits;
+ * extra is re-serialized compactly by cJSON (numbers go through a double);
+ * its integer "count" and "value", when present, fill m->count and m->value;
+ * an empty user id sets LT_MSGF_ANONYMOUS. Returns LT_OK with *m filled,
+ * LT_EINVAL with e naming the field ("field" in its details), or LT_ENOMEM. */
+int lt_json_msg_parse(const char *s, size_t n, struct lt_arena *arena, struct lt_msg *m, struct lt_error *e)
+{
+	struct lt_msg t;
+	int rc;
+	int64_t iv;
+	memset(&t, 0, sizeof(t));
+	cJSON *root = s ? cJSON_ParseWithLengthOpts(s, n, NULL, 0) : NULL;
+	if (!root) {
+		rc = lt_error_set(e, LT_EINVAL, "not valid JSON");
+		goto out;
+	}
+	if (!cJSON_IsObject(root)) {
+		rc = bad_field(e, "(root)", "not an object");
+		goto out;
+	}
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
+	if (!v) {
+		rc = bad_field(e, "v", "missing");
+		goto out;
+	}
+	if (!exact_int(v, &iv) || iv != 1) {
+		rc = bad_field(e, "v", "unsupported version (expected 1)");
+		goto out;
+	}
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "platform");
+	if (!cJSON_IsString(it) || !it->valuestring) {
+		rc = bad_field(e, "platform", it ? "not a string" : "missing");
+		goto out;
+	}
+	t.platform = (uint8_t)lt_platform_parse(it->valuestring, strlen(it->valuestring));
+	if (t.platform == LT_PLATFORM_UNKNOWN) {
+		rc = bad_field(e, "platform", "unknown platform");
+		goto out;
+	}
+	it = cJSON_GetObjectItemCaseSensitive(root, "type");
+	if (!cJSON_IsString(it) || !it->valuestring) {
+		rc = bad_field(e, "type", it ? "not a string" : "missing");
+		goto out;
+	}
+	int ty = lt_msg_type_parse(it->valuestring, strlen(it->valuestring));
+	if (ty < 0) {
+		rc = bad_field(e, "type", "unknown message type");
+		goto out;
+	}
+	t.type = (uint8_t)ty;
+	it = cJSON_GetObjectItemCaseSensitive(root, "ts");
+	if (!it) {
+		rc = bad_field(e, "ts", "missing");
+		goto out;
+	}
+	if (!exact_int(it, &t.ts)) {
+		rc = bad_field(e, "ts", "not an integer number of milliseconds");
+		goto out;
+	}
+	if ((rc = take_str(cJSON_GetObjectItemCaseSensitive(root, "room"), "room", true, LT_MSG_ROOM_MAX, arena,
+			   &t.room, &t.flags, e)))
+		goto out;
+	if ((rc = take_str(cJSON_GetObjectItemCaseSensitive(root, "msg_id"), "msg_id", false, LT_MSG_ID_MAX,
+			   arena, &t.msg_id, &t.flags, e)))
+		goto out;
+	if ((rc = take_str(cJSON_GetObjectItemCaseSensitive(root, "content"), "content", false,
+			   LT_MSG_CONTENT_MAX, arena, &t.content, &t.flags, e)))
+		goto out;
+	const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
+	if (user && !cJSON_IsObject(user)) {
+		rc = bad_field(e, "user", "not an object");
+		goto out;
+	}
+	if ((rc = take_str(cJSON_GetObjectItemCaseSensitive(user, "id"), "user.id", false, LT_MSG_USER_ID_MAX,
+			   arena, &t.user_id, &t.flags, e)))
+		goto out;
+	if ((rc = take_str(cJSON_GetObjectItemCaseSensitive(user, "name"), "user.name", false,
+			   LT_MSG_USER_NAME_MAX, arena, &t.user_name, &t.flags, e)))
+		goto out;
+	if (t.user_id.len == 0)
+		t.flags |= LT_MSGF_ANONYMOUS;
+	const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "extra");
+	if (extra) {
+		if (!cJSON_IsObject(extra)) {
+			rc = bad_field(e, "extra", "not an object");
+			goto out;
+		}
+		if (exact_int(cJSON_GetObjectItemCaseSensitive(extra, "count"), &iv))
+			t.count = iv;
+		if (exact_int(cJSON_GetObjectItemCaseSensitive(extra, "value"), &iv))
+			t.value = iv;
+		char *txt = cJSON_PrintUnformatted(extra);
+		if (!txt) {
+			rc = lt_error_set(e, LT_ENOMEM, "extra: out of memory");
+			goto out;
+		}
+		size_t xl = strlen(txt);
+		char *copy = xl <= LT_MSG_EXTRA_MAX ? lt_arena_strndup(arena, txt, xl) : NULL;
+		cJSON_free(txt);
+		if (xl > LT_MSG_EXTRA_MAX) {
+			rc = bad_field(e, "extra", "too long");
+			goto out;
+		}
+		if (!copy) {
+			rc = lt_error_set(e, LT_ENOMEM, "extra: arena full");
+			goto out;
+		}
+		t.extra.p = copy;
+		t.extra.len = (uint32_t)xl;
+	}
+	*m = t;
+	rc = LT_OK;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
