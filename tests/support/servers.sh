@@ -7,6 +7,7 @@
 #   tests/support/servers.sh restart-redis DIR     # same port, same data (AOF)
 #   tests/support/servers.sh restart-pg DIR
 #   tests/support/servers.sh kill-redis DIR | kill-pg DIR
+#   tests/support/servers.sh start-redis|start-pg|stop-redis|stop-pg DIR  # one of them
 #
 # Redis runs with AOF on (appendfsync everysec) so a restart keeps its data;
 # PostgreSQL runs with fsync off (durability is not under test, restarts are),
@@ -15,7 +16,7 @@
 # outside DIR.
 set -euo pipefail
 
-cmd=${1:?usage: servers.sh start|stop|restart-redis|restart-pg|kill-redis|kill-pg DIR}
+cmd=${1:?usage: servers.sh start|stop|start-redis|start-pg|stop-redis|stop-pg|restart-redis|restart-pg|kill-redis|kill-pg|env DIR}
 dir=${2:?usage: servers.sh $cmd DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -38,6 +39,27 @@ as_pg() {
 	fi
 }
 
+# Where PostgreSQL's files live (data in $pgroot/pg, socket, pg.log): DIR
+# itself, unless we are root and the unprivileged user cannot reach DIR
+# (say DIR is ./var under root's 0700 home). Then they live in a directory of
+# their own under /var/lib/livetap-pg, named in DIR/pg.home, with DIR/pg.log a
+# symlink to the log so post-mortems look in one place.
+pgroot=$dir
+[ -f "$dir/pg.home" ] && pgroot=$(cat "$dir/pg.home")
+
+pick_pgroot() {
+	[ "$(id -u)" = 0 ] || return 0
+	[ -f "$dir/pg.home" ] && return 0
+	[ "$(stat -c %U "$dir")" = "$pg_user" ] || chown "$pg_user" "$dir"
+	runuser -u "$pg_user" -- test -w "$dir" 2>/dev/null && return 0
+	pgroot=/var/lib/livetap-pg/$(printf '%s' "$dir" | md5sum | cut -c 1-16)
+	mkdir -p "$pgroot"
+	chown "$pg_user" "$pgroot"
+	chmod 755 /var/lib/livetap-pg
+	echo "$pgroot" >"$dir/pg.home"
+	ln -sfn "$pgroot/pg.log" "$dir/pg.log"
+}
+
 start_redis() {
 	local port
 	if [ -f "$dir/redis.port" ]; then port=$(cat "$dir/redis.port"); else port=$(free_port); echo "$port" >"$dir/redis.port"; fi
@@ -58,16 +80,19 @@ start_pg() {
 	if [ "$(id -u)" = 0 ] && ! id "$pg_user" >/dev/null 2>&1; then
 		useradd --system --no-create-home --shell /usr/sbin/nologin "$pg_user"
 	fi
+	pick_pgroot
 	if [ -f "$dir/pg.port" ]; then port=$(cat "$dir/pg.port"); else port=$(free_port); echo "$port" >"$dir/pg.port"; fi
-	if [ ! -f "$dir/pg/PG_VERSION" ]; then
-		mkdir -p "$dir/pg"
-		[ "$(id -u)" = 0 ] && chown "$pg_user" "$dir/pg" "$dir"
-		as_pg "$pgbin/initdb" -D "$dir/pg" -U livetap --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
-			{ cat "$dir/initdb.log" >&2; return 1; }
-		cat >>"$dir/pg/postgresql.conf" <<CONF
+	if [ ! -f "$pgroot/pg/PG_VERSION" ]; then
+		rm -rf "$pgroot/pg"
+		mkdir -p "$pgroot/pg"
+		if [ "$(id -u)" = 0 ]; then chown "$pg_user" "$pgroot/pg" "$pgroot"; fi
+		# cwd: the pg user may not be able to read the caller's.
+		(cd / && as_pg "$pgbin/initdb" -D "$pgroot/pg" -U livetap --auth=trust -E UTF8 --locale=C.UTF-8) \
+			>"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+		cat >>"$pgroot/pg/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port
-unix_socket_directories = '$dir'
+unix_socket_directories = '$pgroot'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
@@ -76,12 +101,12 @@ shared_buffers = 128MB
 log_min_messages = warning
 CONF
 	fi
-	[ "$(id -u)" = 0 ] && chown "$pg_user" "$dir"
-	as_pg "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 60 start >/dev/null ||
-		{ tail -n 30 "$dir/pg.log" >&2; return 1; }
-	if ! as_pg "$pgbin/psql" -h 127.0.0.1 -p "$port" -U livetap -d postgres -Atqc \
-		"SELECT 1 FROM pg_database WHERE datname='livetap'" | grep -q 1; then
-		as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$port" -U livetap livetap
+	if [ "$(id -u)" = 0 ]; then chown "$pg_user" "$pgroot"; fi
+	(cd / && as_pg "$pgbin/pg_ctl" -D "$pgroot/pg" -l "$pgroot/pg.log" -w -t 60 start) >/dev/null ||
+		{ tail -n 30 "$pgroot/pg.log" >&2; return 1; }
+	if ! (cd / && as_pg "$pgbin/psql" -h 127.0.0.1 -p "$port" -U livetap -d postgres -Atqc \
+		"SELECT 1 FROM pg_database WHERE datname='livetap'") | grep -q 1; then
+		(cd / && as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$port" -U livetap livetap)
 	fi
 }
 
@@ -94,7 +119,7 @@ stop_redis() {
 }
 
 stop_pg() {
-	[ -f "$dir/pg/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1 || true
+	[ -f "$pgroot/pg/postmaster.pid" ] && (cd / && as_pg "$pgbin/pg_ctl" -D "$pgroot/pg" -m fast -w stop) >/dev/null 2>&1 || true
 }
 
 exports() {
@@ -108,10 +133,14 @@ exports() {
 case $cmd in
 start) start_redis; start_pg; exports ;;
 stop) stop_redis; stop_pg ;;
+start-redis) start_redis ;;
+start-pg) start_pg ;;
+stop-redis) stop_redis ;;
+stop-pg) stop_pg ;;
 restart-redis) stop_redis; start_redis ;;
 restart-pg) stop_pg; start_pg ;;
 kill-redis) [ -f "$dir/redis.pid" ] && kill -9 "$(cat "$dir/redis.pid")" 2>/dev/null; rm -f "$dir/redis.pid" ;;
-kill-pg) [ -f "$dir/pg/postmaster.pid" ] && kill -9 "$(head -n 1 "$dir/pg/postmaster.pid")" 2>/dev/null || true ;;
+kill-pg) [ -f "$pgroot/pg/postmaster.pid" ] && kill -9 "$(head -n 1 "$pgroot/pg/postmaster.pid")" 2>/dev/null || true ;;
 env) exports ;;
 *) echo "servers.sh: unknown command $cmd" >&2; exit 2 ;;
 esac
