@@ -28,6 +28,7 @@ enum lt_cfg_type {
 	LT_CFG_BOOL,
 	LT_CFG_SECRET, /* string, never logged */
 	LT_CFG_LIST,   /* comma-separated strings (a JSON array in the file) */
+	LT_CFG_SECRET_LIST, /* a list whose elements are secrets (API keys) */
 };
 
 struct lt_cfg_def {

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * settings: the one declared table of livetap's configuration, read by
+ * config.c for every process and rendered into the README by
+ * lt_config_reference_md.
+ *
+ * Each entry: key ("section.key"), type, default as text (may use ${key} of
+ * another plain setting, usually ${state_dir}), environment variable (NULL =
+ * LIVETAP_SECTION_KEY), min/max for integers, and one line of help.
+ * Sections are comment blocks: add a process's keys inside its block, keep the
+ * table terminated by the NULL entry, and keep keys unique (test_config
+ * checks).
+ */
+#include "common/config.h"
+
+#define STR(k, d, h) {k, LT_CFG_STR, d, NULL, 0, 0, h}
+#define SECRET(k, h) {k, LT_CFG_SECRET, NULL, NULL, 0, 0, h}
+#define LIST(k, d, h) {k, LT_CFG_LIST, d, NULL, 0, 0, h}
+#define INT(k, d, lo, hi, h) {k, LT_CFG_INT, d, NULL, lo, hi, h}
+#define BOOL(k, d, h) {k, LT_CFG_BOOL, d, NULL, 0, 0, h}
+
+const struct lt_cfg_def lt_cfg_table[] = {
+	/* ---- global ------------------------------------------------------ */
+	STR("state_dir", "./var", "where sockets, spools and logs live by default"),
+	STR("log.level", "info", "debug, info, warn, error or off"),
+	STR("log.file", "", "also write log lines to this file (empty: stderr only)"),
+	INT("log.max_bytes", "10485760", 4096, INT64_C(1) << 40, "rotate the log file at this size"),
+	INT("log.keep", "5", 0, 100, "rotated log files to keep (file.1 … file.N)"),
+
+	/* ---- redis ------------------------------------------------------- */
+	STR("redis.url", "redis://127.0.0.1:6379/0",
+	    "the Redis server: redis://[:password@]host:port/db or unix:///path[?db=N]"),
+	INT("redis.timeout_ms", "2000", 10, 600000, "Redis connect and command timeout"),
+
+	/* ---- pg ---------------------------------------------------------- */
+	STR("pg.dsn", "host=127.0.0.1 dbname=livetap", "the PostgreSQL server: a libpq connection string or URI"),
+
+	/* ---- processor --------------------------------------------------- */
+	STR("processor.listen", "ipc://${state_dir}/processor.ipc", "NNG URL a processor binds (ipc:// or tcp://)"),
+	STR("processor.metrics_listen", "", "HOST:PORT serving /metrics (empty: off)"),
+
+	/* ---- persister --------------------------------------------------- */
+	STR("persister.listen", "ipc://${state_dir}/persister.ipc", "NNG URL a persister binds (ipc:// or tcp://)"),
+	STR("persister.metrics_listen", "", "HOST:PORT serving /metrics (empty: off)"),
+
+	/* ---- fetcher ----------------------------------------------------- */
+	LIST("fetcher.processors", "${processor.listen}", "comma-separated NNG URLs a fetcher dials (default: processor.listen)"),
+	LIST("fetcher.persisters", "${persister.listen}", "comma-separated NNG URLs a fetcher dials (default: persister.listen)"),
+	STR("fetcher.spool_dir", "${state_dir}/spool", "where unacknowledged batches wait on disk"),
+	STR("fetcher.metrics_listen", "", "HOST:PORT serving /metrics (empty: off)"),
+
+	/* ---- api --------------------------------------------------------- */
+	STR("api.listen", "127.0.0.1:8080", "HOST:PORT the API and dashboard listen on"),
+	{"api.keys", LT_CFG_SECRET_LIST, NULL, NULL, 0, 0, "comma-separated API keys for scripted access"},
+	SECRET("admin.password", "the admin login password (12 characters at least)"),
+
+	/* ---- bilibili ---------------------------------------------------- */
+	STR("bilibili.api_base", "https://api.live.bilibili.com", "Bilibili live HTTP API base URL"),
+	STR("bilibili.ws_url", "wss://broadcastlv.chat.bilibili.com/sub", "Bilibili danmaku WebSocket URL"),
+	SECRET("bilibili.cookie", "Bilibili login cookie (optional; anonymous users are masked without it)"),
+
+	/* ---- douyin ------------------------------------------------------ */
+	STR("douyin.web_base", "https://live.douyin.com", "Douyin live web base URL"),
+	STR("douyin.ws_url", "wss://webcast5-ws-web-hl.douyin.com/webcast/im/push/v2/", "Douyin webcast WebSocket URL"),
+
+	/* ---- kook -------------------------------------------------------- */
+	STR("kook.api_base", "https://www.kookapp.cn/api/v3", "KOOK HTTP API base URL"),
+	SECRET("kook.token", "KOOK bot token"),
+
+	{NULL, 0, NULL, NULL, 0, 0, NULL},
+};
