@@ -19,7 +19,7 @@
  * The sender end (batching, spool, resend) is common/delivery.h.
  *
  * Threads: lt_bus_consumer_recv from one thread at a time; lt_bus_consumer_ack
- * from any thread. IPC listeners replace a stale socket file left by a killed
+ * and lt_bus_consumer_stats from any thread. IPC listeners replace a stale socket file left by a killed
  * process.
  */
 #ifndef LT_BUS_H
@@ -72,8 +72,9 @@ int lt_bus_consumer_ack(struct lt_bus_consumer *c, const char *source_id, uint64
 /* A snapshot of the counters. */
 void lt_bus_consumer_stats(struct lt_bus_consumer *c, struct lt_bus_consumer_stats *out);
 
-/* Close both sockets (a blocked recv returns LT_ECLOSED) and free c. Accepts
- * NULL. */
+/* Close both sockets and free c. Call it from the thread that calls recv, or
+ * after that thread has stopped (recv with a timeout and check a stop flag).
+ * Accepts NULL. */
 void lt_bus_consumer_close(struct lt_bus_consumer *c);
 
 /* The ack URL that goes with a listen URL, malloc'd (the caller frees it), or

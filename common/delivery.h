@@ -96,6 +96,7 @@ struct lt_delivery_stats {
 	uint64_t recovered_batches; /* found in the spool on open (resent) */
 	uint64_t recovered_records;
 	uint64_t spool_errors;      /* write/read failures */
+	uint64_t lost_records;      /* in batches whose spool copy became unreadable (given up) */
 	uint64_t next_seq;
 };
 
@@ -128,7 +129,8 @@ void lt_delivery_stats(struct lt_delivery *d, struct lt_delivery_stats *out);
 
 /* Stop the thread, write the open batch to the spool (without a spool it is
  * lost: drain first), close the sockets and free d. Unacked batches stay in
- * the spool for the next open. Accepts NULL. */
+ * the spool for the next open. No other thread may use d once close is
+ * called. Accepts NULL. */
 void lt_delivery_close(struct lt_delivery *d);
 
 #endif

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bus: the consumer end of the NNG pipeline (see bus.h): a pull socket for
+ * batches, a pub socket for acks, and the ack URL convention shared with
+ * delivery.c.
+ */
+#include "common/bus.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pubsub0/pub.h>
+
+#include "common/buf.h"
+#include "common/wire.h"
+
+/* Batches a pull socket buffers before NNG stops reading from fetchers (the
+ * rest wait in the fetchers' windows); keeps a consumer's memory small. */
+#define PULL_RECVBUF 32
+
+struct lt_bus_consumer {
+	nng_socket pull;
+	nng_socket pub;
+	nng_aio *aio;
+	uint8_t kind;
+	bool pull_open, pub_open;
+	_Atomic uint64_t received, received_bytes, acks_sent, ack_errors;
+};
+
+/* An IPC socket file left by a killed process makes listen fail with
+ * EADDRINUSE; if nobody answers on it, remove it so we can bind. */
+static void remove_stale_ipc(const char *url)
+{
+	if (strncmp(url, "ipc://", 6) != 0)
+		return;
+	const char *path = url + 6;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno == ECONNREFUSED)
+		unlink(path);
+	close(fd);
+}
+
+static int listen_url(nng_socket s, const char *url)
+{
+	int rv = nng_listen(s, url, NULL, 0);
+	if (rv == NNG_EADDRINUSE) {
+		remove_stale_ipc(url);
+		rv = nng_listen(s, url, NULL, 0);
+	}
+	return rv;
+}
+
+int lt_bus_consumer_open(const char *listen, const char *ack_url, uint8_t consumer_kind,
+			 struct lt_bus_consumer **out, struct lt_error *e)
+{
+	char *ack_owned = NULL;
+	int rv, rc;
+	if (!listen || !*listen || !out)
+		return lt_error_set(e, LT_EINVAL, "bus: no listen URL");
+	if (consumer_kind != LT_WIRE_CONSUMER_PROCESSOR && consumer_kind != LT_WIRE_CONSUMER_PERSISTER)
+		return lt_error_set(e, LT_EINVAL, "bus: bad consumer kind %u", consumer_kind);
+	if (!ack_url) {
+		ack_owned = lt_bus_ack_url(listen);
+		if (!ack_owned)
+			return lt_error_set(e, LT_EINVAL, "bus: cannot derive an ack URL from %s", listen);
+		ack_url = ack_owned;
+	}
+	struct lt_bus_consumer *c = calloc(1, sizeof(*c));
+	if (!c) {
+		rc = lt_error_set(e, LT_ENOMEM, "bus: out of memory");
+		goto fail;
+	}
+	c->kind = consumer_kind;
+	if ((rv = nng_pull0_open(&c->pull)) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "bus: pull socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	c->pull_open = true;
+	nng_socket_set_int(c->pull, NNG_OPT_RECVBUF, PULL_RECVBUF);
+	nng_socket_set_size(c->pull, NNG_OPT_RECVMAXSZ, LT_WIRE_BATCH_MAX_BYTES + 1024);
+	if ((rv = listen_url(c->pull, listen)) != 0) {
+		rc = lt_error_set(e, rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? LT_EINVAL : LT_ECONN,
+				  "bus: cannot listen on %s: %s", listen, nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_pub0_open(&c->pub)) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "bus: pub socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	c->pub_open = true;
+	if ((rv = listen_url(c->pub, ack_url)) != 0) {
+		rc = lt_error_set(e, rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? LT_EINVAL : LT_ECONN,
+				  "bus: cannot listen on %s: %s", ack_url, nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_aio_alloc(&c->aio, NULL, NULL)) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "bus: aio: %s", nng_strerror(rv));
+		goto fail;
+	}
+	free(ack_owned);
+	*out = c;
+	return LT_OK;
+fail:
+	free(ack_owned);
+	lt_bus_consumer_close(c);
+	return rc;
+}
+
+int lt_bus_consumer_recv(struct lt_bus_consumer *c, int timeout_ms, struct lt_bus_batch *out)
+{
+	nng_aio_set_timeout(c->aio, timeout_ms < 0 ? NNG_DURATION_INFINITE : (nng_duration)timeout_ms);
+	nng_recv_aio(c->pull, c->aio);
+	nng_aio_wait(c->aio);
+	int rv = nng_aio_result(c->aio);
+	if (rv == NNG_ETIMEDOUT || rv == NNG_EAGAIN)
+		return LT_ETIMEDOUT;
+	if (rv != 0)
+		return LT_ECLOSED;
+	nng_msg *m = nng_aio_get_msg(c->aio);
+	nng_aio_set_msg(c->aio, NULL);
+	out->msg_ = m;
+	out->data = nng_msg_body(m);
+	out->len = nng_msg_len(m);
+	atomic_fetch_add(&c->received, 1);
+	atomic_fetch_add(&c->received_bytes, out->len);
+	return LT_OK;
+}
+
+void lt_bus_batch_free(struct lt_bus_batch *b)
+{
+	if (!b || !b->msg_)
+		return;
+	nng_msg_free(b->msg_);
+	b->msg_ = NULL;
+	b->data = NULL;
+	b->len = 0;
+}
+
+int lt_bus_consumer_ack(struct lt_bus_consumer *c, const char *source_id, uint64_t seq)
+{
+	size_t sl = source_id ? strlen(source_id) : 0;
+	if (sl == 0 || sl > LT_WIRE_SOURCE_MAX) {
+		atomic_fetch_add(&c->ack_errors, 1);
+		return LT_EINVAL;
+	}
+	struct lt_buf b = LT_BUF_INIT;
+	nng_msg *m = NULL;
+	int rc = lt_wire_ack_encode(&b, c->kind, source_id, seq);
+	if (rc != LT_OK)
+		goto out;
+	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, source_id, sl + 1) != 0 ||
+	    nng_msg_append(m, b.data, b.len) != 0) {
+		rc = LT_ENOMEM;
+		goto out;
+	}
+	if (nng_sendmsg(c->pub, m, NNG_FLAG_NONBLOCK) != 0) {
+		rc = LT_EIO;
+		goto out;
+	}
+	m = NULL; /* owned by NNG now */
+	atomic_fetch_add(&c->acks_sent, 1);
+out:
+	if (m)
+		nng_msg_free(m);
+	lt_buf_free(&b);
+	if (rc != LT_OK)
+		atomic_fetch_add(&c->ack_errors, 1);
+	return rc;
+}
+
+void lt_bus_consumer_stats(struct lt_bus_consumer *c, struct lt_bus_consumer_stats *out)
+{
+	out->received = atomic_load(&c->received);
+	out->received_bytes = atomic_load(&c->received_bytes);
+	out->acks_sent = atomic_load(&c->acks_sent);
+	out->ack_errors = atomic_load(&c->ack_errors);
+}
+
+void lt_bus_consumer_close(struct lt_bus_consumer *c)
+{
+	if (!c)
+		return;
+	if (c->aio)
+		nng_aio_stop(c->aio);
+	if (c->pull_open)
+		nng_close(c->pull);
+	if (c->pub_open)
+		nng_close(c->pub);
+	if (c->aio) {
+		nng_msg *m = nng_aio_get_msg(c->aio);
+		if (m)
+			nng_msg_free(m);
+		nng_aio_free(c->aio);
+	}
+	free(c);
+}
+
+char *lt_bus_ack_url(const char *url)
+{
+	if (!url)
+		return NULL;
+	size_t n = strlen(url);
+	char *r = malloc(n + 16);
+	if (!r)
+		return NULL;
+	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0) {
+		const char *start = url + (url[0] == 'i' && url[1] == 'p' ? 6 : 9);
+		const char *slash = strrchr(start, '/');
+		const char *dot = strrchr(url, '.');
+		if (n == (size_t)(start - url))
+			goto bad;
+		/* Keep an extension of the last path element: p.ipc -> p-ack.ipc. */
+		if (dot && dot > start && (!slash || dot > slash + 1) && dot[-1] != '/') {
+			size_t k = (size_t)(dot - url);
+			snprintf(r, n + 16, "%.*s-ack%s", (int)k, url, dot);
+		} else {
+			snprintf(r, n + 16, "%s-ack", url);
+		}
+		return r;
+	}
+	if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
+	    strncmp(url, "tcp6://", 7) == 0) {
+		const char *colon = strrchr(url, ':');
+		if (!colon || colon < url + 6 || colon[1] == '\0')
+			goto bad;
+		char *end;
+		errno = 0;
+		unsigned long port = strtoul(colon + 1, &end, 10);
+		if (errno || *end != '\0' || port == 0 || port >= 65535)
+			goto bad;
+		snprintf(r, n + 16, "%.*s:%lu", (int)(colon - url), url, port + 1);
+		return r;
+	}
+bad:
+	free(r);
+	return NULL;
+}

@@ -1,0 +1,784 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * delivery: batching, spooling and resending sender (see delivery.h).
+ *
+ * State, all under one mutex:
+ *   - the open batch (an lt_buf holding an lt_wire batch being filled);
+ *   - the ring: every sealed batch not yet acked by every required consumer
+ *     kind, in seq order, each with its spool position, its bytes if they fit
+ *     in the window, and per kind: acked?, tries, next resend time;
+ *   - per kind: a cursor (the first batch never sent in this run), the list
+ *     of batches in flight (sent, unacked; at most max_inflight) and a short
+ *     back-off while NNG refuses sends (no consumer connected, queue full).
+ * The worker thread seals batches on linger, sends and resends; the NNG aio
+ * callback of the sub socket applies acks. Nothing here sleeps: the worker
+ * waits on a condition variable until the next deadline or a signal.
+ */
+#include "common/delivery.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/pubsub0/sub.h>
+
+#include "common/buf.h"
+#include "common/bus.h"
+#include "common/spool.h"
+#include "common/wire.h"
+
+#define NKINDS 2
+#define ALL_KINDS 0x3u
+#define SENDS_PER_PASS 64       /* release the lock after this many sends */
+#define BLOCK_MIN_MS 5          /* retry after NNG refused a send */
+#define BLOCK_MAX_MS 100
+#define PUSH_SENDBUF 64
+#define SUB_RECVBUF 1024
+
+static const uint8_t wire_kind[NKINDS] = {LT_WIRE_CONSUMER_PROCESSOR, LT_WIRE_CONSUMER_PERSISTER};
+
+struct ent {
+	uint64_t seq;
+	uint32_t count;
+	uint32_t len;
+	uint8_t *data; /* NULL when the batch lives only in the spool */
+	struct lt_spool_pos pos;
+	bool spooled;
+	bool recovered;
+	uint8_t acked; /* bit k: kind k acked (or is not required) */
+	uint8_t tries[NKINDS];
+	int64_t due[NKINDS];
+};
+
+struct lt_delivery {
+	/* options */
+	char *source_id;
+	size_t source_len;
+	int batch_max;
+	size_t batch_bytes_max;
+	int linger_ms, ack_timeout_ms, ack_timeout_max_ms, max_inflight;
+	size_t window_max;
+
+	pthread_mutex_t mu;
+	pthread_cond_t wake;    /* the worker waits here */
+	pthread_cond_t drained; /* drain waits here */
+	pthread_t thr;
+	bool thr_started;
+	bool closing;
+
+	nng_socket push[NKINDS];
+	bool push_open[NKINDS];
+	bool required[NKINDS];
+	nng_socket sub;
+	bool sub_open;
+	nng_aio *ack_aio;
+
+	struct lt_spool *spool;
+
+	struct lt_buf open;
+	uint32_t open_count;
+	int64_t open_deadline;
+
+	struct ent *ring;
+	size_t ring_cap, ring_head, ring_n;
+	uint64_t head_abs; /* absolute position of ring[ring_head] */
+
+	uint64_t cursor[NKINDS];
+	uint64_t *infl[NKINDS];
+	int n_infl[NKINDS];
+	int64_t blocked_until[NKINDS];
+	int backoff_ms[NKINDS];
+
+	uint64_t next_seq;
+	uint64_t max_seen_seq;
+	size_t window_bytes;
+	struct lt_delivery_stats st;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static struct timespec mono_deadline(int64_t at_ms)
+{
+	struct timespec ts = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
+	return ts;
+}
+
+/* ---- the ring of pending batches ---- */
+
+static struct ent *ring_at(struct lt_delivery *d, uint64_t abs)
+{
+	return &d->ring[(d->ring_head + (size_t)(abs - d->head_abs)) % d->ring_cap];
+}
+
+static uint64_t ring_end(const struct lt_delivery *d) { return d->head_abs + d->ring_n; }
+
+static int ring_push(struct lt_delivery *d, const struct ent *e)
+{
+	if (d->ring_n == d->ring_cap) {
+		size_t ncap = d->ring_cap ? d->ring_cap * 2 : 256;
+		struct ent *n = malloc(ncap * sizeof(*n));
+		if (!n)
+			return LT_ENOMEM;
+		for (size_t i = 0; i < d->ring_n; i++)
+			n[i] = d->ring[(d->ring_head + i) % d->ring_cap];
+		free(d->ring);
+		d->ring = n;
+		d->ring_cap = ncap;
+		d->ring_head = 0;
+	}
+	d->ring[(d->ring_head + d->ring_n) % d->ring_cap] = *e;
+	d->ring_n++;
+	return LT_OK;
+}
+
+/* The absolute position of the batch with this seq, or UINT64_MAX. */
+static uint64_t ring_find(struct lt_delivery *d, uint64_t seq)
+{
+	uint64_t lo = d->head_abs, hi = ring_end(d);
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (ring_at(d, mid)->seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ring_end(d) && ring_at(d, lo)->seq == seq ? lo : UINT64_MAX;
+}
+
+static void ring_pop_done(struct lt_delivery *d)
+{
+	while (d->ring_n > 0 && d->ring[d->ring_head].acked == ALL_KINDS) {
+		d->ring_head = (d->ring_head + 1) % d->ring_cap;
+		d->ring_n--;
+		d->head_abs++;
+	}
+	for (int k = 0; k < NKINDS; k++)
+		if (d->cursor[k] < d->head_abs)
+			d->cursor[k] = d->head_abs;
+}
+
+/* The batch is acked by every required kind (or given up): forget it. */
+static void ent_done(struct lt_delivery *d, struct ent *e)
+{
+	d->st.acked_records += e->count;
+	d->st.acked_batches++;
+	d->st.pending_records -= e->count;
+	d->st.pending_batches--;
+	if (e->data) {
+		free(e->data);
+		e->data = NULL;
+		d->window_bytes -= e->len;
+	}
+	if (e->spooled && d->spool)
+		lt_spool_release(d->spool, &e->pos);
+	e->spooled = false;
+	ring_pop_done(d);
+	if (d->st.pending_batches == 0 && d->open_count == 0)
+		pthread_cond_broadcast(&d->drained);
+}
+
+static void infl_remove(struct lt_delivery *d, int k, uint64_t abs)
+{
+	for (int i = 0; i < d->n_infl[k]; i++) {
+		if (d->infl[k][i] == abs) {
+			d->infl[k][i] = d->infl[k][--d->n_infl[k]];
+			return;
+		}
+	}
+}
+
+/* ---- sealing ---- */
+
+/* Seal the open batch: spool it, put it in the ring. LT_EAGAIN when the spool
+ * (or, without one, the window) is full: the batch stays open. */
+static int seal(struct lt_delivery *d)
+{
+	if (d->open_count == 0)
+		return LT_OK;
+	size_t len = d->open.len;
+	struct ent e = {.count = d->open_count, .len = (uint32_t)len, .acked = 0};
+	e.seq = d->next_seq;
+	for (int k = 0; k < NKINDS; k++)
+		if (!d->required[k])
+			e.acked |= (uint8_t)(1u << k);
+	if (d->spool) {
+		int rc = lt_spool_append(d->spool, d->open.data, len, &e.pos);
+		if (rc == LT_EAGAIN)
+			return LT_EAGAIN;
+		if (rc == LT_OK) {
+			e.spooled = true;
+			d->st.spool_writes++;
+		} else {
+			d->st.spool_errors++; /* keep going from memory */
+		}
+	}
+	if (!e.spooled && d->window_bytes + len > d->window_max && d->window_bytes > 0)
+		return LT_EAGAIN;
+	if (!e.spooled || d->window_bytes + len <= d->window_max) {
+		e.data = malloc(len);
+		if (!e.data && !e.spooled)
+			return LT_EAGAIN;
+		if (e.data) {
+			memcpy(e.data, d->open.data, len);
+			d->window_bytes += len;
+		}
+	}
+	if (ring_push(d, &e) != LT_OK) {
+		if (e.data) {
+			free(e.data);
+			d->window_bytes -= len;
+		}
+		if (e.spooled)
+			lt_spool_release(d->spool, &e.pos);
+		return LT_EAGAIN;
+	}
+	d->next_seq++;
+	d->st.batches_sealed++;
+	d->st.pending_records += e.count;
+	d->st.pending_batches++;
+	d->open_count = 0;
+	lt_buf_reset(&d->open);
+	pthread_cond_signal(&d->wake);
+	return LT_OK;
+}
+
+int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
+{
+	struct lt_msg c = *m;
+	int rc = LT_OK;
+	pthread_mutex_lock(&d->mu);
+	if (d->closing) {
+		rc = LT_ECLOSED;
+		goto out;
+	}
+	if (lt_msg_clamp(&c))
+		d->st.clamped++;
+	if (d->open_count > 0 && ((int)d->open_count >= d->batch_max || d->open.len >= d->batch_bytes_max ||
+				  lt_buf_err(&d->open))) {
+		if (seal(d) != LT_OK) {
+			d->st.rejected++;
+			rc = LT_EAGAIN;
+			goto out;
+		}
+	}
+	if (d->open_count == 0) {
+		rc = lt_wire_batch_begin(&d->open, LT_WIRE_KIND_DATA, 0, d->source_id, d->next_seq);
+		if (rc != LT_OK)
+			goto out;
+		d->open_deadline = mono_ms() + d->linger_ms;
+		pthread_cond_signal(&d->wake);
+	}
+	rc = lt_wire_batch_add(&d->open, &c);
+	if (rc == LT_ETOOBIG && d->open_count > 0) {
+		/* The batch is at a wire limit: seal it and start a new one. */
+		if (seal(d) != LT_OK) {
+			d->st.rejected++;
+			rc = LT_EAGAIN;
+			goto out;
+		}
+		rc = lt_wire_batch_begin(&d->open, LT_WIRE_KIND_DATA, 0, d->source_id, d->next_seq);
+		if (rc == LT_OK) {
+			d->open_deadline = mono_ms() + d->linger_ms;
+			rc = lt_wire_batch_add(&d->open, &c);
+		}
+	}
+	if (rc != LT_OK) {
+		d->st.invalid++;
+		rc = rc == LT_ENOMEM ? LT_ENOMEM : LT_EINVAL;
+		goto out;
+	}
+	d->open_count++;
+	d->st.pushed++;
+	if ((int)d->open_count >= d->batch_max || d->open.len >= d->batch_bytes_max)
+		seal(d); /* on LT_EAGAIN the batch stays open; the next push reports it */
+out:
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+void lt_delivery_flush(struct lt_delivery *d)
+{
+	pthread_mutex_lock(&d->mu);
+	if (d->open_count > 0 && seal(d) != LT_OK)
+		d->open_deadline = mono_ms(); /* let the worker keep trying */
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- sending ---- */
+
+/* Send e to kind k without blocking. LT_OK, LT_EAGAIN (NNG refused: try
+ * later), LT_EIO (the spool copy is unreadable: the batch was given up). */
+static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
+{
+	struct ent *e = ring_at(d, abs);
+	nng_msg *m;
+	if (nng_msg_alloc(&m, e->len) != 0)
+		return LT_EAGAIN;
+	if (e->data) {
+		memcpy(nng_msg_body(m), e->data, e->len);
+	} else if (!e->spooled || lt_spool_read(d->spool, &e->pos, nng_msg_body(m)) != LT_OK) {
+		nng_msg_free(m);
+		d->st.spool_errors++;
+		d->st.lost_records += e->count;
+		for (int j = 0; j < NKINDS; j++)
+			infl_remove(d, j, abs);
+		e->acked = ALL_KINDS;
+		ent_done(d, e);
+		return LT_EIO;
+	} else {
+		d->st.spool_reads++;
+	}
+	if (nng_sendmsg(d->push[k], m, NNG_FLAG_NONBLOCK) != 0) {
+		nng_msg_free(m);
+		d->st.send_eagain++;
+		return LT_EAGAIN;
+	}
+	if (e->tries[k] > 0 || e->recovered)
+		d->st.resent++;
+	else
+		d->st.sent++;
+	int shift = e->tries[k] < 5 ? e->tries[k] : 5;
+	int64_t wait = (int64_t)d->ack_timeout_ms << shift;
+	if (wait > d->ack_timeout_max_ms)
+		wait = d->ack_timeout_max_ms;
+	if (e->tries[k] < 255)
+		e->tries[k]++;
+	e->due[k] = now + wait;
+	return LT_OK;
+}
+
+static void blocked(struct lt_delivery *d, int k, int64_t now)
+{
+	d->blocked_until[k] = now + d->backoff_ms[k];
+	d->backoff_ms[k] = d->backoff_ms[k] * 2 > BLOCK_MAX_MS ? BLOCK_MAX_MS : d->backoff_ms[k] * 2;
+}
+
+/* One pass over kind k: resends that are due, then new sends while the
+ * in-flight list has room. Returns true if it stopped at SENDS_PER_PASS with
+ * more to do. */
+static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
+{
+	uint8_t bit = (uint8_t)(1u << k);
+	if (!d->required[k] || now < d->blocked_until[k])
+		return false;
+	for (int i = 0; i < d->n_infl[k]; i++) {
+		uint64_t abs = d->infl[k][i];
+		struct ent *e = ring_at(d, abs);
+		if (e->due[k] > now)
+			continue;
+		if (*budget <= 0)
+			return true;
+		int rc = send_ent(d, k, abs, now);
+		if (rc == LT_EAGAIN) {
+			blocked(d, k, now);
+			return false;
+		}
+		(*budget)--;
+		if (rc == LT_EIO)
+			i = -1; /* the list changed; rescan (due times moved on) */
+	}
+	while (d->n_infl[k] < d->max_inflight && d->cursor[k] < ring_end(d)) {
+		uint64_t abs = d->cursor[k];
+		struct ent *e = ring_at(d, abs);
+		if (e->acked & bit) {
+			d->cursor[k]++;
+			continue;
+		}
+		if (*budget <= 0)
+			return true;
+		int rc = send_ent(d, k, abs, now);
+		if (rc == LT_EAGAIN) {
+			blocked(d, k, now);
+			return false;
+		}
+		(*budget)--;
+		if (rc == LT_OK) {
+			d->infl[k][d->n_infl[k]++] = abs;
+			d->cursor[k]++;
+		}
+	}
+	d->backoff_ms[k] = BLOCK_MIN_MS;
+	return false;
+}
+
+static int64_t next_wake(struct lt_delivery *d, int64_t now)
+{
+	int64_t w = now + 1000;
+	if (d->open_count > 0 && d->open_deadline < w)
+		w = d->open_deadline;
+	for (int k = 0; k < NKINDS; k++) {
+		if (!d->required[k])
+			continue;
+		if (now < d->blocked_until[k]) {
+			if (d->blocked_until[k] < w)
+				w = d->blocked_until[k];
+			continue;
+		}
+		for (int i = 0; i < d->n_infl[k]; i++) {
+			int64_t due = ring_at(d, d->infl[k][i])->due[k];
+			if (due < w)
+				w = due;
+		}
+	}
+	return w;
+}
+
+static void *worker(void *arg)
+{
+	struct lt_delivery *d = arg;
+	pthread_mutex_lock(&d->mu);
+	while (!d->closing) {
+		int64_t now = mono_ms();
+		if (d->open_count > 0 && now >= d->open_deadline && seal(d) != LT_OK)
+			d->open_deadline = now + (d->linger_ms > 10 ? d->linger_ms : 10);
+		int budget = SENDS_PER_PASS;
+		bool more = false;
+		for (int k = 0; k < NKINDS; k++)
+			more |= pump_kind(d, k, now, &budget);
+		if (more) {
+			/* Let pushes and acks in, then carry on. */
+			pthread_mutex_unlock(&d->mu);
+			pthread_mutex_lock(&d->mu);
+			continue;
+		}
+		int64_t w = next_wake(d, now);
+		if (w > now) {
+			struct timespec ts = mono_deadline(w);
+			pthread_cond_timedwait(&d->wake, &d->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+/* ---- acks ---- */
+
+static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
+{
+	uint8_t bit = (uint8_t)(1u << k);
+	uint64_t abs = ring_find(d, seq);
+	if (abs == UINT64_MAX) {
+		d->st.acks_stale++;
+		return;
+	}
+	struct ent *e = ring_at(d, abs);
+	if (e->acked & bit) {
+		d->st.acks_stale++;
+		return;
+	}
+	e->acked |= bit;
+	d->st.acks++;
+	infl_remove(d, k, abs);
+	if (e->acked == ALL_KINDS)
+		ent_done(d, e);
+	pthread_cond_signal(&d->wake);
+}
+
+static void ack_cb(void *arg)
+{
+	struct lt_delivery *d = arg;
+	int rv = nng_aio_result(d->ack_aio);
+	if (rv != 0) {
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		nng_recv_aio(d->sub, d->ack_aio);
+		return;
+	}
+	nng_msg *m = nng_aio_get_msg(d->ack_aio);
+	nng_aio_set_msg(d->ack_aio, NULL);
+	const uint8_t *p = nng_msg_body(m);
+	size_t n = nng_msg_len(m);
+	struct lt_wire_batch b;
+	int kind = -1;
+	if (n > d->source_len + 1 && memcmp(p, d->source_id, d->source_len + 1) == 0 &&
+	    lt_wire_batch_decode(p + d->source_len + 1, n - d->source_len - 1, &b) == LT_OK &&
+	    b.kind == LT_WIRE_KIND_ACK && strcmp(b.source_id, d->source_id) == 0) {
+		for (int k = 0; k < NKINDS; k++)
+			if (b.flags == wire_kind[k])
+				kind = k;
+	}
+	pthread_mutex_lock(&d->mu);
+	if (kind < 0)
+		d->st.acks_bad++;
+	else if (!d->required[kind])
+		d->st.acks_stale++;
+	else
+		apply_ack(d, kind, b.seq);
+	pthread_mutex_unlock(&d->mu);
+	nng_msg_free(m);
+	nng_recv_aio(d->sub, d->ack_aio);
+}
+
+/* ---- open / close ---- */
+
+/* Recovery: each record found in the spool becomes a pending batch. */
+static bool recover_cb(void *ctx, const struct lt_spool_pos *pos, const uint8_t *data, size_t len)
+{
+	struct lt_delivery *d = ctx;
+	struct lt_wire_batch b;
+	if (lt_wire_batch_decode(data, len, &b) != LT_OK || b.kind != LT_WIRE_KIND_DATA ||
+	    strcmp(b.source_id, d->source_id) != 0 || (d->ring_n > 0 && b.seq <= d->max_seen_seq)) {
+		d->st.spool_corrupt++;
+		return false;
+	}
+	struct ent e = {.seq = b.seq, .count = b.count, .len = (uint32_t)len, .pos = *pos,
+			.spooled = true, .recovered = true};
+	for (int k = 0; k < NKINDS; k++)
+		if (!d->required[k])
+			e.acked |= (uint8_t)(1u << k);
+	if (d->window_bytes + len <= d->window_max) {
+		e.data = malloc(len);
+		if (e.data) {
+			memcpy(e.data, data, len);
+			d->window_bytes += len;
+		}
+	}
+	if (ring_push(d, &e) != LT_OK) {
+		free(e.data);
+		if (e.data)
+			d->window_bytes -= len;
+		return true; /* keep it on disk; the next run tries again */
+	}
+	if (b.seq > d->max_seen_seq)
+		d->max_seen_seq = b.seq;
+	d->st.recovered_batches++;
+	d->st.recovered_records += b.count;
+	d->st.pending_batches++;
+	d->st.pending_records += b.count;
+	return true;
+}
+
+static int dial_all(nng_socket s, const char *const *urls, int n, bool ack, struct lt_error *e)
+{
+	for (int i = 0; i < n; i++) {
+		char *u = ack ? lt_bus_ack_url(urls[i]) : strdup(urls[i]);
+		if (!u)
+			return lt_error_set(e, LT_ECONN, "delivery: bad consumer URL %s", urls[i]);
+		int rv = nng_dial(s, u, NULL, NNG_FLAG_NONBLOCK);
+		if (rv != 0) {
+			int rc = lt_error_set(e, LT_ECONN, "delivery: cannot dial %s: %s", u, nng_strerror(rv));
+			free(u);
+			return rc;
+		}
+		free(u);
+	}
+	return LT_OK;
+}
+
+static void set_reconnect(nng_socket s)
+{
+	nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 20);
+	nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
+}
+
+int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out, struct lt_error *e)
+{
+	int rc, rv;
+	char *dir = NULL;
+	if (!o || !out || !o->source_id || !*o->source_id || strlen(o->source_id) > LT_WIRE_SOURCE_MAX)
+		return lt_error_set(e, LT_EINVAL, "delivery: source_id must be 1..%d bytes", LT_WIRE_SOURCE_MAX);
+	if (o->n_processors < 0 || o->n_persisters < 0 || (o->n_processors == 0 && o->n_persisters == 0))
+		return lt_error_set(e, LT_ECONFIG, "delivery: no processor or persister URL");
+	if (o->batch_max < 0 || o->linger_ms < 0 || o->ack_timeout_ms < 0 || o->max_inflight < 0)
+		return lt_error_set(e, LT_ECONFIG, "delivery: negative option");
+	struct lt_delivery *d = calloc(1, sizeof(*d));
+	if (!d)
+		return lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->wake, &ca);
+	pthread_cond_init(&d->drained, &ca);
+	pthread_condattr_destroy(&ca);
+	lt_buf_init(&d->open, 0);
+
+	d->source_id = strdup(o->source_id);
+	if (!d->source_id) {
+		rc = lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
+		goto fail;
+	}
+	d->source_len = strlen(d->source_id);
+	d->batch_max = o->batch_max ? o->batch_max : 128;
+	if (d->batch_max > (int)LT_WIRE_BATCH_MAX_RECORDS)
+		d->batch_max = LT_WIRE_BATCH_MAX_RECORDS;
+	d->batch_bytes_max = o->batch_bytes_max ? o->batch_bytes_max : (1u << 20);
+	d->linger_ms = o->linger_ms ? o->linger_ms : 5;
+	d->ack_timeout_ms = o->ack_timeout_ms ? o->ack_timeout_ms : 2000;
+	d->ack_timeout_max_ms = o->ack_timeout_max_ms ? o->ack_timeout_max_ms : 30000;
+	if (d->ack_timeout_max_ms < d->ack_timeout_ms)
+		d->ack_timeout_max_ms = d->ack_timeout_ms;
+	d->max_inflight = o->max_inflight ? o->max_inflight : 256;
+	d->window_max = o->window_bytes ? o->window_bytes : (16u << 20);
+	d->required[0] = o->n_processors > 0;
+	d->required[1] = o->n_persisters > 0;
+	for (int k = 0; k < NKINDS; k++) {
+		d->backoff_ms[k] = BLOCK_MIN_MS;
+		d->infl[k] = calloc((size_t)d->max_inflight, sizeof(uint64_t));
+		if (!d->infl[k]) {
+			rc = lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
+			goto fail;
+		}
+	}
+
+	if (o->spool_dir && *o->spool_dir) {
+		dir = lt_spool_dir_for(o->spool_dir, d->source_id);
+		if (!dir) {
+			rc = lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
+			goto fail;
+		}
+		struct lt_spool_opts so = {.segment_bytes = o->spool_segment_bytes,
+					   .max_bytes = o->spool_max_bytes,
+					   .fsync = o->fsync};
+		rc = lt_spool_open(dir, &so, recover_cb, d, &d->spool, e);
+		if (rc != LT_OK)
+			goto fail;
+		struct lt_spool_stats ss;
+		lt_spool_stats(d->spool, &ss);
+		d->st.spool_corrupt += ss.corrupt;
+	}
+	uint64_t now_us = wall_us();
+	d->next_seq = d->ring_n > 0 && d->max_seen_seq >= now_us ? d->max_seen_seq + 1 : now_us;
+
+	const char *const *urls[NKINDS] = {o->processors, o->persisters};
+	int nurls[NKINDS] = {o->n_processors, o->n_persisters};
+	for (int k = 0; k < NKINDS; k++) {
+		if (!d->required[k])
+			continue;
+		if ((rv = nng_push0_open(&d->push[k])) != 0) {
+			rc = lt_error_set(e, LT_ENOMEM, "delivery: push socket: %s", nng_strerror(rv));
+			goto fail;
+		}
+		d->push_open[k] = true;
+		nng_socket_set_int(d->push[k], NNG_OPT_SENDBUF, PUSH_SENDBUF);
+		set_reconnect(d->push[k]);
+		if ((rc = dial_all(d->push[k], urls[k], nurls[k], false, e)) != LT_OK)
+			goto fail;
+	}
+	if ((rv = nng_sub0_open(&d->sub)) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "delivery: sub socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	d->sub_open = true;
+	nng_socket_set_int(d->sub, NNG_OPT_RECVBUF, SUB_RECVBUF);
+	set_reconnect(d->sub);
+	if ((rv = nng_socket_set(d->sub, NNG_OPT_SUB_SUBSCRIBE, d->source_id, d->source_len + 1)) != 0) {
+		rc = lt_error_set(e, LT_ECONN, "delivery: subscribe: %s", nng_strerror(rv));
+		goto fail;
+	}
+	for (int k = 0; k < NKINDS; k++)
+		if ((rc = dial_all(d->sub, urls[k], nurls[k], true, e)) != LT_OK)
+			goto fail;
+	if ((rv = nng_aio_alloc(&d->ack_aio, ack_cb, d)) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "delivery: aio: %s", nng_strerror(rv));
+		goto fail;
+	}
+	nng_recv_aio(d->sub, d->ack_aio);
+	if (pthread_create(&d->thr, NULL, worker, d) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "delivery: cannot start thread");
+		goto fail;
+	}
+	d->thr_started = true;
+	free(dir);
+	*out = d;
+	return LT_OK;
+fail:
+	free(dir);
+	lt_delivery_close(d);
+	return rc;
+}
+
+int lt_delivery_drain(struct lt_delivery *d, int timeout_ms)
+{
+	int rc = LT_OK;
+	int64_t deadline = mono_ms() + (timeout_ms < 0 ? (int64_t)1 << 50 : timeout_ms);
+	struct timespec ts = mono_deadline(deadline);
+	pthread_mutex_lock(&d->mu);
+	if (d->open_count > 0 && seal(d) != LT_OK)
+		d->open_deadline = mono_ms();
+	pthread_cond_signal(&d->wake);
+	while (d->st.pending_batches > 0 || d->open_count > 0) {
+		if (pthread_cond_timedwait(&d->drained, &d->mu, &ts) == ETIMEDOUT) {
+			rc = d->st.pending_batches > 0 || d->open_count > 0 ? LT_ETIMEDOUT : LT_OK;
+			break;
+		}
+		if (d->open_count > 0 && d->st.pending_batches == 0 && seal(d) != LT_OK)
+			d->open_deadline = mono_ms();
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+void lt_delivery_stats(struct lt_delivery *d, struct lt_delivery_stats *out)
+{
+	pthread_mutex_lock(&d->mu);
+	*out = d->st;
+	out->open_records = d->open_count;
+	out->window_bytes = d->window_bytes;
+	out->next_seq = d->next_seq;
+	if (d->spool) {
+		struct lt_spool_stats ss;
+		lt_spool_stats(d->spool, &ss);
+		out->spool_bytes = ss.bytes;
+		out->spool_segments = ss.segments;
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
+void lt_delivery_close(struct lt_delivery *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->closing = true;
+	pthread_cond_broadcast(&d->wake);
+	pthread_cond_broadcast(&d->drained);
+	pthread_mutex_unlock(&d->mu);
+	if (d->thr_started)
+		pthread_join(d->thr, NULL);
+	if (d->ack_aio)
+		nng_aio_stop(d->ack_aio);
+	if (d->sub_open)
+		nng_close(d->sub);
+	if (d->ack_aio) {
+		nng_msg *m = nng_aio_get_msg(d->ack_aio);
+		if (m)
+			nng_msg_free(m);
+		nng_aio_free(d->ack_aio);
+	}
+	if (d->open_count > 0 && d->spool)
+		seal(d); /* the spool keeps it for the next run */
+	for (int k = 0; k < NKINDS; k++) {
+		if (d->push_open[k])
+			nng_close(d->push[k]);
+		free(d->infl[k]);
+	}
+	for (size_t i = 0; i < d->ring_n; i++)
+		free(d->ring[(d->ring_head + i) % d->ring_cap].data);
+	free(d->ring);
+	lt_spool_close(d->spool);
+	lt_buf_free(&d->open);
+	free(d->source_id);
+	pthread_cond_destroy(&d->wake);
+	pthread_cond_destroy(&d->drained);
+	pthread_mutex_destroy(&d->mu);
+	free(d);
+}
