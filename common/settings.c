@@ -42,6 +42,14 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	/* ---- persister --------------------------------------------------- */
 	STR("persister.listen", "ipc://${state_dir}/persister.ipc", "NNG URL a persister binds (ipc:// or tcp://)"),
 	STR("persister.metrics_listen", "", "HOST:PORT serving /metrics (empty: off)"),
+	INT("persister.batch_rows", "5000", 1, 65536, "commit to PostgreSQL at this many pending rows"),
+	INT("persister.batch_ms", "200", 1, 60000, "or when the oldest pending batch is this old (ms)"),
+	INT("persister.max_pending_bytes", "16777216", 65536, INT64_C(1) << 32,
+	    "refuse (do not ack) new batches while this much is waiting for PostgreSQL"),
+	INT("persister.partitions_ahead", "2", 0, 365, "daily live_messages partitions created ahead of today"),
+	INT("persister.retention_days", "0", 0, 36500, "drop live_messages partitions older than this many days (0: keep)"),
+	STR("persister.archive_dir", "", "archive partitions to gzip CSV here before dropping them (empty: no archive)"),
+	INT("persister.hotwords_top", "20", 0, 1000, "top hot words per window snapshotted into hotword_statistics each minute (0: off)"),
 
 	/* ---- fetcher ----------------------------------------------------- */
 	LIST("fetcher.processors", "${processor.listen}", "comma-separated NNG URLs a fetcher dials (default: processor.listen)"),
