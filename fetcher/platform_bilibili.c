@@ -1,0 +1,1428 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * platform_bilibili: the Bilibili live danmaku platform (ops table
+ * lt_platform_bilibili). Facts from ../shared/brief/protocols/bilibili.md.
+ *
+ * Bootstrap (pure: the driver does the HTTP): room resolution with get_info,
+ * buvid3 from finger/spi (or the login cookie, or a Set-Cookie), WBI keys from
+ * /x/web-interface/nav (cached LT_BILI_WBI_TTL_MS, dropped on -352), then a
+ * WBI-signed getDanmuInfo for the token and the host list. Later attempts
+ * rotate through the host list and fetch a new token every
+ * LT_BILI_TOKEN_EVERY failures or after a refused auth.
+ *
+ * Decoding: a frame is one or more packets (16-byte big-endian header); op 5
+ * bodies are JSON (ver 0/1) or zlib / brotli streams of further packets
+ * (ver 2 / 3), at most LT_BILI_DEPTH_MAX levels deep and at most
+ * LT_BILI_INFLATE_MAX bytes each. op 3 is the heartbeat reply: exactly 4
+ * bytes of popularity count even though the server echoes our heartbeat body
+ * after them (the 20-byte pack_len quirk). op 8 is the auth reply. Every
+ * length is checked before use; a malformed packet is counted and skipped.
+ *
+ * Mapping: command names are matched on the part before the first ':'
+ * ("DANMU_MSG:4:0:2:2:2:0" is DANMU_MSG). Platform ids become msg_id where
+ * the platform has one (DANMU_MSG id_str, gift tid, super chat id, LIVE
+ * live_key, a top-level msg_id); everything else gets lt_msg_synth_id over
+ * the message with its content temporarily replaced by the command and the
+ * fields that identify it, so ids are stable across replays and distinct
+ * between kinds.
+ */
+#include <brotli/decode.h>
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+#include "fetcher/bilibili.h"
+#include "fetcher/bilibili.pb-c.h"
+#include "fetcher/platform.h"
+
+#define DEFAULT_API "https://api.live.bilibili.com"
+#define DEFAULT_AUX "https://api.bilibili.com"
+#define DEFAULT_WS "wss://broadcastlv.chat.bilibili.com/sub"
+#define DEFAULT_UA                                                                                       \
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 " \
+	"Safari/537.36"
+#define HEARTBEAT_BODY "[object Object]"
+#define HTTP_BODY_MAX (4u << 20)
+
+enum step {
+	STEP_ROOM = 0,
+	STEP_BUVID,
+	STEP_NAV,
+	STEP_DANMU,
+	STEP_DONE,
+};
+
+struct host {
+	char name[128];
+	int wss_port;
+};
+
+struct lt_platform_conn {
+	/* settings (owned copies) */
+	char *room_cfg, *api_base, *aux_base, *ws_url, *cookie, *ua;
+	int64_t uid;
+	bool skip_bootstrap;
+	const struct lt_clock *clock;
+
+	/* what the bootstrap learned */
+	char room[32];       /* long room id once resolved, else room_cfg (cut) */
+	bool resolved;
+	char buvid[128];
+	char img_key[33], sub_key[33];
+	int64_t wbi_expire_ms; /* 0 = no keys */
+	char *token;
+	struct host hosts[LT_BILI_HOSTS_MAX];
+	int n_hosts, host_idx;
+	enum step step;
+	bool want_token;
+
+	/* scratch owned by c, handed out until the next call */
+	struct lt_buf url, hdrs, target, out;
+	struct lt_buf inflated[LT_BILI_DEPTH_MAX];
+	struct lt_buf extra, key, b64;
+	z_stream zs;
+	bool zs_ok;
+
+	struct lt_platform_stats st;
+};
+
+/* ------------------------------------------------------------------ */
+/* Packets */
+
+void lt_bili_pack(struct lt_buf *out, uint16_t ver, uint32_t op, uint32_t seq, const void *body, size_t n)
+{
+	if (n > UINT32_MAX - LT_BILI_HDR_LEN) {
+		if (!out->err)
+			out->err = LT_ETOOBIG;
+		return;
+	}
+	lt_buf_u32be(out, (uint32_t)(LT_BILI_HDR_LEN + n));
+	lt_buf_u16be(out, LT_BILI_HDR_LEN);
+	lt_buf_u16be(out, ver);
+	lt_buf_u32be(out, op);
+	lt_buf_u32be(out, seq);
+	lt_buf_append(out, body, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* WBI signing */
+
+static const uint8_t mixin_tab[64] = {
+	46, 47, 18, 2,  53, 8,  23, 32, 15, 50, 10, 31, 58, 3,  45, 35, 27, 43, 5,  49, 33, 9,
+	42, 19, 29, 28, 14, 39, 12, 38, 41, 13, 37, 48, 7,  16, 24, 55, 40, 61, 26, 17, 0,  1,
+	60, 51, 30, 4,  22, 25, 54, 21, 56, 59, 6,  63, 57, 62, 11, 36, 20, 34, 44, 52,
+};
+
+int lt_bili_wbi_mixin(const char *img_key, const char *sub_key, char out[33])
+{
+	char raw[64];
+
+	if (!img_key || !sub_key || strlen(img_key) != 32 || strlen(sub_key) != 32)
+		return LT_EINVAL;
+	memcpy(raw, img_key, 32);
+	memcpy(raw + 32, sub_key, 32);
+	for (int i = 0; i < 32; i++)
+		out[i] = raw[mixin_tab[i]];
+	out[32] = '\0';
+	return LT_OK;
+}
+
+struct kv {
+	const char *k, *v;
+	size_t kn, vn;
+};
+
+static int kv_cmp(const void *a, const void *b)
+{
+	const struct kv *x = a, *y = b;
+	size_t n = x->kn < y->kn ? x->kn : y->kn;
+	int r = memcmp(x->k, y->k, n);
+	if (r)
+		return r;
+	return (x->kn > y->kn) - (x->kn < y->kn);
+}
+
+/* encodeURIComponent-style: unreserved bytes kept, the rest %XX upper case;
+ * the characters !'()* are dropped from values before signing. */
+static void url_encode(struct lt_buf *out, const char *s, size_t n, bool strip)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (strip && (ch == '!' || ch == '\'' || ch == '(' || ch == ')' || ch == '*'))
+			continue;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		    ch == '_' || ch == '.' || ch == '~') {
+			lt_buf_putc(out, (char)ch);
+		} else {
+			lt_buf_putc(out, '%');
+			lt_buf_putc(out, hex[ch >> 4]);
+			lt_buf_putc(out, hex[ch & 15]);
+		}
+	}
+}
+
+int lt_bili_wbi_sign(struct lt_buf *out, const char *query, const char *mixin, int64_t wts)
+{
+	struct kv kv[32];
+	int n = 0;
+	char wts_s[24];
+	struct lt_buf q = LT_BUF_INIT;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int rc = LT_OK;
+
+	snprintf(wts_s, sizeof(wts_s), "%lld", (long long)wts);
+	for (const char *p = query; p && *p && n < 31;) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		if (len) {
+			kv[n].k = p;
+			kv[n].kn = eq ? (size_t)(eq - p) : len;
+			kv[n].v = eq ? eq + 1 : "";
+			kv[n].vn = eq ? len - kv[n].kn - 1 : 0;
+			n++;
+		}
+		p += len + (amp ? 1 : 0);
+	}
+	kv[n++] = (struct kv){"wts", wts_s, 3, strlen(wts_s)};
+	qsort(kv, (size_t)n, sizeof(kv[0]), kv_cmp);
+	lt_buf_init(&q, 0);
+	for (int i = 0; i < n; i++) {
+		if (i)
+			lt_buf_putc(&q, '&');
+		url_encode(&q, kv[i].k, kv[i].kn, false);
+		lt_buf_putc(&q, '=');
+		url_encode(&q, kv[i].v, kv[i].vn, true);
+	}
+	size_t qlen = q.len;
+	lt_buf_puts(&q, mixin);
+	if ((rc = lt_buf_err(&q)) != LT_OK)
+		goto out;
+	if (!EVP_Digest(q.data, q.len, md, &mdlen, EVP_md5(), NULL)) {
+		rc = LT_EINTERNAL;
+		goto out;
+	}
+	lt_buf_append(out, q.data, qlen);
+	lt_buf_puts(out, "&w_rid=");
+	for (unsigned int i = 0; i < mdlen; i++)
+		lt_buf_printf(out, "%02x", md[i]);
+	rc = lt_buf_err(out);
+out:
+	lt_buf_free(&q);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON helpers (cJSON) */
+
+static const cJSON *jget(const cJSON *o, const char *k)
+{
+	return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+}
+
+static const cJSON *jat(const cJSON *a, int i)
+{
+	return cJSON_IsArray(a) ? cJSON_GetArrayItem(a, i) : NULL;
+}
+
+/* A number, or a string holding one; def otherwise. */
+static int64_t jint(const cJSON *v, int64_t def)
+{
+	if (cJSON_IsNumber(v)) {
+		double d = v->valuedouble;
+		if (d != d || d > 9.2e18 || d < -9.2e18)
+			return def;
+		return (int64_t)d;
+	}
+	if (cJSON_IsString(v) && v->valuestring[0]) {
+		char *end;
+		long long x = strtoll(v->valuestring, &end, 10);
+		return *end ? def : (int64_t)x;
+	}
+	return def;
+}
+
+static struct lt_str jstr(const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		return lt_str_c(v->valuestring);
+	return LT_STR_NULL;
+}
+
+/* A string id as text: a string as is, a number printed into buf. */
+static struct lt_str jid(const cJSON *v, char *buf, size_t cap)
+{
+	if (cJSON_IsString(v) && v->valuestring[0])
+		return lt_str_c(v->valuestring);
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1.8e19) {
+		snprintf(buf, cap, "%.0f", v->valuedouble);
+		return lt_str_c(buf);
+	}
+	return LT_STR_NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Emitting */
+
+struct em {
+	struct lt_platform_conn *c;
+	const struct lt_platform_io *io;
+	int64_t recv_ms;
+	unsigned *ev;
+};
+
+static void uid_str(int64_t uid, char buf[24], struct lt_msg *m)
+{
+	if (uid > 0) {
+		snprintf(buf, 24, "%lld", (long long)uid);
+		m->user_id = lt_str_c(buf);
+	} else {
+		m->flags |= LT_MSGF_ANONYMOUS;
+		m->user_id = LT_STR_NULL;
+	}
+}
+
+static void msg_init(struct em *e, struct lt_msg *m, int type)
+{
+	memset(m, 0, sizeof(*m));
+	m->platform = LT_PLATFORM_BILIBILI;
+	m->type = (uint8_t)type;
+	m->room = lt_str_c(e->c->room);
+	m->ts = e->recv_ms;
+}
+
+/* Give m a synthetic id from its fields plus the text in c->key (command and
+ * identifying fields), without changing its visible content. */
+static void synth(struct em *e, struct lt_msg *m, char out[17])
+{
+	struct lt_str content = m->content;
+	struct lt_buf *k = &e->c->key;
+
+	lt_buf_append(k, "\x1f", 1);
+	lt_buf_append(k, content.p, content.len);
+	m->content = (struct lt_str){(const char *)k->data, (uint32_t)k->len};
+	if (lt_buf_err(k))
+		m->content = content;
+	lt_msg_synth_id(m, out);
+	m->content = content;
+	m->msg_id = (struct lt_str){out, 16};
+}
+
+static void emit(struct em *e, struct lt_msg *m)
+{
+	if (e->c->extra.len && !lt_buf_err(&e->c->extra))
+		m->extra = (struct lt_str){(const char *)e->c->extra.data, (uint32_t)e->c->extra.len};
+	lt_msg_clamp(m);
+	e->c->st.messages++;
+	e->io->emit(e->io->ud, m);
+}
+
+static void extra_str(struct lt_buf *x, const char *k, struct lt_str v)
+{
+	lt_buf_putc(x, x->len ? ',' : '{');
+	lt_buf_putc(x, '"');
+	lt_buf_puts(x, k);
+	lt_buf_puts(x, "\":");
+	lt_json_str(x, v.p ? v.p : "", v.len);
+}
+
+static void extra_int(struct lt_buf *x, const char *k, int64_t v)
+{
+	lt_buf_putc(x, x->len ? ',' : '{');
+	lt_buf_printf(x, "\"%s\":%lld", k, (long long)v);
+}
+
+static void extra_end(struct lt_buf *x)
+{
+	if (x->len)
+		lt_buf_putc(x, '}');
+}
+
+/* ------------------------------------------------------------------ */
+/* Command handlers: each returns LT_OK or LT_EPROTO (counted as a bad
+ * message). root is the parsed body, cmd the full command string. */
+
+static int on_danmu(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const cJSON *info = jget(root, "info");
+	const cJSON *i0 = jat(info, 0);
+	const cJSON *text = jat(info, 1);
+	const cJSON *user = jat(info, 2);
+	struct lt_msg m;
+	char ub[24], idb[17];
+	cJSON *ex = NULL;
+
+	(void)cmd;
+	if (!cJSON_IsArray(i0) || !cJSON_IsString(text))
+		return LT_EPROTO;
+	msg_init(e, &m, LT_MSG_CHAT);
+	m.content = jstr(text);
+	int64_t ts = jint(jat(i0, 4), 0);
+	if (ts > 0)
+		m.ts = ts;
+	int64_t uid = jint(jat(user, 0), 0);
+	m.user_name = jstr(jat(user, 1));
+	const cJSON *mode = jat(i0, 15);
+	if (uid <= 0) {
+		const cJSON *u = jget(jget(mode, "user"), "uid");
+		uid = jint(u, 0);
+	}
+	if (!m.user_name.len)
+		m.user_name = jstr(jget(jget(jget(mode, "user"), "base"), "name"));
+	uid_str(uid, ub, &m);
+	if (uid <= 0 || memmem(m.user_name.p ? m.user_name.p : "", m.user_name.len, "***", 3))
+		m.flags |= LT_MSGF_ANONYMOUS;
+	if (m.flags & LT_MSGF_ANONYMOUS)
+		m.user_id = LT_STR_NULL;
+
+	const cJSON *exs = jget(mode, "extra");
+	if (cJSON_IsString(exs) && exs->valuestring[0] == '{') {
+		ex = cJSON_Parse(exs->valuestring);
+		struct lt_str id = jstr(jget(ex, "id_str"));
+		if (id.len)
+			m.msg_id = id;
+	}
+	lt_buf_reset(&e->c->extra);
+	int64_t guard = jint(jat(info, 7), 0);
+	if (guard > 0)
+		extra_int(&e->c->extra, "guard_level", guard);
+	extra_end(&e->c->extra);
+	if (!m.msg_id.len) {
+		lt_buf_reset(&e->c->key);
+		lt_buf_printf(&e->c->key, "DANMU_MSG\x1f%lld\x1f%lld", (long long)uid, (long long)jint(jat(i0, 5), 0));
+		synth(e, &m, idb);
+	}
+	emit(e, &m);
+	cJSON_Delete(ex);
+	return LT_OK;
+}
+
+static int gift_emit(struct em *e, int64_t uid, struct lt_str uname, struct lt_str name, int64_t gift_id, int64_t num,
+                     int64_t price, int64_t total, struct lt_str coin, struct lt_str tid, int64_t ts_s,
+                     const char *cmd)
+{
+	struct lt_msg m;
+	char ub[24], idb[17];
+
+	msg_init(e, &m, LT_MSG_GIFT);
+	uid_str(uid, ub, &m);
+	m.user_name = uname;
+	m.content = name;
+	if (ts_s > 0)
+		m.ts = ts_s * 1000;
+	if (num <= 0)
+		num = 1;
+	int64_t value = total > 0 ? total : price * num;
+	m.count = num;
+	m.value = value;
+	struct lt_buf *x = &e->c->extra;
+	lt_buf_reset(x);
+	extra_str(x, "gift_name", name);
+	extra_int(x, "gift_id", gift_id);
+	extra_int(x, "count", num);
+	extra_int(x, "value", value);
+	extra_str(x, "currency", coin.len ? coin : LT_STR("gold"));
+	extra_int(x, "price", price);
+	extra_end(x);
+	if (tid.len) {
+		m.msg_id = tid;
+	} else {
+		lt_buf_reset(&e->c->key);
+		lt_buf_printf(&e->c->key, "%s\x1f%lld\x1f%lld", cmd, (long long)gift_id, (long long)num);
+		synth(e, &m, idb);
+	}
+	emit(e, &m);
+	return LT_OK;
+}
+
+static int on_gift(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const cJSON *d = jget(root, "data");
+	char tb[24];
+
+	(void)cmd;
+	if (!cJSON_IsObject(d))
+		return LT_EPROTO;
+	return gift_emit(e, jint(jget(d, "uid"), 0), jstr(jget(d, "uname")), jstr(jget(d, "giftName")),
+	                 jint(jget(d, "giftId"), 0), jint(jget(d, "num"), 1), jint(jget(d, "price"), 0),
+	                 jint(jget(d, "total_coin"), 0), jstr(jget(d, "coin_type")),
+	                 jid(jget(d, "tid"), tb, sizeof(tb)), jint(jget(d, "timestamp"), 0), "SEND_GIFT");
+}
+
+/* Strict base64 (standard alphabet, padding optional) into c->b64. */
+static int b64_decode(struct lt_buf *out, const char *s)
+{
+	static int8_t map[256];
+	static int init;
+	if (!init) {
+		memset(map, -1, sizeof(map));
+		const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		for (int i = 0; i < 64; i++)
+			map[(unsigned char)a[i]] = (int8_t)i;
+		init = 1;
+	}
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t i = 0;
+	lt_buf_reset(out);
+	for (; s[i] && s[i] != '='; i++) {
+		int v = map[(unsigned char)s[i]];
+		if (v < 0)
+			return LT_EPROTO;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			lt_buf_u8(out, (uint8_t)(acc >> bits));
+		}
+	}
+	for (; s[i] == '='; i++)
+		;
+	if (s[i] || bits >= 6)
+		return LT_EPROTO;
+	return lt_buf_err(out);
+}
+
+static const char *pb_field(const cJSON *d)
+{
+	const cJSON *pb = jget(d, "pb");
+	if (!cJSON_IsString(pb))
+		pb = jget(jget(d, "data"), "pb");
+	return cJSON_IsString(pb) ? pb->valuestring : NULL;
+}
+
+static int on_gift_v2(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const char *pb = pb_field(jget(root, "data"));
+	struct lt_buf *b = &e->c->b64;
+
+	(void)cmd;
+	if (!pb || b64_decode(b, pb) != LT_OK)
+		return LT_EPROTO;
+	Ltbili__SendGiftBroadcast *g = ltbili__send_gift_broadcast__unpack(NULL, b->len, b->data);
+	if (!g)
+		return LT_EPROTO;
+	for (size_t i = 0; i < g->n_gift_list; i++) {
+		const Ltbili__GiftItem *it = g->gift_list[i];
+		gift_emit(e, g->uid, lt_str_c(g->uname), lt_str_c(it->gift_name), it->gift_id, it->num, it->price,
+		          it->total_coin, lt_str_c(it->coin_type), lt_str_c(it->tid), it->timestamp, "SEND_GIFT_V2");
+	}
+	ltbili__send_gift_broadcast__free_unpacked(g, NULL);
+	return LT_OK;
+}
+
+static int interact_type(int64_t t)
+{
+	switch (t) {
+	case 1: return LT_MSG_ENTER;
+	case 2:
+	case 4:
+	case 5: return LT_MSG_FOLLOW;
+	case 3: return LT_MSG_SHARE;
+	case 6: return LT_MSG_LIKE;
+	default: return LT_MSG_OTHER;
+	}
+}
+
+static const char *interact_text(int type)
+{
+	switch (type) {
+	case LT_MSG_ENTER: return "进入直播间";
+	case LT_MSG_FOLLOW: return "关注了主播";
+	case LT_MSG_SHARE: return "分享了直播间";
+	case LT_MSG_LIKE: return "为主播点赞了";
+	default: return "";
+	}
+}
+
+static int interact_emit(struct em *e, int64_t uid, struct lt_str uname, int64_t msg_type, int64_t ts_s,
+                         int64_t trigger_ns, const char *cmd)
+{
+	struct lt_msg m;
+	char ub[24], idb[17];
+	int type = interact_type(msg_type);
+
+	msg_init(e, &m, type);
+	uid_str(uid, ub, &m);
+	m.user_name = uname;
+	if (uid <= 0)
+		m.user_id = LT_STR_NULL;
+	if (trigger_ns > 1000000000000000LL)
+		m.ts = trigger_ns / 1000000;
+	else if (ts_s > 0)
+		m.ts = ts_s * 1000;
+	m.content = lt_str_c(interact_text(type));
+	if (type == LT_MSG_LIKE)
+		m.count = 1;
+	struct lt_buf *x = &e->c->extra;
+	lt_buf_reset(x);
+	if (type == LT_MSG_OTHER) {
+		extra_str(x, "cmd", lt_str_c(cmd));
+		extra_int(x, "msg_type", msg_type);
+	}
+	extra_end(x);
+	lt_buf_reset(&e->c->key);
+	lt_buf_printf(&e->c->key, "INTERACT\x1f%lld\x1f%lld", (long long)msg_type, (long long)trigger_ns);
+	synth(e, &m, idb);
+	emit(e, &m);
+	return LT_OK;
+}
+
+static int on_interact(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const cJSON *d = jget(root, "data");
+
+	(void)cmd;
+	if (!cJSON_IsObject(d))
+		return LT_EPROTO;
+	return interact_emit(e, jint(jget(d, "uid"), 0), jstr(jget(d, "uname")), jint(jget(d, "msg_type"), 0),
+	                     jint(jget(d, "timestamp"), 0), jint(jget(d, "trigger_time"), 0), "INTERACT_WORD");
+}
+
+static int on_interact_v2(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const char *pb = pb_field(jget(root, "data"));
+	struct lt_buf *b = &e->c->b64;
+
+	(void)cmd;
+	if (!pb || b64_decode(b, pb) != LT_OK)
+		return LT_EPROTO;
+	Ltbili__InteractWord *w = ltbili__interact_word__unpack(NULL, b->len, b->data);
+	if (!w)
+		return LT_EPROTO;
+	int64_t uid = (int64_t)w->uid;
+	const char *uname = w->uname;
+	if (w->uinfo) {
+		if (!uid)
+			uid = (int64_t)w->uinfo->uid;
+		if ((!uname || !uname[0]) && w->uinfo->base_info)
+			uname = w->uinfo->base_info->uname;
+	}
+	interact_emit(e, uid, lt_str_c(uname), w->msg_type, w->timestamp, w->trigger_time, "INTERACT_WORD_V2");
+	ltbili__interact_word__free_unpacked(w, NULL);
+	return LT_OK;
+}
+
+static int on_like(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const cJSON *d = jget(root, "data");
+	struct lt_msg m;
+	char ub[24], idb[17];
+
+	(void)cmd;
+	if (!cJSON_IsObject(d))
+		return LT_EPROTO;
+	msg_init(e, &m, LT_MSG_LIKE);
+	int64_t uid = jint(jget(d, "uid"), 0);
+	uid_str(uid, ub, &m);
+	m.user_name = jstr(jget(d, "uname"));
+	m.content = jstr(jget(d, "like_text"));
+	m.count = 1;
+	lt_buf_reset(&e->c->extra);
+	lt_buf_reset(&e->c->key);
+	lt_buf_puts(&e->c->key, "LIKE_INFO_V3_CLICK");
+	synth(e, &m, idb);
+	emit(e, &m);
+	return LT_OK;
+}
+
+static int on_superchat(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const cJSON *d = jget(root, "data");
+	struct lt_msg m;
+	char ub[24], idb[24], sb[17];
+
+	(void)cmd;
+	if (!cJSON_IsObject(d))
+		return LT_EPROTO;
+	msg_init(e, &m, LT_MSG_SUPERCHAT);
+	uid_str(jint(jget(d, "uid"), 0), ub, &m);
+	m.user_name = jstr(jget(jget(d, "user_info"), "uname"));
+	m.content = jstr(jget(d, "message"));
+	int64_t ts = jint(jget(d, "ts"), 0);
+	if (ts <= 0)
+		ts = jint(jget(d, "start_time"), 0);
+	if (ts > 0)
+		m.ts = ts * 1000;
+	int64_t price = jint(jget(d, "price"), 0);
+	m.count = 1;
+	m.value = price * 1000; /* CNY to gold, the gifts' smallest unit */
+	struct lt_buf *x = &e->c->extra;
+	lt_buf_reset(x);
+	extra_int(x, "price", price);
+	extra_int(x, "value", m.value);
+	extra_str(x, "currency", LT_STR("gold"));
+	extra_end(x);
+	m.msg_id = jid(jget(d, "id"), idb, sizeof(idb));
+	if (!m.msg_id.len) {
+		lt_buf_reset(&e->c->key);
+		lt_buf_puts(&e->c->key, "SUPER_CHAT_MESSAGE");
+		synth(e, &m, sb);
+	}
+	emit(e, &m);
+	return LT_OK;
+}
+
+static int on_guard(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const cJSON *d = jget(root, "data");
+	struct lt_msg m;
+	char ub[24], idb[17];
+
+	(void)cmd;
+	if (!cJSON_IsObject(d))
+		return LT_EPROTO;
+	msg_init(e, &m, LT_MSG_GUARD);
+	int64_t uid = jint(jget(d, "uid"), 0);
+	uid_str(uid, ub, &m);
+	m.user_name = jstr(jget(d, "username"));
+	struct lt_str name = jstr(jget(d, "gift_name"));
+	m.content = name;
+	int64_t start = jint(jget(d, "start_time"), 0);
+	if (start > 0)
+		m.ts = start * 1000;
+	int64_t num = jint(jget(d, "num"), 1), price = jint(jget(d, "price"), 0);
+	m.count = num;
+	m.value = price * (num > 0 ? num : 1);
+	struct lt_buf *x = &e->c->extra;
+	lt_buf_reset(x);
+	extra_str(x, "gift_name", name);
+	extra_int(x, "guard_level", jint(jget(d, "guard_level"), 0));
+	extra_int(x, "count", num);
+	extra_int(x, "value", m.value);
+	extra_str(x, "currency", LT_STR("gold"));
+	extra_end(x);
+	lt_buf_reset(&e->c->key);
+	lt_buf_printf(&e->c->key, "GUARD_BUY\x1f%lld\x1f%lld", (long long)jint(jget(d, "gift_id"), 0),
+	              (long long)start);
+	synth(e, &m, idb);
+	emit(e, &m);
+	return LT_OK;
+}
+
+static int on_stats(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	const cJSON *d = jget(root, "data");
+	struct lt_msg m;
+	char idb[17];
+	bool online = cmd.len && cmd.p[0] == 'O';
+
+	if (!cJSON_IsObject(d))
+		return LT_EPROTO;
+	msg_init(e, &m, LT_MSG_ROOM_STATS);
+	int64_t n;
+	if (online) {
+		n = jint(jget(d, "online_count"), -1);
+		if (n < 0)
+			n = jint(jget(d, "count"), 0);
+	} else {
+		n = jint(jget(d, "num"), 0);
+	}
+	m.count = n;
+	struct lt_buf *x = &e->c->extra;
+	lt_buf_reset(x);
+	extra_str(x, "cmd", cmd);
+	extra_int(x, online ? "online_count" : "watched", n);
+	extra_end(x);
+	lt_buf_reset(&e->c->key);
+	lt_buf_printf(&e->c->key, "%.*s\x1f%lld", (int)cmd.len, cmd.p, (long long)n);
+	synth(e, &m, idb);
+	emit(e, &m);
+	return LT_OK;
+}
+
+static int on_live(struct em *e, const cJSON *root, struct lt_str cmd)
+{
+	struct lt_msg m;
+	char idb[17], kb[48];
+	bool start = cmd.p[0] == 'L';
+
+	msg_init(e, &m, start ? LT_MSG_LIVE_START : LT_MSG_LIVE_END);
+	struct lt_buf *x = &e->c->extra;
+	lt_buf_reset(x);
+	extra_str(x, "cmd", cmd);
+	if (start) {
+		int64_t t = jint(jget(root, "live_time"), 0);
+		if (t > 0)
+			m.ts = t * 1000;
+		struct lt_str key = jid(jget(root, "live_key"), kb, sizeof(kb));
+		if (key.len) {
+			extra_str(x, "live_key", key);
+			lt_buf_reset(&e->c->key);
+			lt_buf_puts(&e->c->key, "LIVE:");
+			lt_buf_append(&e->c->key, key.p, key.len);
+			/* the key buffer is not touched again before emit */
+			m.msg_id = (struct lt_str){(const char *)e->c->key.data, (uint32_t)e->c->key.len};
+		}
+	} else {
+		int64_t t = jint(jget(root, "send_time"), 0);
+		if (t > 0)
+			m.ts = t;
+		extra_int(x, "round", jint(jget(root, "round"), 0));
+		*e->ev |= LT_PEV_LIVE_END;
+	}
+	extra_end(x);
+	if (!m.msg_id.len) {
+		struct lt_str top = jid(jget(root, "msg_id"), kb, sizeof(kb));
+		if (top.len) {
+			m.msg_id = top;
+		} else {
+			lt_buf_reset(&e->c->key);
+			lt_buf_printf(&e->c->key, "%.*s", (int)cmd.len, cmd.p);
+			synth(e, &m, idb);
+		}
+	}
+	emit(e, &m);
+	return LT_OK;
+}
+
+static int on_other(struct em *e, const cJSON *root, struct lt_str cmd, const char *body, size_t n)
+{
+	struct lt_msg m;
+	char idb[17], kb[48];
+
+	msg_init(e, &m, LT_MSG_OTHER);
+	struct lt_buf *x = &e->c->extra;
+	lt_buf_reset(x);
+	extra_str(x, "cmd", cmd);
+	const cJSON *d = jget(root, "data");
+	if (d && n < LT_MSG_EXTRA_MAX / 2) {
+		char *s = cJSON_PrintUnformatted(d);
+		if (s) {
+			lt_buf_puts(x, ",\"data\":");
+			lt_buf_puts(x, s);
+			cJSON_free(s);
+		}
+	}
+	extra_end(x);
+	struct lt_str top = jid(jget(root, "msg_id"), kb, sizeof(kb));
+	if (top.len) {
+		m.msg_id = top;
+	} else {
+		lt_buf_reset(&e->c->key);
+		lt_buf_append(&e->c->key, body, n);
+		synth(e, &m, idb);
+	}
+	emit(e, &m);
+	return LT_OK;
+}
+
+struct cmd_map {
+	const char *name;
+	int (*fn)(struct em *e, const cJSON *root, struct lt_str cmd);
+};
+
+static const struct cmd_map cmds[] = {
+	{.name = "DANMU_MSG", .fn = on_danmu},
+	{.name = "SEND_GIFT", .fn = on_gift},
+	{.name = "SEND_GIFT_V2", .fn = on_gift_v2},
+	{.name = "INTERACT_WORD", .fn = on_interact},
+	{.name = "INTERACT_WORD_V2", .fn = on_interact_v2},
+	{.name = "LIKE_INFO_V3_CLICK", .fn = on_like},
+	{.name = "SUPER_CHAT_MESSAGE", .fn = on_superchat},
+	{.name = "GUARD_BUY", .fn = on_guard},
+	{.name = "ONLINE_RANK_COUNT", .fn = on_stats},
+	{.name = "WATCHED_CHANGE", .fn = on_stats},
+	{.name = "LIVE", .fn = on_live},
+	{.name = "PREPARING", .fn = on_live},
+};
+
+/* One op-5 JSON body. */
+static void on_message(struct em *e, const uint8_t *p, size_t n)
+{
+	cJSON *root = cJSON_ParseWithLength((const char *)p, n);
+	const cJSON *cmdv = jget(root, "cmd");
+	int rc = LT_EPROTO;
+
+	if (!cJSON_IsString(cmdv))
+		goto out;
+	struct lt_str cmd = lt_str_c(cmdv->valuestring);
+	const char *colon = memchr(cmd.p, ':', cmd.len);
+	size_t base = colon ? (size_t)(colon - cmd.p) : cmd.len;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strlen(cmds[i].name) == base && memcmp(cmds[i].name, cmd.p, base) == 0) {
+			rc = cmds[i].fn(e, root, cmd);
+			goto out;
+		}
+	}
+	rc = on_other(e, root, cmd, (const char *)p, n);
+out:
+	if (rc != LT_OK)
+		e->c->st.bad_messages++;
+	cJSON_Delete(root);
+}
+
+/* ------------------------------------------------------------------ */
+/* Packets and decompression */
+
+static int inflate_zlib(struct lt_platform_conn *c, struct lt_buf *out, const uint8_t *p, size_t n)
+{
+	if (!c->zs_ok) {
+		memset(&c->zs, 0, sizeof(c->zs));
+		if (inflateInit(&c->zs) != Z_OK)
+			return LT_ENOMEM;
+		c->zs_ok = true;
+	} else if (inflateReset(&c->zs) != Z_OK) {
+		return LT_EINTERNAL;
+	}
+	lt_buf_reset(out);
+	c->zs.next_in = (Bytef *)(uintptr_t)p;
+	c->zs.avail_in = (uInt)n;
+	for (;;) {
+		size_t want = n * 4 < 4096 ? 4096 : n * 4;
+		if (lt_buf_reserve(out, want) != LT_OK)
+			return LT_ETOOBIG;
+		c->zs.next_out = out->data + out->len;
+		c->zs.avail_out = (uInt)(out->cap - out->len - 1);
+		int zr = inflate(&c->zs, Z_NO_FLUSH);
+		out->len = out->cap - 1 - c->zs.avail_out;
+		if (zr == Z_STREAM_END)
+			return LT_OK;
+		if (zr == Z_BUF_ERROR && c->zs.avail_in == 0)
+			return LT_EPROTO; /* truncated stream */
+		if (zr != Z_OK && zr != Z_BUF_ERROR)
+			return LT_EPROTO;
+	}
+}
+
+static int inflate_brotli(struct lt_buf *out, const uint8_t *p, size_t n)
+{
+	BrotliDecoderState *s = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+	size_t avail_in = n;
+	const uint8_t *next_in = p;
+	int rc = LT_EPROTO;
+
+	if (!s)
+		return LT_ENOMEM;
+	lt_buf_reset(out);
+	for (;;) {
+		size_t want = n * 8 < 16384 ? 16384 : n * 8;
+		if (lt_buf_reserve(out, want) != LT_OK) {
+			rc = LT_ETOOBIG;
+			break;
+		}
+		size_t avail_out = out->cap - out->len - 1;
+		uint8_t *next_out = out->data + out->len;
+		BrotliDecoderResult r = BrotliDecoderDecompressStream(s, &avail_in, &next_in, &avail_out, &next_out, NULL);
+		out->len = (size_t)(next_out - out->data);
+		if (r == BROTLI_DECODER_RESULT_SUCCESS) {
+			rc = LT_OK;
+			break;
+		}
+		if (r != BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT)
+			break; /* error, or the input ended early */
+	}
+	BrotliDecoderDestroyInstance(s);
+	return rc;
+}
+
+static int on_auth_reply(struct em *e, const uint8_t *p, size_t n)
+{
+	cJSON *root = n ? cJSON_ParseWithLength((const char *)p, n) : NULL;
+	int64_t code = n ? jint(jget(root, "code"), -1) : 0;
+	cJSON_Delete(root);
+	if (code == 0) {
+		*e->ev |= LT_PEV_AUTHED;
+		/* every client sends one heartbeat at once after the auth reply */
+		lt_buf_reset(&e->c->out);
+		lt_bili_pack(&e->c->out, LT_BILI_VER_HB, LT_BILI_OP_HEARTBEAT, 1, HEARTBEAT_BODY,
+		             sizeof(HEARTBEAT_BODY) - 1);
+		if (!lt_buf_err(&e->c->out) && e->io->send)
+			e->io->send(e->io->ud, e->c->out.data, e->c->out.len, false);
+		return LT_OK;
+	}
+	*e->ev |= LT_PEV_RECONNECT;
+	e->c->want_token = true;
+	return LT_EAUTH;
+}
+
+static int decode(struct em *e, const uint8_t *p, size_t n, int depth)
+{
+	struct lt_platform_conn *c = e->c;
+	size_t off = 0;
+	int rc = LT_OK;
+
+	while (off < n) {
+		struct lt_rd r;
+		uint32_t pack_len, op, seq;
+		uint16_t hdr_len, ver;
+		lt_rd_init(&r, p + off, n - off);
+		if (lt_rd_u32be(&r, &pack_len) || lt_rd_u16be(&r, &hdr_len) || lt_rd_u16be(&r, &ver) ||
+		    lt_rd_u32be(&r, &op) || lt_rd_u32be(&r, &seq))
+			return LT_EPROTO;
+		if (hdr_len < LT_BILI_HDR_LEN || pack_len < hdr_len || pack_len > n - off)
+			return LT_EPROTO;
+		const uint8_t *body = p + off + hdr_len;
+		size_t blen = pack_len - hdr_len;
+		c->st.packets++;
+		off += pack_len;
+		switch (op) {
+		case LT_BILI_OP_HEARTBEAT_REPLY:
+			c->st.heartbeats++;
+			*e->ev |= LT_PEV_HEARTBEAT;
+			/* the server echoes our heartbeat body after the 4 counted
+			 * bytes; skip it unless a real packet follows */
+			if (off < n) {
+				struct lt_rd r2;
+				uint32_t pl2;
+				uint16_t hl2;
+				lt_rd_init(&r2, p + off, n - off);
+				if (lt_rd_u32be(&r2, &pl2) || lt_rd_u16be(&r2, &hl2) || hl2 != LT_BILI_HDR_LEN ||
+				    pl2 < LT_BILI_HDR_LEN || pl2 > n - off)
+					return rc;
+			}
+			break;
+		case LT_BILI_OP_AUTH_REPLY: {
+			int ar = on_auth_reply(e, body, blen);
+			if (ar != LT_OK)
+				return ar;
+			break;
+		}
+		case LT_BILI_OP_MESSAGE:
+			if (ver == LT_BILI_VER_RAW || ver == LT_BILI_VER_HB) {
+				on_message(e, body, blen);
+			} else if (ver == LT_BILI_VER_ZLIB || ver == LT_BILI_VER_BROTLI) {
+				if (depth >= LT_BILI_DEPTH_MAX) {
+					rc = LT_EPROTO;
+					break;
+				}
+				struct lt_buf *out = &c->inflated[depth];
+				int ir = ver == LT_BILI_VER_ZLIB ? inflate_zlib(c, out, body, blen)
+				                                 : inflate_brotli(out, body, blen);
+				c->st.bytes_inflated += out->len;
+				if (ir != LT_OK) {
+					rc = LT_EPROTO;
+					break;
+				}
+				int dr = decode(e, out->data, out->len, depth + 1);
+				if (dr == LT_EAUTH)
+					return dr;
+				if (dr != LT_OK)
+					rc = dr;
+			} else {
+				rc = LT_EPROTO; /* unknown version: skip this packet */
+			}
+			break;
+		default:
+			break; /* ops the server is not known to send: ignored */
+		}
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The ops */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void bili_destroy(struct lt_platform_conn *c)
+{
+	if (!c)
+		return;
+	free(c->room_cfg);
+	free(c->api_base);
+	free(c->aux_base);
+	free(c->ws_url);
+	free(c->cookie);
+	free(c->ua);
+	free(c->token);
+	lt_buf_free(&c->url);
+	lt_buf_free(&c->hdrs);
+	lt_buf_free(&c->target);
+	lt_buf_free(&c->out);
+	for (int i = 0; i < LT_BILI_DEPTH_MAX; i++)
+		lt_buf_free(&c->inflated[i]);
+	lt_buf_free(&c->extra);
+	lt_buf_free(&c->key);
+	lt_buf_free(&c->b64);
+	if (c->zs_ok)
+		inflateEnd(&c->zs);
+	free(c);
+}
+
+/* The cookie value of name in a "a=b; c=d" string, copied into out (when
+ * out is NULL: only whether it is there). */
+static bool cookie_get(const char *cookies, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	for (const char *p = cookies; p && *p;) {
+		while (*p == ' ' || *p == ';' || *p == '\n')
+			p++;
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			p += nl + 1;
+			size_t n = strcspn(p, ";\n");
+			if (!out)
+				return n > 0;
+			if (n == 0 || n >= cap)
+				return false;
+			memcpy(out, p, n);
+			out[n] = '\0';
+			return true;
+		}
+		p += strcspn(p, ";\n");
+	}
+	return false;
+}
+
+static int bili_create(const struct lt_platform_conf *conf, struct lt_platform_conn **out)
+{
+	struct lt_platform_conn *c;
+
+	if (!conf || !conf->room || !conf->room[0] || strlen(conf->room) >= sizeof(c->room))
+		return LT_EINVAL;
+	for (const char *p = conf->room; *p; p++)
+		if (*p < '0' || *p > '9')
+			return LT_EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return LT_ENOMEM;
+	c->room_cfg = strdup(conf->room);
+	c->api_base = strdup(conf->api_base ? conf->api_base : DEFAULT_API);
+	/* one non-default api_base (an emulator) serves every endpoint */
+	bool custom = conf->api_base && strcmp(conf->api_base, DEFAULT_API) != 0;
+	c->aux_base = strdup(conf->aux_base ? conf->aux_base : custom ? conf->api_base : DEFAULT_AUX);
+	c->ws_url = dup_or_null(conf->ws_url);
+	c->cookie = dup_or_null(conf->cookie);
+	c->ua = strdup(conf->user_agent ? conf->user_agent : DEFAULT_UA);
+	if (!c->room_cfg || !c->api_base || !c->aux_base || !c->ua || (conf->ws_url && !c->ws_url) ||
+	    (conf->cookie && !c->cookie)) {
+		bili_destroy(c);
+		return LT_ENOMEM;
+	}
+	c->uid = conf->uid;
+	c->skip_bootstrap = conf->skip_bootstrap;
+	c->clock = conf->clock ? conf->clock : &lt_clock_real;
+	snprintf(c->room, sizeof(c->room), "%s", c->room_cfg);
+	if (c->cookie)
+		cookie_get(c->cookie, "buvid3", c->buvid, sizeof(c->buvid));
+	lt_buf_init(&c->url, 0);
+	lt_buf_init(&c->hdrs, 0);
+	lt_buf_init(&c->target, 0);
+	lt_buf_init(&c->out, 0);
+	for (int i = 0; i < LT_BILI_DEPTH_MAX; i++)
+		lt_buf_init(&c->inflated[i], LT_BILI_INFLATE_MAX + 1);
+	lt_buf_init(&c->extra, 0);
+	lt_buf_init(&c->key, 0);
+	lt_buf_init(&c->b64, 0);
+	c->step = STEP_DONE;
+	*out = c;
+	return LT_OK;
+}
+
+static bool wbi_valid(const struct lt_platform_conn *c)
+{
+	return c->wbi_expire_ms && lt_clock_now(c->clock) < c->wbi_expire_ms;
+}
+
+/* From the current state, the first step still needed to get a token. */
+static enum step token_step(const struct lt_platform_conn *c)
+{
+	if (!c->resolved)
+		return STEP_ROOM;
+	if (!c->buvid[0])
+		return STEP_BUVID;
+	if (!wbi_valid(c))
+		return STEP_NAV;
+	return STEP_DANMU;
+}
+
+static int bili_begin(struct lt_platform_conn *c, int attempt)
+{
+	if (c->skip_bootstrap) {
+		c->step = STEP_DONE;
+		return LT_OK;
+	}
+	if (!c->token || c->want_token || (attempt > 0 && attempt % LT_BILI_TOKEN_EVERY == 0)) {
+		c->step = token_step(c);
+		c->want_token = false;
+	} else {
+		c->step = STEP_DONE;
+		if (attempt > 0 && c->n_hosts)
+			c->host_idx = (c->host_idx + 1) % c->n_hosts;
+	}
+	return LT_OK;
+}
+
+static void common_headers(struct lt_platform_conn *c, bool with_cookie)
+{
+	struct lt_buf *h = &c->hdrs;
+	lt_buf_reset(h);
+	lt_buf_printf(h, "User-Agent: %s\r\nReferer: https://live.bilibili.com/\r\n", c->ua);
+	if (with_cookie && (c->cookie || c->buvid[0])) {
+		lt_buf_puts(h, "Cookie: ");
+		if (c->cookie)
+			lt_buf_puts(h, c->cookie);
+		bool has = c->cookie && cookie_get(c->cookie, "buvid3", NULL, 0);
+		if (c->buvid[0] && !has)
+			lt_buf_printf(h, "%sbuvid3=%s", c->cookie && c->cookie[0] ? "; " : "", c->buvid);
+		lt_buf_puts(h, "\r\n");
+	}
+}
+
+static int bili_http_next(struct lt_platform_conn *c, struct lt_http_req *req)
+{
+	struct lt_buf *u = &c->url;
+
+	lt_buf_reset(u);
+	switch (c->step) {
+	case STEP_ROOM:
+		lt_buf_printf(u, "%s/room/v1/Room/get_info?room_id=%s", c->api_base, c->room_cfg);
+		common_headers(c, true);
+		break;
+	case STEP_BUVID:
+		lt_buf_printf(u, "%s/x/frontend/finger/spi", c->aux_base);
+		common_headers(c, true);
+		break;
+	case STEP_NAV:
+		lt_buf_printf(u, "%s/x/web-interface/nav", c->aux_base);
+		common_headers(c, true);
+		break;
+	case STEP_DANMU: {
+		char mixin[33], q[64];
+		if (lt_bili_wbi_mixin(c->img_key, c->sub_key, mixin) != LT_OK)
+			return LT_EINTERNAL;
+		snprintf(q, sizeof(q), "id=%s&type=0&web_location=444.8", c->room);
+		lt_buf_printf(u, "%s/xlive/web-room/v1/index/getDanmuInfo?", c->api_base);
+		lt_bili_wbi_sign(u, q, mixin, lt_clock_now(c->clock) / 1000);
+		common_headers(c, true);
+		break;
+	}
+	case STEP_DONE:
+	default:
+		return LT_EEOF;
+	}
+	if (lt_buf_err(u) || lt_buf_err(&c->hdrs))
+		return LT_ENOMEM;
+	req->method = "GET";
+	req->url = lt_buf_cstr(u);
+	req->headers = lt_buf_cstr(&c->hdrs);
+	req->body = NULL;
+	req->body_len = 0;
+	return LT_OK;
+}
+
+/* "https://i0.hdslb.com/bfs/wbi/7cd0…077c.png" -> "7cd0…077c" */
+static bool url_stem(const char *url, char out[33])
+{
+	const char *slash = strrchr(url, '/');
+	const char *s = slash ? slash + 1 : url;
+	size_t n = strcspn(s, ".");
+	if (n != 32)
+		return false;
+	memcpy(out, s, 32);
+	out[32] = '\0';
+	return true;
+}
+
+static int bili_http_done(struct lt_platform_conn *c, const struct lt_http_resp *resp)
+{
+	cJSON *root = NULL;
+	int rc = LT_OK;
+
+	if (resp->status == 412 || resp->status == 0 || resp->status >= 500) {
+		rc = LT_EAGAIN;
+		goto out;
+	}
+	if (resp->status != 200 || resp->body_len > HTTP_BODY_MAX) {
+		rc = LT_EPROTO;
+		goto out;
+	}
+	root = cJSON_ParseWithLength(resp->body, resp->body_len);
+	if (!root) {
+		rc = LT_EPROTO;
+		goto out;
+	}
+	int64_t code = jint(jget(root, "code"), -1);
+	const cJSON *d = jget(root, "data");
+	if (code == -352 || code == -412) {
+		c->wbi_expire_ms = 0; /* risk control: the keys may be stale */
+		rc = LT_EAGAIN;
+		goto out;
+	}
+	switch (c->step) {
+	case STEP_ROOM: {
+		int64_t rid = jint(jget(d, "room_id"), 0);
+		if (code != 0 || rid <= 0) {
+			rc = code == 0 ? LT_EPROTO : LT_ENOTFOUND;
+			goto out;
+		}
+		snprintf(c->room, sizeof(c->room), "%lld", (long long)rid);
+		c->resolved = true;
+		break;
+	}
+	case STEP_BUVID: {
+		struct lt_str b = jstr(jget(d, "b_3"));
+		if (b.len && b.len < sizeof(c->buvid)) {
+			memcpy(c->buvid, b.p, b.len);
+			c->buvid[b.len] = '\0';
+		} else if (!resp->set_cookie || !cookie_get(resp->set_cookie, "buvid3", c->buvid, sizeof(c->buvid))) {
+			rc = LT_EPROTO;
+			goto out;
+		}
+		break;
+	}
+	case STEP_NAV: {
+		/* logged out nav answers -101 but still carries wbi_img */
+		const cJSON *img = jget(d, "wbi_img");
+		const cJSON *iu = jget(img, "img_url"), *su = jget(img, "sub_url");
+		if (!cJSON_IsString(iu) || !cJSON_IsString(su) || !url_stem(iu->valuestring, c->img_key) ||
+		    !url_stem(su->valuestring, c->sub_key)) {
+			rc = LT_EPROTO;
+			goto out;
+		}
+		c->wbi_expire_ms = lt_clock_now(c->clock) + LT_BILI_WBI_TTL_MS;
+		if (cJSON_IsTrue(jget(d, "isLogin")) && c->uid == 0)
+			c->uid = jint(jget(d, "mid"), 0);
+		break;
+	}
+	case STEP_DANMU: {
+		struct lt_str tok = jstr(jget(d, "token"));
+		if (code != 0 || !tok.len) {
+			rc = LT_EPROTO;
+			goto out;
+		}
+		free(c->token);
+		c->token = strndup(tok.p, tok.len);
+		if (!c->token) {
+			rc = LT_ENOMEM;
+			goto out;
+		}
+		c->n_hosts = 0;
+		c->host_idx = 0;
+		const cJSON *h;
+		cJSON_ArrayForEach(h, jget(d, "host_list"))
+		{
+			struct lt_str name = jstr(jget(h, "host"));
+			int64_t port = jint(jget(h, "wss_port"), 443);
+			if (c->n_hosts >= LT_BILI_HOSTS_MAX || !name.len || name.len >= sizeof(c->hosts[0].name) ||
+			    port <= 0 || port > 65535)
+				continue;
+			memcpy(c->hosts[c->n_hosts].name, name.p, name.len);
+			c->hosts[c->n_hosts].name[name.len] = '\0';
+			c->hosts[c->n_hosts].wss_port = (int)port;
+			c->n_hosts++;
+		}
+		break;
+	}
+	default:
+		rc = LT_EINTERNAL;
+		goto out;
+	}
+	c->step = c->step == STEP_DANMU ? STEP_DONE : token_step(c);
+out:
+	if (rc != LT_OK)
+		c->st.http_errors++;
+	cJSON_Delete(root);
+	return rc;
+}
+
+static int bili_ws_target(struct lt_platform_conn *c, struct lt_ws_target *t)
+{
+	lt_buf_reset(&c->target);
+	if (c->ws_url)
+		lt_buf_puts(&c->target, c->ws_url);
+	else if (c->n_hosts)
+		lt_buf_printf(&c->target, "wss://%s:%d/sub", c->hosts[c->host_idx].name, c->hosts[c->host_idx].wss_port);
+	else
+		lt_buf_puts(&c->target, DEFAULT_WS);
+	common_headers(c, false);
+	if (lt_buf_err(&c->target) || lt_buf_err(&c->hdrs))
+		return LT_ENOMEM;
+	t->url = lt_buf_cstr(&c->target);
+	t->headers = lt_buf_cstr(&c->hdrs);
+	t->origin = "https://live.bilibili.com";
+	t->protocol = NULL;
+	return LT_OK;
+}
+
+static int bili_on_open(struct lt_platform_conn *c, const struct lt_platform_io *io)
+{
+	struct lt_buf body = LT_BUF_INIT;
+	int rc;
+
+	lt_buf_init(&body, 0);
+	lt_buf_printf(&body, "{\"uid\":%lld,\"roomid\":%s,\"protover\":3,\"platform\":\"web\",\"type\":2,\"buvid\":",
+	              (long long)c->uid, c->room);
+	lt_json_str(&body, c->buvid, strlen(c->buvid));
+	lt_buf_puts(&body, ",\"key\":");
+	lt_json_str(&body, c->token ? c->token : "", c->token ? strlen(c->token) : 0);
+	lt_buf_putc(&body, '}');
+	lt_buf_reset(&c->out);
+	lt_bili_pack(&c->out, LT_BILI_VER_HB, LT_BILI_OP_AUTH, 1, body.data, body.len);
+	rc = lt_buf_err(&body) ? lt_buf_err(&body) : lt_buf_err(&c->out);
+	if (rc == LT_OK)
+		io->send(io->ud, c->out.data, c->out.len, false);
+	lt_buf_free(&body);
+	return rc;
+}
+
+static int bili_on_frame(struct lt_platform_conn *c, const uint8_t *p, size_t n, int64_t recv_ms,
+                         const struct lt_platform_io *io, unsigned *ev)
+{
+	struct em e = {.c = c, .io = io, .recv_ms = recv_ms, .ev = ev};
+
+	*ev = 0;
+	c->st.frames++;
+	c->st.bytes_in += n;
+	int rc = decode(&e, p, n, 0);
+	if (rc == LT_EPROTO)
+		c->st.bad_frames++;
+	/* don't keep a bomb-sized buffer around */
+	for (int i = 0; i < LT_BILI_DEPTH_MAX; i++)
+		if (c->inflated[i].cap > (4u << 20))
+			lt_buf_free(&c->inflated[i]), lt_buf_init(&c->inflated[i], LT_BILI_INFLATE_MAX + 1);
+	return rc;
+}
+
+static int bili_heartbeat_ms(const struct lt_platform_conn *c)
+{
+	(void)c;
+	return LT_BILI_HEARTBEAT_MS;
+}
+
+static int bili_heartbeat(struct lt_platform_conn *c, const struct lt_platform_io *io)
+{
+	lt_buf_reset(&c->out);
+	lt_bili_pack(&c->out, LT_BILI_VER_HB, LT_BILI_OP_HEARTBEAT, 1, HEARTBEAT_BODY, sizeof(HEARTBEAT_BODY) - 1);
+	if (lt_buf_err(&c->out))
+		return lt_buf_err(&c->out);
+	io->send(io->ud, c->out.data, c->out.len, false);
+	return LT_OK;
+}
+
+static const char *bili_room(const struct lt_platform_conn *c)
+{
+	return c->room;
+}
+
+static void bili_stats(const struct lt_platform_conn *c, struct lt_platform_stats *out)
+{
+	*out = c->st;
+}
+
+const struct lt_platform_ops lt_platform_bilibili = {
+	.name = "bilibili",
+	.platform = LT_PLATFORM_BILIBILI,
+	.create = bili_create,
+	.destroy = bili_destroy,
+	.begin = bili_begin,
+	.http_next = bili_http_next,
+	.http_done = bili_http_done,
+	.ws_target = bili_ws_target,
+	.on_open = bili_on_open,
+	.on_frame = bili_on_frame,
+	.heartbeat_ms = bili_heartbeat_ms,
+	.heartbeat = bili_heartbeat,
+	.room = bili_room,
+	.stats = bili_stats,
+};
