@@ -298,6 +298,7 @@ int lt_app_setup(struct lt_app *app, const char *const *envp, FILE *out, FILE *e
 		return 0;
 	}
 	lt_log_init(name, level);
+	lt_log_set_stderr(lt_config_bool(app->cfg, "log.stderr"));
 	const char *file = lt_config_str(app->cfg, "log.file");
 	if (file && *file) {
 		if (lt_log_open_file(file, (size_t)lt_config_int(app->cfg, "log.max_bytes"),

@@ -405,7 +405,7 @@ static int apply_file(struct lt_config *c, const char *path, bool must_exist, st
 		return rc;
 	cJSON *root = NULL;
 	const char *end = NULL;
-	root = cJSON_ParseWithLengthOpts(text, len, &end, 1);
+	root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1); /* + the NUL read_file keeps */
 	if (!root) {
 		int line = 1, col = 1;
 		for (const char *p = text; end && p < end && p < text + len; p++) {

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 int lt_log_level_cur = LT_LOG_INFO;
 
 static const char *log_proc = "livetap";
+static atomic_bool to_stderr = true;
 
 static pthread_mutex_t file_mu = PTHREAD_MUTEX_INITIALIZER;
 static int file_fd = -1;
@@ -335,6 +337,8 @@ int lt_log_open_file(const char *path, size_t max_bytes, int keep)
 	return rc;
 }
 
+void lt_log_set_stderr(bool on) { atomic_store(&to_stderr, on); }
+
 /* Close the file output (stderr stays). Safe to call when none is open. */
 void lt_log_close(void)
 {
@@ -395,7 +399,8 @@ void lt_log_write(int level, const char *ctx, const char *fmt, ...)
 		w.n += 2;
 	}
 
-	write_all(STDERR_FILENO, w.p, w.n);
+	if (atomic_load(&to_stderr))
+		write_all(STDERR_FILENO, w.p, w.n);
 
 	pthread_mutex_lock(&file_mu);
 	if (file_fd >= 0) {

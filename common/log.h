@@ -35,6 +35,9 @@ int lt_log_level_parse(const char *s);
  * LT_EIO. */
 int lt_log_open_file(const char *path, size_t max_bytes, int keep);
 void lt_log_close(void);
+/* Whether lines also go to stderr (default true; log.stderr). With it off
+ * and no file open, lines go nowhere. */
+void lt_log_set_stderr(bool on);
 
 extern int lt_log_level_cur;
 static inline bool lt_log_enabled(int level) { return level >= lt_log_level_cur; }

@@ -299,14 +299,29 @@ double lt_metrics_value(const struct lt_series *s)
 	return 0;
 }
 
+/* The shortest of %.15g..%.17g that reads back as v: 0.1 stays "0.1". */
+static void fmt_double(char out[40], double v)
+{
+	if (isnan(v)) {
+		snprintf(out, 40, "NaN");
+		return;
+	}
+	if (isinf(v)) {
+		snprintf(out, 40, "%s", v > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(out, 40, "%.*g", prec, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
 static void put_double(struct lt_buf *out, double v)
 {
-	if (isnan(v))
-		lt_buf_puts(out, "NaN");
-	else if (isinf(v))
-		lt_buf_puts(out, v > 0 ? "+Inf" : "-Inf");
-	else
-		lt_buf_printf(out, "%.17g", v);
+	char tmp[40];
+	fmt_double(tmp, v);
+	lt_buf_puts(out, tmp);
 }
 
 static void put_escaped(struct lt_buf *out, const char *s, bool quote)
@@ -372,10 +387,7 @@ static void render_family(struct lt_buf *out, const struct lt_metric *m)
 			uint64_t cum = 0;
 			for (int b = 0; b <= m->nbounds; b++) {
 				char le[40];
-				if (b < m->nbounds)
-					snprintf(le, sizeof le, "%.17g", m->bounds[b]);
-				else
-					snprintf(le, sizeof le, "+Inf");
+				fmt_double(le, b < m->nbounds ? m->bounds[b] : INFINITY);
 				cum += atomic_load(&s->buckets[b]);
 				put_series_name(out, m, s, "_bucket", le);
 				lt_buf_printf(out, " %llu\n", (unsigned long long)cum);

@@ -24,6 +24,7 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	STR("state_dir", "./var", "where sockets, spools and logs live by default"),
 	STR("log.level", "info", "debug, info, warn, error or off"),
 	STR("log.file", "", "also write log lines to this file (empty: stderr only)"),
+	BOOL("log.stderr", "true", "write log lines to stderr (turn off when log.file is enough)"),
 	INT("log.max_bytes", "10485760", 4096, INT64_C(1) << 40, "rotate the log file at this size"),
 	INT("log.keep", "5", 0, 100, "rotated log files to keep (file.1 … file.N)"),
 
