@@ -1,0 +1,858 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * processor: one lt_wire batch in, one apply.lua call per room out.
+ *
+ * apply: decode the batch header (LT_EPROTO if it is not a data batch), walk
+ * its records (a malformed one is counted and skipped), group the messages by
+ * room, and per room: render each message's JSON, segment chat text, run the
+ * plugins' on_message (which add ops), add the session ops, serialise the
+ * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now, plan and
+ * (msg_id, json) pairs in one EVALSHA. Ops are aggregated in a hash table
+ * keyed by (kind, key, field); each keeps its total and a linked list of
+ * (message index, amount) contributions in one shared vector, so that the
+ * script can apply the total when all markers are new and the sum over the
+ * new ones otherwise.
+ */
+#include "processor/processor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/metrics.h"
+#include "common/wire.h"
+#include "processor/plugin.h"
+#include "processor/redis_sink.h"
+#include "processor/segment.h"
+
+#define MAX_PLUGINS 16
+#define MAX_ROOMS 4096            /* rooms remembered for the tick */
+#define ROOM_IDLE_MS (31 * 60000) /* forget a room after this long */
+#define ROOM_KEY_MAX (16 + LT_MSG_ROOM_MAX)
+#define TS_PAST_MS (24 * 3600000LL)
+
+enum op_kind {
+	K_HINCR,
+	K_ZINCR,
+	K_HMIN,
+	K_HMAX,
+	K_HSET,
+	K_WORD,
+	K_PUB,
+	K_ONCE,
+	K_CHECKIN,
+	K_SESS,
+	K_SESS_START,
+	K_SESS_END,
+};
+static const char *const kind_name[] = {"hincr", "zincr", "hmin", "hmax", "hset", "word",
+					"pub", "once", "checkin", "sess", "sess_start", "sess_end"};
+
+struct op {
+	uint8_t kind;
+	int ttl;
+	const char *key;   /* arena */
+	const char *field; /* arena */
+	int64_t total;
+	const char *extra; /* arena; hset value or payload */
+	uint32_t extra_len;
+	int32_t head, tail; /* contributions */
+	uint32_t hash;
+};
+
+struct contrib {
+	int32_t idx;
+	int32_t next;
+	int64_t amt;
+};
+
+struct lt_ops {
+	struct op *ops;
+	size_t n, cap;
+	struct contrib *c;
+	size_t nc, capc;
+	int32_t *table; /* op index + 1, 0 = empty */
+	size_t tcap;
+	struct lt_arena arena;
+	int err;
+};
+
+struct plug {
+	const struct lt_plugin *pl;
+	void *state;
+	int enabled;
+	struct lt_series *failures;
+};
+
+/* One decoded message of the batch. */
+struct item {
+	struct lt_msg m;
+	char room[ROOM_KEY_MAX];
+	char synth[17];
+	uint32_t order;
+};
+
+struct room_seen {
+	char room[ROOM_KEY_MAX];
+	int64_t last;
+};
+
+struct lt_processor {
+	struct lt_segment *seg;
+	struct lt_redis_sink *sink;
+	struct plug plugs[MAX_PLUGINS];
+	int nplugs;
+	struct lt_plugin_env env;
+	char *pg_dsn;
+	struct lt_ops ops;
+	struct item *items;
+	size_t nitems, capitems;
+	struct lt_buf json;  /* the room's messages' JSON, back to back */
+	uint32_t *json_off;
+	size_t capjson;
+	struct lt_buf plan;
+	const char **argv;
+	size_t *lens;
+	size_t capargv;
+	struct lt_segment_words words;
+	uint8_t blocked[LT_SEGMENT_MAX_WORDS];
+	struct room_seen *rooms;
+	size_t nrooms;
+	struct lt_processor_stats st;
+	struct {
+		struct lt_series *batches, *messages, *dups, *bad_batch, *bad_record, *redis_err, *latency;
+	} m;
+};
+
+static const struct lt_plugin *const builtin[] = {
+	&lt_plugin_keywords, &lt_plugin_hotwords, &lt_plugin_userstats, &lt_plugin_checkin, &lt_plugin_fortune,
+};
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static uint32_t fnv(uint32_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return (h ^ 0xff) * 16777619u;
+}
+
+static void ops_reset(struct lt_ops *o)
+{
+	o->n = 0;
+	o->nc = 0;
+	o->err = LT_OK;
+	if (o->table)
+		memset(o->table, 0, o->tcap * sizeof(*o->table));
+	lt_arena_reset(&o->arena);
+}
+
+static void ops_free(struct lt_ops *o)
+{
+	free(o->ops);
+	free(o->c);
+	free(o->table);
+	lt_arena_free(&o->arena);
+}
+
+static int ops_grow_table(struct lt_ops *o)
+{
+	size_t ncap = o->tcap ? o->tcap * 2 : 1024;
+	int32_t *t = calloc(ncap, sizeof(*t));
+
+	if (!t)
+		return LT_ENOMEM;
+	for (size_t i = 0; i < o->n; i++) {
+		size_t j = o->ops[i].hash & (ncap - 1);
+		if (o->ops[i].kind == K_PUB || o->ops[i].kind == K_ONCE || o->ops[i].kind == K_SESS_START ||
+		    o->ops[i].kind == K_SESS_END)
+			continue;
+		while (t[j])
+			j = (j + 1) & (ncap - 1);
+		t[j] = (int32_t)i + 1;
+	}
+	free(o->table);
+	o->table = t;
+	o->tcap = ncap;
+	return LT_OK;
+}
+
+static int contrib_add(struct lt_ops *o, struct op *op, int idx, int64_t amt)
+{
+	struct contrib *c;
+
+	if (o->nc == o->capc) {
+		size_t ncap = o->capc ? o->capc * 2 : 4096;
+		struct contrib *g = realloc(o->c, ncap * sizeof(*g));
+		if (!g)
+			return LT_ENOMEM;
+		o->c = g;
+		o->capc = ncap;
+	}
+	c = &o->c[o->nc];
+	c->idx = idx;
+	c->amt = amt;
+	c->next = -1;
+	if (op->tail >= 0)
+		o->c[op->tail].next = (int32_t)o->nc;
+	else
+		op->head = (int32_t)o->nc;
+	op->tail = (int32_t)o->nc;
+	o->nc++;
+	return LT_OK;
+}
+
+/* Find or add the op (kind, key, field) and record pm's contribution. */
+static int ops_add(struct lt_ops *o, const struct lt_proc_msg *pm, int kind, const char *key, const char *field,
+		   int64_t amount, int ttl, const char *extra, uint32_t extra_len)
+{
+	int aggregate = !(kind == K_PUB || kind == K_ONCE || kind == K_SESS_START || kind == K_SESS_END);
+	uint32_t h = fnv(fnv(2166136261u ^ (uint32_t)kind, key), field);
+	struct op *op = NULL;
+	size_t j = 0;
+
+	if (o->err)
+		return o->err;
+	if (aggregate) {
+		if ((o->n + 1) * 2 > o->tcap && ops_grow_table(o) != LT_OK)
+			return o->err = LT_ENOMEM;
+		j = h & (o->tcap - 1);
+		while (o->table[j]) {
+			struct op *c = &o->ops[o->table[j] - 1];
+			if (c->hash == h && c->kind == kind && strcmp(c->key, key) == 0 && strcmp(c->field, field) == 0) {
+				op = c;
+				break;
+			}
+			j = (j + 1) & (o->tcap - 1);
+		}
+	}
+	if (!op) {
+		if (o->n == o->cap) {
+			size_t ncap = o->cap ? o->cap * 2 : 1024;
+			struct op *g = realloc(o->ops, ncap * sizeof(*g));
+			if (!g)
+				return o->err = LT_ENOMEM;
+			o->ops = g;
+			o->cap = ncap;
+		}
+		op = &o->ops[o->n];
+		memset(op, 0, sizeof(*op));
+		op->kind = (uint8_t)kind;
+		op->ttl = ttl;
+		op->hash = h;
+		op->head = op->tail = -1;
+		op->key = lt_arena_strndup(&o->arena, key, strlen(key));
+		op->field = lt_arena_strndup(&o->arena, field, strlen(field));
+		if (!op->key || !op->field)
+			return o->err = LT_ENOMEM;
+		op->total = amount;
+		if (aggregate)
+			o->table[j] = (int32_t)o->n + 1;
+		o->n++;
+	} else {
+		switch (kind) {
+		case K_HMIN:
+			if (amount < op->total)
+				op->total = amount;
+			break;
+		case K_HMAX:
+			if (amount > op->total)
+				op->total = amount;
+			break;
+		case K_HSET:
+		case K_CHECKIN:
+			break;
+		default:
+			op->total += amount;
+		}
+	}
+	if (extra) {
+		char *x = lt_arena_alloc(&o->arena, extra_len + 1);
+		if (!x)
+			return o->err = LT_ENOMEM;
+		memcpy(x, extra, extra_len);
+		x[extra_len] = '\0';
+		op->extra = x;
+		op->extra_len = extra_len;
+	}
+	if (contrib_add(o, op, pm->index, amount) != LT_OK)
+		return o->err = LT_ENOMEM;
+	return LT_OK;
+}
+
+int lt_ops_hincr(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
+		 int64_t amount, int ttl_s)
+{
+	return ops_add(o, pm, K_HINCR, key, field, amount, ttl_s, NULL, 0);
+}
+
+int lt_ops_zincr(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *member,
+		 int64_t amount, int ttl_s)
+{
+	return ops_add(o, pm, K_ZINCR, key, member, amount, ttl_s, NULL, 0);
+}
+
+int lt_ops_hmin(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
+		int64_t value, int ttl_s)
+{
+	return ops_add(o, pm, K_HMIN, key, field, value, ttl_s, NULL, 0);
+}
+
+int lt_ops_hmax(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
+		int64_t value, int ttl_s)
+{
+	return ops_add(o, pm, K_HMAX, key, field, value, ttl_s, NULL, 0);
+}
+
+int lt_ops_hset(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
+		const char *value, int ttl_s)
+{
+	return ops_add(o, pm, K_HSET, key, field, 1, ttl_s, value, (uint32_t)strlen(value));
+}
+
+int lt_ops_word(struct lt_ops *o, const struct lt_proc_msg *pm, const char *word, uint32_t len)
+{
+	char bucket[24], w[LT_SEGMENT_WORD_MAX + 1];
+
+	if (len > LT_SEGMENT_WORD_MAX || len == 0)
+		return LT_OK;
+	memcpy(w, word, len);
+	w[len] = '\0';
+	snprintf(bucket, sizeof(bucket), "%lld", (long long)(pm->ts / 10000));
+	return ops_add(o, pm, K_WORD, bucket, w, 1, 0, NULL, 0);
+}
+
+int lt_ops_publish(struct lt_ops *o, const struct lt_proc_msg *pm, const char *channel, const char *payload,
+		   uint32_t len)
+{
+	return ops_add(o, pm, K_PUB, channel ? channel : "", "", 1, 0, payload, len);
+}
+
+int lt_ops_once(struct lt_ops *o, const struct lt_proc_msg *pm, const char *marker, int ttl_s,
+		const char *payload, uint32_t len)
+{
+	return ops_add(o, pm, K_ONCE, marker, "", 1, ttl_s, payload, len);
+}
+
+int lt_ops_checkin(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, int64_t day, int ttl_s)
+{
+	char f[24];
+
+	snprintf(f, sizeof(f), "%lld", (long long)day);
+	return ops_add(o, pm, K_CHECKIN, key, f, day, ttl_s, NULL, 0);
+}
+
+int lt_ops_session(struct lt_ops *o, const struct lt_proc_msg *pm, const char *field, int64_t amount)
+{
+	return ops_add(o, pm, K_SESS, "", field, amount, 0, NULL, 0);
+}
+
+/* The plan: a JSON array of {kind, key, field, total, ttl, [idx, amt, ...], extra}. */
+static int ops_plan(const struct lt_ops *o, struct lt_buf *out)
+{
+	lt_buf_reset(out);
+	lt_buf_putc(out, '[');
+	for (size_t i = 0; i < o->n; i++) {
+		const struct op *op = &o->ops[i];
+		if (i)
+			lt_buf_putc(out, ',');
+		lt_buf_printf(out, "[\"%s\",", kind_name[op->kind]);
+		lt_json_str(out, op->key, strlen(op->key));
+		lt_buf_putc(out, ',');
+		lt_json_str(out, op->field, strlen(op->field));
+		lt_buf_printf(out, ",%lld,%d,[", (long long)op->total, op->ttl);
+		for (int32_t c = op->head; c >= 0; c = o->c[c].next)
+			lt_buf_printf(out, "%s%d,%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
+		lt_buf_putc(out, ']');
+		if (op->extra) {
+			lt_buf_putc(out, ',');
+			lt_json_str(out, op->extra, op->extra_len);
+		}
+		lt_buf_putc(out, ']');
+	}
+	lt_buf_putc(out, ']');
+	return lt_buf_err(out);
+}
+
+/* ---- plugins ------------------------------------------------------------ */
+
+static void plugin_fail(struct lt_processor *p, struct plug *pg, const char *hook, int rc)
+{
+	pg->enabled = 0;
+	p->st.plugin_failures++;
+	lt_metrics_add(pg->failures, 1);
+	lt_error("plugin=disabled", "plugin %s failed in %s (%s); disabled", pg->pl->name, hook, lt_strerror(rc));
+}
+
+static int listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *s = list; s && *s;) {
+		const char *e = strchr(s, ',');
+		size_t l = e ? (size_t)(e - s) : strlen(s);
+		while (l && *s == ' ') {
+			s++;
+			l--;
+		}
+		if (l == n && memcmp(s, name, n) == 0)
+			return 1;
+		s = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+static struct plug *find_plug(struct lt_processor *p, const char *name)
+{
+	for (int i = 0; i < p->nplugs; i++)
+		if (strcmp(p->plugs[i].pl->name, name) == 0)
+			return &p->plugs[i];
+	return NULL;
+}
+
+/* Order: dependencies first, then priority; a plugin whose dependency is
+ * missing or disabled is disabled. Then init in that order. */
+static void plugins_setup(struct lt_processor *p, const char *disable)
+{
+	struct plug sorted[MAX_PLUGINS];
+	int placed[MAX_PLUGINS] = {0};
+	int n = 0;
+	struct lt_metric *fam = lt_metrics_counter("livetap_processor_plugin_failures_total",
+						   "Plugins disabled after a failure.", "plugin", NULL);
+
+	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]) && p->nplugs < MAX_PLUGINS; i++) {
+		struct plug *pg = &p->plugs[p->nplugs++];
+		pg->pl = builtin[i];
+		pg->enabled = !listed(disable, builtin[i]->name);
+		pg->failures = lt_metrics_series(fam, builtin[i]->name, NULL);
+	}
+	for (;;) {
+		int best = -1;
+		for (int i = 0; i < p->nplugs; i++) {
+			const char *const *d = p->plugs[i].pl->depends_on;
+			int ok = !placed[i];
+			for (; ok && d && *d; d++) {
+				struct plug *dep = find_plug(p, *d);
+				int k = dep ? (int)(dep - p->plugs) : -1;
+				ok = k >= 0 && placed[k];
+			}
+			if (ok && (best < 0 || p->plugs[i].pl->priority < p->plugs[best].pl->priority))
+				best = i;
+		}
+		if (best < 0)
+			break;
+		placed[best] = 1;
+		sorted[n++] = p->plugs[best];
+	}
+	for (int i = 0; i < p->nplugs; i++) {
+		if (!placed[i]) {
+			lt_error("plugin=disabled", "plugin %s: a dependency is missing or circular; disabled",
+				 p->plugs[i].pl->name);
+			p->plugs[i].enabled = 0;
+			sorted[n++] = p->plugs[i];
+		}
+	}
+	memcpy(p->plugs, sorted, (size_t)n * sizeof(sorted[0]));
+	for (int i = 0; i < p->nplugs; i++) {
+		struct plug *pg = &p->plugs[i];
+		struct lt_error e = {0};
+		int rc;
+		for (const char *const *d = pg->pl->depends_on; pg->enabled && d && *d; d++) {
+			struct plug *dep = find_plug(p, *d);
+			if (!dep || !dep->enabled) {
+				lt_warn("plugin=disabled", "plugin %s: needs %s, which is disabled", pg->pl->name, *d);
+				pg->enabled = 0;
+			}
+		}
+		if (!pg->enabled || !pg->pl->init)
+			continue;
+		rc = pg->pl->init(&p->env, &pg->state, &e);
+		if (rc != LT_OK) {
+			lt_error("plugin=disabled", "plugin %s: %s", pg->pl->name, e.message);
+			plugin_fail(p, pg, "init", rc);
+		}
+	}
+}
+
+void lt_processor_plugins(const struct lt_processor *p, char *out, size_t cap)
+{
+	size_t used = 0;
+
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	for (int i = 0; i < p->nplugs; i++) {
+		int w;
+		if (!p->plugs[i].enabled)
+			continue;
+		w = snprintf(out + used, cap - used, "%s%s", used ? "," : "", p->plugs[i].pl->name);
+		if (w < 0 || (size_t)w >= cap - used)
+			return;
+		used += (size_t)w;
+	}
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **out, struct lt_error *e)
+{
+	struct lt_processor *p;
+	int rc;
+
+	if (!o || !o->redis_url)
+		return lt_error_set(e, LT_EINVAL, "processor: redis url missing");
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return lt_error_set(e, LT_ENOMEM, "out of memory");
+	lt_arena_init(&p->ops.arena, 0);
+	lt_buf_init(&p->json, 0);
+	lt_buf_init(&p->plan, 0);
+	if (o->pg_dsn && *o->pg_dsn && !(p->pg_dsn = strdup(o->pg_dsn))) {
+		rc = lt_error_set(e, LT_ENOMEM, "out of memory");
+		goto fail;
+	}
+	p->env.pg_dsn = p->pg_dsn;
+	p->env.keywords_refresh_ms = o->keywords_refresh_ms > 0 ? o->keywords_refresh_ms : 30000;
+	rc = lt_redis_sink_open(o->redis_url, o->redis_timeout_ms, &p->sink, e);
+	if (rc != LT_OK)
+		goto fail;
+	rc = lt_segment_open(o->dict_dir, &p->seg, e);
+	if (rc != LT_OK)
+		goto fail;
+	p->m.batches = lt_metrics_series(
+		lt_metrics_counter("livetap_processor_batches_total", "Batches applied to Redis.", NULL, NULL), NULL, NULL);
+	p->m.messages = lt_metrics_series(
+		lt_metrics_counter("livetap_processor_messages_total", "Messages sent to Redis.", NULL, NULL), NULL, NULL);
+	p->m.dups = lt_metrics_series(lt_metrics_counter("livetap_processor_duplicates_total",
+							 "Messages Redis had already seen.", NULL, NULL),
+				      NULL, NULL);
+	{
+		struct lt_metric *bad = lt_metrics_counter("livetap_processor_malformed_total",
+							   "Malformed input dropped.", "what", NULL);
+		p->m.bad_batch = lt_metrics_series(bad, "batch", NULL);
+		p->m.bad_record = lt_metrics_series(bad, "record", NULL);
+	}
+	p->m.redis_err = lt_metrics_series(
+		lt_metrics_counter("livetap_processor_redis_errors_total", "Applies that failed on Redis.", NULL, NULL),
+		NULL, NULL);
+	p->m.latency = lt_metrics_series(lt_metrics_histogram("livetap_processor_apply_seconds",
+							      "Time to apply one batch to Redis.", NULL, 0, NULL,
+							      NULL),
+					 NULL, NULL);
+	plugins_setup(p, o->disable);
+	*out = p;
+	return LT_OK;
+fail:
+	lt_processor_close(p);
+	return rc;
+}
+
+void lt_processor_close(struct lt_processor *p)
+{
+	if (!p)
+		return;
+	for (int i = p->nplugs - 1; i >= 0; i--)
+		if (p->plugs[i].pl->destroy && p->plugs[i].state)
+			p->plugs[i].pl->destroy(p->plugs[i].state);
+	lt_segment_close(p->seg);
+	lt_redis_sink_close(p->sink);
+	ops_free(&p->ops);
+	free(p->items);
+	free(p->json_off);
+	free(p->argv);
+	free(p->lens);
+	free(p->rooms);
+	free(p->pg_dsn);
+	lt_buf_free(&p->json);
+	lt_buf_free(&p->plan);
+	free(p);
+}
+
+/* ---- apply -------------------------------------------------------------- */
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct item *x = a, *y = b;
+	int c = strcmp(x->room, y->room);
+	if (c)
+		return c;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void room_seen(struct lt_processor *p, const char *room, int64_t now)
+{
+	size_t oldest = 0;
+
+	for (size_t i = 0; i < p->nrooms; i++) {
+		if (strcmp(p->rooms[i].room, room) == 0) {
+			p->rooms[i].last = now;
+			return;
+		}
+		if (p->rooms[i].last < p->rooms[oldest].last)
+			oldest = i;
+	}
+	if (!p->rooms) {
+		p->rooms = calloc(MAX_ROOMS, sizeof(*p->rooms));
+		if (!p->rooms)
+			return;
+	}
+	if (p->nrooms < MAX_ROOMS)
+		oldest = p->nrooms++;
+	snprintf(p->rooms[oldest].room, sizeof(p->rooms[oldest].room), "%s", room);
+	p->rooms[oldest].last = now;
+}
+
+static int reserve_argv(struct lt_processor *p, size_t n)
+{
+	if (n <= p->capargv)
+		return LT_OK;
+	free(p->argv);
+	free(p->lens);
+	p->argv = malloc(n * sizeof(*p->argv));
+	p->lens = malloc(n * sizeof(*p->lens));
+	p->capargv = p->argv && p->lens ? n : 0;
+	return p->capargv ? LT_OK : LT_ENOMEM;
+}
+
+/* The session ops every message implies (L3 counters, live_start/live_end). */
+static int session_ops(struct lt_ops *o, struct lt_proc_msg *pm)
+{
+	const struct lt_msg *m = pm->m;
+	int64_t cnt = m->count > 0 ? m->count : 1;
+
+	switch (m->type) {
+	case LT_MSG_CHAT:
+		return lt_ops_session(o, pm, "messages", 1);
+	case LT_MSG_SUPERCHAT:
+		lt_ops_session(o, pm, "messages", 1);
+		return lt_ops_session(o, pm, "gift_value", m->value);
+	case LT_MSG_GIFT:
+	case LT_MSG_GUARD:
+		lt_ops_session(o, pm, "gifts", cnt);
+		return lt_ops_session(o, pm, "gift_value", m->value);
+	case LT_MSG_LIKE:
+		return lt_ops_session(o, pm, "likes", cnt);
+	case LT_MSG_LIVE_START:
+		return ops_add(o, pm, K_SESS_START, "", "", pm->ts, 0, NULL, 0);
+	case LT_MSG_LIVE_END:
+		return ops_add(o, pm, K_SESS_END, "", "", pm->ts, 0, NULL, 0);
+	default:
+		return LT_OK;
+	}
+}
+
+/* Build and send one room's script call for items[from..to). */
+static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t now, const char *src)
+{
+	size_t n = to - from;
+	char key[ROOM_KEY_MAX + 8], nowtxt[24];
+	struct lt_redis_apply_reply r;
+	const char *room = p->items[from].room;
+	int rc;
+
+	ops_reset(&p->ops);
+	lt_buf_reset(&p->json);
+	if (n + 1 > p->capjson) {
+		uint32_t *g = realloc(p->json_off, (n + 1) * sizeof(*g));
+		if (!g)
+			return LT_ENOMEM;
+		p->json_off = g;
+		p->capjson = n + 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct item *it = &p->items[from + i];
+		struct lt_proc_msg pm = {0};
+		const struct lt_msg *m = &it->m;
+
+		p->json_off[i] = (uint32_t)p->json.len;
+		lt_json_msg(&p->json, m);
+		if (lt_buf_err(&p->json))
+			return LT_ENOMEM;
+		pm.m = m;
+		pm.room = room;
+		pm.index = (int)i;
+		pm.now_ms = now;
+		pm.ts = m->ts > now ? now : m->ts < now - TS_PAST_MS ? now - TS_PAST_MS : m->ts;
+		pm.json = (const char *)p->json.data + p->json_off[i];
+		pm.json_len = (uint32_t)(p->json.len - p->json_off[i]);
+		if ((m->type == LT_MSG_CHAT || m->type == LT_MSG_SUPERCHAT) && m->content.len) {
+			lt_segment_words(p->seg, m->content.p, m->content.len, &p->words);
+			memset(p->blocked, 0, sizeof(p->blocked));
+			pm.words = &p->words;
+			pm.blocked = p->blocked;
+		}
+		for (int k = 0; k < p->nplugs; k++) {
+			struct plug *pg = &p->plugs[k];
+			if (!pg->enabled || !pg->pl->on_message)
+				continue;
+			rc = pg->pl->on_message(pg->state, &pm, &p->ops);
+			if (p->ops.err)
+				return p->ops.err;
+			if (rc != LT_OK)
+				plugin_fail(p, pg, "on_message", rc);
+		}
+		session_ops(&p->ops, &pm);
+		if (p->ops.err)
+			return p->ops.err;
+	}
+	p->json_off[n] = (uint32_t)p->json.len;
+	if (ops_plan(&p->ops, &p->plan) != LT_OK)
+		return LT_ENOMEM;
+	if (reserve_argv(p, 3 + 2 * n) != LT_OK)
+		return LT_ENOMEM;
+	snprintf(key, sizeof(key), "live:{%s}", room);
+	snprintf(nowtxt, sizeof(nowtxt), "%lld", (long long)now);
+	p->argv[0] = key;
+	p->lens[0] = strlen(key);
+	p->argv[1] = nowtxt;
+	p->lens[1] = strlen(nowtxt);
+	p->argv[2] = lt_buf_cstr(&p->plan);
+	p->lens[2] = p->plan.len;
+	for (size_t i = 0; i < n; i++) {
+		const struct lt_msg *m = &p->items[from + i].m;
+		p->argv[3 + 2 * i] = m->msg_id.p;
+		p->lens[3 + 2 * i] = m->msg_id.len;
+		p->argv[4 + 2 * i] = (const char *)p->json.data + p->json_off[i];
+		p->lens[4 + 2 * i] = p->json_off[i + 1] - p->json_off[i];
+	}
+	rc = lt_redis_sink_apply(p->sink, (int)(3 + 2 * n), p->argv, p->lens, &r);
+	if (rc != LT_OK)
+		return rc;
+	room_seen(p, room, now);
+	p->st.messages += (uint64_t)r.messages;
+	p->st.fresh += (uint64_t)r.fresh;
+	p->st.duplicates += (uint64_t)(r.messages - r.fresh);
+	lt_metrics_add(p->m.messages, (uint64_t)r.messages);
+	lt_metrics_add(p->m.dups, (uint64_t)(r.messages - r.fresh));
+	if (r.fresh < r.messages)
+		lt_debug(NULL, "room=%s batch=%s: %lld of %lld messages already seen", room, src,
+			 r.messages - r.fresh, r.messages);
+	{
+		struct lt_proc_result res = {room, (int)r.messages, (int)r.fresh};
+		for (int k = 0; k < p->nplugs; k++) {
+			struct plug *pg = &p->plugs[k];
+			if (pg->enabled && pg->pl->on_batch && (rc = pg->pl->on_batch(pg->state, &res)) != LT_OK)
+				plugin_fail(p, pg, "on_batch", rc);
+		}
+	}
+	return LT_OK;
+}
+
+int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len, int64_t now)
+{
+	struct lt_wire_batch b;
+	struct lt_wire_iter it;
+	struct lt_msg m;
+	char src[LT_WIRE_SOURCE_MAX + 32];
+	int64_t t0 = lt_clock_mono_us();
+	int rc;
+
+	if (lt_wire_batch_decode(batch, len, &b) != LT_OK || b.kind != LT_WIRE_KIND_DATA) {
+		p->st.malformed_batches++;
+		lt_metrics_add(p->m.bad_batch, 1);
+		lt_warn(NULL, "dropped a malformed batch (%zu bytes%s%s)", len, len >= LT_WIRE_HDR_MIN ? ", kind " : "",
+			len >= LT_WIRE_HDR_MIN ? (b.kind == LT_WIRE_KIND_ACK ? "ack" : "bad") : "");
+		return LT_EPROTO;
+	}
+	snprintf(src, sizeof(src), "%s/%llu", b.source_id, (unsigned long long)b.seq);
+	p->nitems = 0;
+	lt_wire_iter_init(&it, &b);
+	while ((rc = lt_wire_iter_next(&it, &m)) != LT_EEOF) {
+		struct item *x;
+		if (rc != LT_OK) {
+			p->st.malformed_records++;
+			lt_metrics_add(p->m.bad_record, 1);
+			lt_warn(NULL, "batch=%s: skipped a malformed record", src);
+			continue;
+		}
+		if (p->nitems == p->capitems) {
+			size_t ncap = p->capitems ? p->capitems * 2 : 1024;
+			struct item *g = realloc(p->items, ncap * sizeof(*g));
+			if (!g)
+				return LT_ENOMEM;
+			p->items = g;
+			p->capitems = ncap;
+		}
+		x = &p->items[p->nitems];
+		x->m = m;
+		x->order = (uint32_t)p->nitems;
+		x->synth[0] = '\0';
+		snprintf(x->room, sizeof(x->room), "%s:%.*s", lt_platform_name(m.platform), (int)m.room.len,
+			 m.room.p ? m.room.p : "");
+		if (m.msg_id.len == 0) {
+			lt_msg_synth_id(&m, x->synth);
+			x->m.msg_id.p = x->synth;
+			x->m.msg_id.len = 16;
+		}
+		p->nitems++;
+	}
+	/* synthetic ids point into items, which qsort moves: fix them after */
+	qsort(p->items, p->nitems, sizeof(*p->items), item_cmp);
+	for (size_t i = 0; i < p->nitems; i++)
+		if (p->items[i].synth[0])
+			p->items[i].m.msg_id.p = p->items[i].synth;
+	for (size_t i = 0; i < p->nitems;) {
+		size_t j = i + 1;
+		while (j < p->nitems && strcmp(p->items[j].room, p->items[i].room) == 0)
+			j++;
+		rc = apply_room(p, i, j, now, src);
+		if (rc != LT_OK) {
+			if (rc == LT_EREDIS) {
+				p->st.redis_errors++;
+				lt_metrics_add(p->m.redis_err, 1);
+			}
+			return rc;
+		}
+		i = j;
+	}
+	p->st.batches++;
+	lt_metrics_add(p->m.batches, 1);
+	p->st.last_apply_us = lt_clock_mono_us() - t0;
+	lt_metrics_observe(p->m.latency, (double)p->st.last_apply_us / 1e6);
+	return LT_OK;
+}
+
+int lt_processor_tick(struct lt_processor *p, int64_t now)
+{
+	int rc = LT_OK;
+
+	for (size_t i = 0; i < p->nrooms; i++) {
+		char key[ROOM_KEY_MAX + 8], nowtxt[24];
+		const char *argv[3];
+		size_t lens[3];
+		struct lt_redis_apply_reply r;
+
+		if (p->rooms[i].last < now - ROOM_IDLE_MS) {
+			p->rooms[i--] = p->rooms[--p->nrooms];
+			continue;
+		}
+		snprintf(key, sizeof(key), "live:{%s}", p->rooms[i].room);
+		snprintf(nowtxt, sizeof(nowtxt), "%lld", (long long)now);
+		argv[0] = key;
+		lens[0] = strlen(key);
+		argv[1] = nowtxt;
+		lens[1] = strlen(nowtxt);
+		argv[2] = "[]";
+		lens[2] = 2;
+		if (lt_redis_sink_apply(p->sink, 3, argv, lens, &r) != LT_OK) {
+			rc = LT_EREDIS;
+			break;
+		}
+	}
+	return rc;
+}
+
+int lt_processor_retry_ms(const struct lt_processor *p)
+{
+	return lt_redis_sink_retry_ms(p->sink);
+}
+
+void lt_processor_stats(const struct lt_processor *p, struct lt_processor_stats *out)
+{
+	*out = p->st;
+}

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * redis_sink: one synchronous hiredis connection, the apply script's SHA,
+ * and the reconnect backoff. See redis_sink.h.
+ */
+#include "processor/redis_sink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "common/redisconn.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "processor/embedded.h"
+
+/* The declared backoff table (ms); the last entry repeats. */
+static const int backoff_ms[] = {100, 200, 400, 800, 1600, 3200, 5000};
+#define BACKOFF_N ((int)(sizeof(backoff_ms) / sizeof(backoff_ms[0])))
+
+struct lt_redis_sink {
+	char *url;
+	int timeout_ms;
+	redisContext *ctx;
+	char sha[41];     /* "" until SCRIPT LOAD answered */
+	int failures;     /* consecutive failed connects */
+	int64_t next_try; /* monotonic ms */
+	uint64_t connects;
+	unsigned seed;
+	char last_err[160];
+};
+
+int lt_redis_sink_open(const char *url, int timeout_ms, struct lt_redis_sink **out, struct lt_error *e)
+{
+	struct lt_redis_sink *s;
+
+	if (!url || (strncmp(url, "redis://", 8) != 0 && strncmp(url, "unix://", 7) != 0))
+		return lt_error_set(e, LT_EINVAL, "redis url must start with redis:// or unix://");
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->url = strdup(url))) {
+		free(s);
+		return lt_error_set(e, LT_ENOMEM, "out of memory");
+	}
+	s->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+	s->seed = (unsigned)lt_clock_mono_us();
+	*out = s;
+	return LT_OK;
+}
+
+void lt_redis_sink_close(struct lt_redis_sink *s)
+{
+	if (!s)
+		return;
+	if (s->ctx)
+		redisFree(s->ctx);
+	free(s->url);
+	free(s);
+}
+
+static void drop(struct lt_redis_sink *s, const char *why)
+{
+	int b = s->failures < BACKOFF_N ? backoff_ms[s->failures] : backoff_ms[BACKOFF_N - 1];
+	int jitter = b / 4 ? (int)(rand_r(&s->seed) % (unsigned)(b / 4)) : 0;
+
+	if (strncmp(s->last_err, why, sizeof(s->last_err) - 1) != 0) {
+		lt_warn("redis=down", "redis unavailable: %s (retrying with backoff)", why);
+		snprintf(s->last_err, sizeof(s->last_err), "%s", why);
+	}
+	if (s->ctx) {
+		redisFree(s->ctx);
+		s->ctx = NULL;
+	}
+	s->sha[0] = '\0';
+	s->failures++;
+	s->next_try = lt_clock_mono_ms() + b + jitter;
+}
+
+/* Run one command; NULL (and the connection dropped) on a transport error. */
+static redisReply *cmd(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens)
+{
+	redisReply *r = redisCommandArgv(s->ctx, argc, argv, lens);
+	if (!r)
+		drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "connection lost");
+	return r;
+}
+
+static int load_script(struct lt_redis_sink *s)
+{
+	const char *argv[] = {"SCRIPT", "LOAD", lt_embed_apply_lua};
+	size_t lens[] = {6, 4, lt_embed_apply_lua_len};
+	redisReply *r = cmd(s, 3, argv, lens);
+
+	if (!r)
+		return LT_EREDIS;
+	if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+		lt_error("redis=script", "SCRIPT LOAD failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+		freeReplyObject(r);
+		return LT_EREDIS;
+	}
+	memcpy(s->sha, r->str, 40);
+	s->sha[40] = '\0';
+	freeReplyObject(r);
+	return LT_OK;
+}
+
+static int connect_now(struct lt_redis_sink *s)
+{
+	struct lt_error e = {0};
+
+	if (s->ctx)
+		return LT_OK;
+	if (lt_clock_mono_ms() < s->next_try)
+		return LT_EREDIS;
+	if (lt_redis_connect(s->url, s->timeout_ms, &s->ctx, &e) != LT_OK) {
+		s->ctx = NULL;
+		drop(s, e.message);
+		return LT_EREDIS;
+	}
+	if (load_script(s) != LT_OK) {
+		if (s->ctx)
+			drop(s, "SCRIPT LOAD failed");
+		return LT_EREDIS;
+	}
+	if (s->failures)
+		lt_info("redis=up", "redis connected again after %d failed attempts", s->failures);
+	s->failures = 0;
+	s->last_err[0] = '\0';
+	s->connects++;
+	return LT_OK;
+}
+
+int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
+			struct lt_redis_apply_reply *out)
+{
+	const char **av = NULL;
+	size_t *al = NULL;
+	redisReply *r = NULL;
+	int rc = LT_EREDIS;
+
+	if (connect_now(s) != LT_OK)
+		return LT_EREDIS;
+	av = malloc(((size_t)argc + 3) * sizeof(*av));
+	al = malloc(((size_t)argc + 3) * sizeof(*al));
+	if (!av || !al) {
+		rc = LT_ENOMEM;
+		goto out;
+	}
+	av[0] = "EVALSHA";
+	al[0] = 7;
+	av[1] = s->sha;
+	al[1] = 40;
+	av[2] = "1";
+	al[2] = 1;
+	memcpy(av + 3, argv, (size_t)argc * sizeof(*av));
+	memcpy(al + 3, lens, (size_t)argc * sizeof(*al));
+	for (int attempt = 0; attempt < 2; attempt++) {
+		r = cmd(s, argc + 3, av, al);
+		if (!r)
+			goto out;
+		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+			freeReplyObject(r);
+			r = NULL;
+			if (load_script(s) != LT_OK)
+				goto out;
+			av[1] = s->sha;
+			continue;
+		}
+		break;
+	}
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER && r->element[2]->type == REDIS_REPLY_INTEGER) {
+		out->messages = r->element[0]->integer;
+		out->fresh = r->element[1]->integer;
+		out->applied = r->element[2]->integer;
+		rc = LT_OK;
+	} else {
+		lt_error("redis=script", "apply script failed: %s",
+			 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	}
+out:
+	if (r)
+		freeReplyObject(r);
+	free(av);
+	free(al);
+	return rc;
+}
+
+int lt_redis_sink_retry_ms(const struct lt_redis_sink *s)
+{
+	int64_t d;
+
+	if (s->ctx)
+		return 0;
+	d = s->next_try - lt_clock_mono_ms();
+	return d > 0 ? (int)d : 0;
+}
+
+uint64_t lt_redis_sink_connects(const struct lt_redis_sink *s)
+{
+	return s->connects;
+}
