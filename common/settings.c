@@ -39,6 +39,12 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	/* ---- processor --------------------------------------------------- */
 	STR("processor.listen", "ipc://${state_dir}/processor.ipc", "NNG URL a processor binds (ipc:// or tcp://)"),
 	STR("processor.metrics_listen", "", "HOST:PORT serving /metrics (empty: off)"),
+	STR("processor.friso_dict", "/usr/share/friso/dict/UTF-8/",
+	    "directory of the friso lexicon (friso.lex.ini and lex-*.lex; Debian's friso-dict)"),
+	INT("processor.keywords_refresh_ms", "30000", 200, 3600000,
+	    "how often keyword_rules is reloaded from PostgreSQL"),
+	STR("processor.plugins_disable", "", "comma-separated processor plugins to leave out "
+	    "(keywords, hotwords, userstats, checkin, fortune)"),
 
 	/* ---- persister --------------------------------------------------- */
 	STR("persister.listen", "ipc://${state_dir}/persister.ipc", "NNG URL a persister binds (ipc:// or tcp://)"),
@@ -57,6 +63,20 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	LIST("fetcher.persisters", "${persister.listen}", "comma-separated NNG URLs a fetcher dials (default: persister.listen)"),
 	STR("fetcher.spool_dir", "${state_dir}/spool", "where unacknowledged batches wait on disk"),
 	STR("fetcher.metrics_listen", "", "HOST:PORT serving /metrics (empty: off)"),
+	INT("fetcher.heartbeat_s", "0", 0, 3600, "seconds between platform heartbeats (0: the platform's own, 30 for Bilibili)"),
+	INT("fetcher.rx_timeout_s", "0", 0, 3600, "reconnect when nothing arrives for this long (0: heartbeat + 5 s)"),
+	INT("fetcher.backoff_base_ms", "500", 1, 3600000, "first reconnect delay; doubles per failure, plus up to 20% jitter"),
+	INT("fetcher.backoff_max_ms", "30000", 1, 3600000, "longest reconnect delay"),
+	INT("fetcher.max_failures", "12", 0, 65534, "failed attempts in a row before the room goes to state error (0: never)"),
+	INT("fetcher.status_interval_ms", "2000", 100, 600000, "how often live:{ROOM}:status is refreshed in Redis"),
+
+	/* ---- supervisor (livetap-fetcher --supervise) --------------------- */
+	INT("supervisor.lease_s", "30", 1, 86400, "a room's lease lasts this long unless renewed (renewed every lease_s/3)"),
+	INT("supervisor.poll_s", "5", 1, 3600, "rescan the rooms table this often (besides LISTEN livetap_rooms)"),
+	STR("supervisor.owner", "", "lease owner name (empty: hostname:pid)"),
+	INT("supervisor.restart_base_ms", "1000", 1, 3600000, "first delay before restarting a dead child; doubles per death"),
+	INT("supervisor.restart_max_ms", "60000", 1, 3600000, "longest delay before restarting a dead child"),
+	INT("supervisor.stop_timeout_s", "10", 1, 600, "after SIGTERM, wait this long for a child before SIGKILL"),
 
 	/* ---- api --------------------------------------------------------- */
 	STR("api.listen", "127.0.0.1:8080", "HOST:PORT the API and dashboard listen on"),
