@@ -589,6 +589,72 @@ static int take_str(const cJSON *it, const char *field, bool required, uint32_t 
 	return LT_OK;
 }
 
+/* Skip the JSON string at s[i] (the opening quote) of a document cJSON has
+ * already accepted; returns the index after the closing quote. */
+static size_t skip_str(const char *s, size_t n, size_t i)
+{
+	for (i++; i < n && s[i] != '"'; i++)
+		if (s[i] == '\\')
+			i++;
+	return i < n ? i + 1 : n;
+}
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* Find the raw text of the first top-level member named key (spelled without
+ * escapes) in the object s[0..n), which cJSON has already accepted, so this
+ * only tracks strings and nesting. Returns true with its value's span. */
+static bool raw_member(const char *s, size_t n, const char *key, size_t *vs, size_t *ve)
+{
+	size_t kl = strlen(key), i = skip_ws(s, n, 0);
+	if (i >= n || s[i] != '{')
+		return false;
+	i++;
+	for (;;) {
+		i = skip_ws(s, n, i);
+		if (i >= n || s[i] != '"')
+			return false;
+		size_t ks = i + 1, ke = skip_str(s, n, i);
+		bool match = ke - ks == kl + 1 && memcmp(s + ks, key, kl) == 0;
+		i = skip_ws(s, n, ke);
+		if (i >= n || s[i] != ':')
+			return false;
+		i = skip_ws(s, n, i + 1);
+		size_t start = i;
+		int depth = 0;
+		while (i < n) {
+			char c = s[i];
+			if (c == '"') {
+				i = skip_str(s, n, i);
+				continue;
+			}
+			if (c == '{' || c == '[') {
+				depth++;
+			} else if (c == '}' || c == ']') {
+				if (depth == 0)
+					break;
+				depth--;
+			} else if (c == ',' && depth == 0) {
+				break;
+			}
+			i++;
+		}
+		if (match) {
+			*vs = start;
+			*ve = i;
+			return true;
+		}
+		if (i >= n || s[i] != ',')
+			return false;
+		i++;
+	}
+}
+
 /* An integral JSON number that a double holds exactly (|x| <= 2^53). */
 static bool exact_int(const cJSON *it, int64_t *v)
 {
@@ -606,8 +672,11 @@ static bool exact_int(const cJSON *it, int64_t *v)
  * optional, empty when absent: msg_id, user {id, name}, content, extra (an
  * object). Unknown keys are ignored. Strings are copied into arena (invalid
  * UTF-8 repaired, LT_MSGF_REPAIRED set) and checked against msg.h's limits;
- * extra is re-serialized compactly by cJSON (numbers go through a double);
- * its integer "count" and "value", when present, fill m->count and m->value;
+ * extra keeps its own text (numbers exactly as written) in the normalized
+ * form lt_json_msg emits, and must pass that encoder's strict check (else
+ * LT_EINVAL naming extra); its integer "count" and "value" (|x| <= 2^53),
+ * when present, fill m->count and m->value. Trailing bytes other than
+ * whitespace are refused;
  * an empty user id sets LT_MSGF_ANONYMOUS. Returns LT_OK with *m filled,
  * LT_EINVAL with e naming the field ("field" in its details), or LT_ENOMEM. */
 int lt_json_msg_parse(const char *s, size_t n, struct lt_arena *arena, struct lt_msg *m, struct lt_error *e)
@@ -616,7 +685,13 @@ int lt_json_msg_parse(const char *s, size_t n, struct lt_arena *arena, struct lt
 	int rc;
 	int64_t iv;
 	memset(&t, 0, sizeof(t));
-	cJSON *root = s ? cJSON_ParseWithLengthOpts(s, n, NULL, 0) : NULL;
+	const char *endp = NULL;
+	cJSON *root = s ? cJSON_ParseWithLengthOpts(s, n, &endp, 0) : NULL;
+	size_t end = root ? (size_t)(endp - s) : 0;
+	if (root && skip_ws(s, n, end) != n) {
+		rc = lt_error_set(e, LT_EINVAL, "trailing bytes after the JSON object");
+		goto out;
+	}
 	if (!root) {
 		rc = lt_error_set(e, LT_EINVAL, "not valid JSON");
 		goto out;
@@ -696,23 +771,49 @@ int lt_json_msg_parse(const char *s, size_t n, struct lt_arena *arena, struct lt
 			t.count = iv;
 		if (exact_int(cJSON_GetObjectItemCaseSensitive(extra, "value"), &iv))
 			t.value = iv;
-		char *txt = cJSON_PrintUnformatted(extra);
-		if (!txt) {
-			rc = lt_error_set(e, LT_ENOMEM, "extra: out of memory");
-			goto out;
+		/* Keep extra's own text (numbers exactly as written), normalized
+		 * and checked by the encoder's strict pass; cJSON's re-print is
+		 * only the fallback for a key spelled with escapes. */
+		size_t vs = 0, ve = 0;
+		char *txt = NULL;
+		struct lt_str raw;
+		if (raw_member(s, end, "extra", &vs, &ve)) {
+			if (ve - vs > LT_MSG_EXTRA_MAX * 4u) {
+				rc = bad_field(e, "extra", "too long");
+				goto out;
+			}
+			raw.p = s + vs;
+			raw.len = (uint32_t)(ve - vs);
+		} else {
+			txt = cJSON_PrintUnformatted(extra);
+			if (!txt) {
+				rc = lt_error_set(e, LT_ENOMEM, "extra: out of memory");
+				goto out;
+			}
+			raw = lt_str_c(txt);
 		}
-		size_t xl = strlen(txt);
-		char *copy = xl <= LT_MSG_EXTRA_MAX ? lt_arena_strndup(arena, txt, xl) : NULL;
+		uint8_t *copy = lt_arena_alloc(arena, 6 * (size_t)raw.len + 3);
+		size_t xl = 0;
+		bool strict = false;
+		if (copy) {
+			xl = (size_t)(put_extra(copy, raw) - copy);
+			copy[xl] = 0;
+			strict = !(xl == 2 && memcmp(copy, "{}", 2) == 0 && cJSON_GetArraySize(extra) != 0);
+		}
 		cJSON_free(txt);
-		if (xl > LT_MSG_EXTRA_MAX) {
-			rc = bad_field(e, "extra", "too long");
-			goto out;
-		}
 		if (!copy) {
 			rc = lt_error_set(e, LT_ENOMEM, "extra: arena full");
 			goto out;
 		}
-		t.extra.p = copy;
+		if (!strict) {
+			rc = bad_field(e, "extra", "not a strict JSON object (RFC 8259, no \\u0000, no lone surrogates)");
+			goto out;
+		}
+		if (xl > LT_MSG_EXTRA_MAX) {
+			rc = bad_field(e, "extra", "too long");
+			goto out;
+		}
+		t.extra.p = (const char *)copy;
 		t.extra.len = (uint32_t)xl;
 	}
 	*m = t;
