@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "common/delivery.h"
 #include "common/log.h"
+#include "fetcher/fetcher.h"
 #include "fetcher/platform.h"
 #include "fetcher/replay.h"
 
@@ -150,11 +151,8 @@ static int run(struct lt_app *app)
 	if (lt_app_opt(app, "replay"))
 		return replay(app, ops, &conf);
 
-	/* NETFETCH: the live connection (fetcher/fetcher.c) goes here, e.g.
-	 * return lt_fetcher_run(app, ops, &conf); it honours --stdout and
-	 * --record (lt_capture_write per received frame). */
-	fprintf(stderr, "livetap-fetcher: live mode is not built in yet (use --replay)\n");
-	return 1;
+	/* the live connection (fetcher/fetcher.c); honours --stdout and --record */
+	return lt_fetcher_run(app, ops, &conf);
 }
 
 int main(int argc, char **argv)
