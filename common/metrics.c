@@ -13,6 +13,9 @@
 #include "common/metrics.h"
 
 #include <libwebsockets.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -546,6 +549,35 @@ static int parse_addr(const char *addr, char *host, size_t cap, int *port)
 	return LT_OK;
 }
 
+/* Try to bind host:port ourselves first: a port in use is then reported
+ * without lws (whose failed context creation leaks and logs). Port 0 always
+ * passes. */
+static int port_free(const char *host, int port)
+{
+	if (port == 0)
+		return LT_OK;
+	char ps[16];
+	snprintf(ps, sizeof ps, "%d", port);
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (getaddrinfo(host[0] ? host : NULL, ps, &hints, &res) != 0 || !res)
+		return LT_EINVAL;
+	int rc = LT_EIO;
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, res->ai_addr, res->ai_addrlen) == 0)
+			rc = LT_OK;
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return rc;
+}
+
 /* See metrics.h. The context is created here, so a port that cannot be bound
  * is reported to the caller; the thread only services it. */
 int lt_metrics_serve(const char *addr)
@@ -560,6 +592,8 @@ int lt_metrics_serve(const char *addr)
 		rc = LT_EEXIST;
 		goto out;
 	}
+	if ((rc = port_free(host, port)) != LT_OK)
+		goto out;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
