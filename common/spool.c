@@ -197,7 +197,8 @@ static int list_segments(const char *dir, uint64_t **ids, size_t *n)
 		}
 		v[cnt++] = id;
 	}
-	qsort(v, cnt, sizeof(*v), cmp_u64);
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_u64);
 out:
 	closedir(dp);
 	if (rc != LT_OK) {

@@ -228,7 +228,7 @@ START_TEST(segments_deleted_when_released)
 	struct lt_spool *sp = open_ok(dir, &o, NULL);
 	struct lt_spool_pos p[6];
 	for (int i = 0; i < 6; i++) {
-		char rec[16];
+		char rec[32];
 		snprintf(rec, sizeof(rec), "record-%03d", i);
 		append_str(sp, rec, &p[i]);
 	}
@@ -298,7 +298,7 @@ START_TEST(restart_keeps_only_what_caller_keeps)
 	struct lt_spool *sp = open_ok(dir, &o, NULL);
 	struct lt_spool_pos p;
 	for (int i = 0; i < 6; i++) {
-		char rec[16];
+		char rec[32];
 		snprintf(rec, sizeof(rec), "record-%03d", i);
 		append_str(sp, rec, &p);
 	}

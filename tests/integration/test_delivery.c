@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_delivery: common/delivery.c and common/bus.c over real NNG ipc://
+ * sockets in a temporary directory. Test consumers (threads using
+ * lt_bus_consumer) record every msg_id they see; the tests check that every
+ * pushed record reaches every consumer kind, that withheld acks cause resends
+ * and nothing is lost, that a consumer restart and a sender close/reopen
+ * resend from the spool, that a sender killed with -9 loses at most the open
+ * batch, that a tiny window re-reads from the spool, and that a full spool
+ * pushes back with LT_EAGAIN.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+
+#include "common/bus.h"
+#include "common/delivery.h"
+#include "common/spool.h"
+#include "common/wire.h"
+#include "tests/support/testsupport.h"
+
+#define MAXN 20000
+#define SOURCE "bilibili:4242"
+
+/* What one consumer kind has seen, shared by its consumers. */
+struct tally {
+	pthread_mutex_t mu;
+	uint32_t seen[MAXN];
+	uint64_t distinct, records, bad;
+};
+
+struct tcons {
+	struct lt_bus_consumer *c;
+	struct tally *t;
+	pthread_t thr;
+	atomic_bool stop;
+	_Atomic int64_t withhold_until; /* mono ms: no acks before this */
+	atomic_ulong batches;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void tally_init(struct tally *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->mu, NULL);
+}
+
+static void *cons_main(void *arg)
+{
+	struct tcons *tc = arg;
+	while (!atomic_load(&tc->stop)) {
+		struct lt_bus_batch b;
+		int rc = lt_bus_consumer_recv(tc->c, 20, &b);
+		if (rc == LT_ETIMEDOUT)
+			continue;
+		if (rc != LT_OK)
+			break;
+		struct lt_wire_batch wb;
+		if (lt_wire_batch_decode(b.data, b.len, &wb) == LT_OK) {
+			struct lt_wire_iter it;
+			struct lt_msg m;
+			lt_wire_iter_init(&it, &wb);
+			pthread_mutex_lock(&tc->t->mu);
+			int r;
+			while ((r = lt_wire_iter_next(&it, &m)) != LT_EEOF) {
+				int idx = -1;
+				if (r == LT_OK && m.msg_id.len > 2 && sscanf(m.msg_id.p, "m-%d", &idx) == 1 &&
+				    idx >= 0 && idx < MAXN) {
+					if (tc->t->seen[idx]++ == 0)
+						tc->t->distinct++;
+					tc->t->records++;
+				} else {
+					tc->t->bad++;
+				}
+			}
+			pthread_mutex_unlock(&tc->t->mu);
+			atomic_fetch_add(&tc->batches, 1);
+			if (now_ms() >= atomic_load(&tc->withhold_until))
+				lt_bus_consumer_ack(tc->c, wb.source_id, wb.seq);
+		}
+		lt_bus_batch_free(&b);
+	}
+	return NULL;
+}
+
+static struct tcons *cons_start(const char *url, uint8_t kind, struct tally *t, int withhold_ms)
+{
+	struct tcons *tc = calloc(1, sizeof(*tc));
+	struct lt_error e = {0};
+	int rc = lt_bus_consumer_open(url, NULL, kind, &tc->c, &e);
+	ck_assert_msg(rc == LT_OK, "consumer open %s: %s", url, e.message);
+	tc->t = t;
+	atomic_store(&tc->withhold_until, now_ms() + withhold_ms);
+	ck_assert_int_eq(pthread_create(&tc->thr, NULL, cons_main, tc), 0);
+	return tc;
+}
+
+static void cons_stop(struct tcons *tc)
+{
+	atomic_store(&tc->stop, true);
+	pthread_join(tc->thr, NULL);
+	lt_bus_consumer_close(tc->c);
+	free(tc);
+}
+
+static char *url_in(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 16;
+	char *u = malloc(n);
+	snprintf(u, n, "ipc://%s/%s.ipc", dir, name);
+	return u;
+}
+
+static void make_msg(int i, struct lt_msg *m, char *idbuf, char *userbuf, char *textbuf)
+{
+	sprintf(idbuf, "m-%06d", i);
+	sprintf(userbuf, "u%d", i % 37);
+	sprintf(textbuf, "hello %d", i);
+	memset(m, 0, sizeof(*m));
+	m->platform = LT_PLATFORM_BILIBILI;
+	m->type = LT_MSG_CHAT;
+	m->ts = 1732212345000 + i;
+	m->room = LT_STR("4242");
+	m->msg_id = lt_str_c(idbuf);
+	m->user_id = lt_str_c(userbuf);
+	m->user_name = lt_str_c(userbuf);
+	m->content = lt_str_c(textbuf);
+}
+
+static int push_range(struct lt_delivery *d, int from, int to)
+{
+	for (int i = from; i < to; i++) {
+		char id[32], user[32], text[64];
+		struct lt_msg m;
+		make_msg(i, &m, id, user, text);
+		int rc = lt_delivery_push(d, &m);
+		if (rc != LT_OK)
+			return rc;
+	}
+	return LT_OK;
+}
+
+static int count_segs(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(dp)) != NULL)
+		if (strstr(de->d_name, ".seg"))
+			n++;
+	closedir(dp);
+	return n;
+}
+
+struct rig {
+	char *dir;
+	char *proc_url[2];
+	char *pers_url;
+	char *spool;
+	struct tally tp, tq; /* processors, persisters */
+};
+
+static struct rig *rig_new(const char *tag)
+{
+	struct rig *r = calloc(1, sizeof(*r));
+	r->dir = lt_test_tmpdir(tag);
+	r->proc_url[0] = url_in(r->dir, "proc0");
+	r->proc_url[1] = url_in(r->dir, "proc1");
+	r->pers_url = url_in(r->dir, "pers0");
+	size_t n = strlen(r->dir) + 16;
+	r->spool = malloc(n);
+	snprintf(r->spool, n, "%s/spool", r->dir);
+	tally_init(&r->tp);
+	tally_init(&r->tq);
+	return r;
+}
+
+static void rig_free(struct rig *r)
+{
+	free(r->proc_url[0]);
+	free(r->proc_url[1]);
+	free(r->pers_url);
+	free(r->spool);
+	free(r->dir);
+	free(r);
+}
+
+static struct lt_delivery *open_sender(struct rig *r, int nproc, struct lt_delivery_opts *tweak)
+{
+	const char *procs[2] = {r->proc_url[0], r->proc_url[1]};
+	const char *pers[1] = {r->pers_url};
+	struct lt_delivery_opts o = tweak ? *tweak : (struct lt_delivery_opts){0};
+	o.source_id = SOURCE;
+	o.processors = procs;
+	o.n_processors = nproc;
+	o.persisters = pers;
+	o.n_persisters = 1;
+	o.spool_dir = o.spool_dir ? o.spool_dir : r->spool;
+	if (!o.batch_max)
+		o.batch_max = 64;
+	struct lt_delivery *d = NULL;
+	struct lt_error e = {0};
+	int rc = lt_delivery_open(&o, &d, &e);
+	ck_assert_msg(rc == LT_OK, "delivery open: %s", e.message);
+	return d;
+}
+
+static char *source_spool(struct rig *r)
+{
+	return lt_spool_dir_for(r->spool, SOURCE);
+}
+
+START_TEST(ack_urls)
+{
+	struct {
+		const char *in, *out;
+	} cases[] = {
+		{"ipc:///run/lt/proc.ipc", "ipc:///run/lt/proc-ack.ipc"},
+		{"ipc:///run/lt.d/proc", "ipc:///run/lt.d/proc-ack"},
+		{"inproc://p", "inproc://p-ack"},
+		{"tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556"},
+		{"tcp://[::1]:7000", "tcp://[::1]:7001"},
+		{"tcp://127.0.0.1", NULL},
+		{"tcp://127.0.0.1:65535", NULL},
+		{"tcp://h:0", NULL},
+		{"ws://h:80/x", NULL},
+		{"ipc://", NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = lt_bus_ack_url(cases[i].in);
+		if (!cases[i].out)
+			ck_assert_msg(got == NULL, "%s -> %s, want NULL", cases[i].in, got);
+		else
+			ck_assert_msg(got && strcmp(got, cases[i].out) == 0, "%s -> %s", cases[i].in,
+				      got ? got : "NULL");
+		free(got);
+	}
+	struct lt_bus_consumer *c = NULL;
+	ck_assert_int_eq(lt_bus_consumer_open("ipc:///x.ipc", NULL, 7, &c, NULL), LT_EINVAL);
+	ck_assert_int_eq(lt_bus_consumer_open("bogus://x", NULL, LT_WIRE_CONSUMER_PROCESSOR, &c, NULL), LT_EINVAL);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(all_delivered_to_both_kinds)
+{
+	struct rig *r = rig_new("dlv-basic");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *p1 = cons_start(r->proc_url[1], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	struct lt_delivery *d = open_sender(r, 2, NULL);
+	pause_ms(300); /* let every pipe connect, so both processors get work */
+	const int n = 5000;
+	ck_assert_int_eq(push_range(d, 0, n), LT_OK);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.pushed, n);
+	ck_assert_uint_eq(st.acked_records, n);
+	ck_assert_uint_eq(st.pending_records, 0);
+	ck_assert_uint_eq(st.batches_sealed, (n + 63) / 64);
+	ck_assert_uint_eq(st.resent, 0);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_eq(r->tp.bad + r->tq.bad, 0);
+	/* NNG push load-balanced the batches over both processors. */
+	ck_assert_uint_gt(atomic_load(&p0->batches), 0);
+	ck_assert_uint_gt(atomic_load(&p1->batches), 0);
+	ck_assert_uint_eq(atomic_load(&p0->batches) + atomic_load(&p1->batches), st.batches_sealed);
+	struct lt_bus_consumer_stats cs;
+	lt_bus_consumer_stats(q0->c, &cs);
+	ck_assert_uint_eq(cs.received, st.batches_sealed);
+	ck_assert_uint_eq(cs.acks_sent, st.batches_sealed);
+	lt_delivery_close(d);
+	char *sd = source_spool(r);
+	ck_assert_int_eq(count_segs(sd), 0); /* everything acked: nothing left on disk */
+	free(sd);
+	cons_stop(p0);
+	cons_stop(p1);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
+START_TEST(withheld_acks_are_resent)
+{
+	struct rig *r = rig_new("dlv-withhold");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 1500);
+	struct lt_delivery_opts o = {.ack_timeout_ms = 200, .ack_timeout_max_ms = 400};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	pause_ms(300); /* acks published before the sub connects would be lost */
+	const int n = 1000;
+	ck_assert_int_eq(push_range(d, 0, n), LT_OK);
+	/* While the persister withholds acks, drain cannot finish. */
+	ck_assert_int_eq(lt_delivery_drain(d, 500), LT_ETIMEDOUT);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_gt(st.pending_records, 0);
+	ck_assert_uint_gt(st.spool_bytes, 0);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_gt(st.resent, 0);
+	ck_assert_uint_eq(st.acked_records, n);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_gt(r->tq.records, n); /* duplicates reached the persister */
+	ck_assert_uint_eq(r->tp.records, n); /* the processor acked at once: no resend */
+	lt_delivery_close(d);
+	cons_stop(p0);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
+START_TEST(consumer_restart)
+{
+	struct rig *r = rig_new("dlv-restart");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	/* The first persister never acks and goes away after a while. */
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 1000000);
+	struct lt_delivery_opts o = {.ack_timeout_ms = 300};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	const int n = 2000;
+	ck_assert_int_eq(push_range(d, 0, n / 2), LT_OK);
+	pause_ms(200);
+	cons_stop(q0);
+	ck_assert_int_eq(push_range(d, n / 2, n), LT_OK);
+	pause_ms(100);
+	q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.acked_records, n);
+	ck_assert_uint_gt(st.resent, 0);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	lt_delivery_close(d);
+	cons_stop(p0);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
+START_TEST(sender_reopen_resends_spool)
+{
+	struct rig *r = rig_new("dlv-reopen");
+	/* No consumers yet: everything stays in the spool. */
+	struct lt_delivery *d = open_sender(r, 1, NULL);
+	const int n = 1000;
+	ck_assert_int_eq(push_range(d, 0, n - 10), LT_OK);
+	/* The last 10 stay in the open batch; close writes it to the spool. */
+	ck_assert_int_eq(push_range(d, n - 10, n), LT_OK);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	uint64_t seq1 = st.next_seq;
+	lt_delivery_close(d);
+	char *sd = source_spool(r);
+	ck_assert_int_gt(count_segs(sd), 0);
+
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	d = open_sender(r, 1, &(struct lt_delivery_opts){.ack_timeout_ms = 300});
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.recovered_records, n);
+	ck_assert_uint_ge(st.next_seq, seq1); /* seqs never repeat for a source */
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.acked_records, n);
+	ck_assert_uint_eq(st.pushed, 0);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	/* New records after the recovered ones go out too. */
+	ck_assert_int_eq(push_range(d, n, n + 100), LT_OK);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	ck_assert_uint_eq(r->tq.distinct, n + 100);
+	lt_delivery_close(d);
+	ck_assert_int_eq(count_segs(sd), 0);
+	free(sd);
+	cons_stop(p0);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
+/* A sender killed with -9 loses only its open batch: the child pushes one
+ * record every pace_us microseconds and publishes how many pushes returned
+ * LT_OK; the parent kills it after kill_at pushes and reopens the spool.
+ * Returns the number of records lost. */
+static long kill_and_recover(const char *tag, int batch_max, int pace_us, long kill_at)
+{
+	struct rig *r = rig_new(tag);
+	_Atomic long *pushed = mmap(NULL, sizeof(*pushed), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(pushed, MAP_FAILED);
+	atomic_store(pushed, 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct lt_delivery *d = open_sender(r, 1, &(struct lt_delivery_opts){.batch_max = batch_max});
+		for (int i = 0; i < MAXN; i++) {
+			if (push_range(d, i, i + 1) != LT_OK)
+				_exit(2);
+			atomic_store(pushed, i + 1);
+			struct timespec ts = {0, pace_us * 1000L};
+			nanosleep(&ts, NULL);
+		}
+		pause(); /* wait for the kill */
+		_exit(0);
+	}
+	while (atomic_load(pushed) < kill_at)
+		pause_ms(1);
+	kill(pid, SIGKILL);
+	int status;
+	waitpid(pid, &status, 0);
+	ck_assert(WIFSIGNALED(status));
+	long p = atomic_load(pushed);
+
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	struct lt_delivery *d = open_sender(r, 1, &(struct lt_delivery_opts){.ack_timeout_ms = 300});
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	long lost = p - (long)st.recovered_records;
+	printf("killed sender (one push per %d us, batch_max %d, linger 5 ms): pushed %ld, recovered %" PRIu64
+	       ", lost %ld\n",
+	       pace_us, batch_max, p, st.recovered_records, lost);
+	/* A push that returned just before the kill may not be counted yet. */
+	ck_assert_int_ge(lost, -1);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	ck_assert_uint_eq(r->tq.distinct, st.recovered_records);
+	ck_assert_uint_eq(r->tp.distinct, st.recovered_records);
+	/* Nothing was recovered twice and the recovered records are a prefix. */
+	for (uint64_t i = 0; i < st.recovered_records; i++)
+		ck_assert_uint_eq(r->tq.seen[i], 1);
+	lt_delivery_close(d);
+	cons_stop(p0);
+	cons_stop(q0);
+	munmap((void *)pushed, sizeof(*pushed));
+	rig_free(r);
+	return lost;
+}
+
+/* (NNG may not be used before a fork: one kill per test process.) */
+START_TEST(killed_sender_fast_traffic)
+{
+	/* Batches seal by count; at most one batch is open. */
+	long lost = kill_and_recover("dlv-kill-fast", 64, 20, 3000);
+	ck_assert_int_le(lost, 64);
+}
+END_TEST
+
+START_TEST(killed_sender_slow_traffic)
+{
+	/* 1000/s: batches seal by linger (5 ms), so only a few milliseconds of
+	 * records are ever open. */
+	long lost = kill_and_recover("dlv-kill-slow", 64, 1000, 400);
+	ck_assert_int_le(lost, 20);
+}
+END_TEST
+
+START_TEST(tiny_window_reads_spool)
+{
+	struct rig *r = rig_new("dlv-window");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	struct lt_delivery_opts o = {.window_bytes = 1, .spool_segment_bytes = 16 << 10};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	const int n = 3000;
+	ck_assert_int_eq(push_range(d, 0, n), LT_OK);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_ge(st.spool_reads, 2 * st.batches_sealed);
+	ck_assert_uint_eq(st.window_bytes, 0);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_le(st.spool_segments, 1);
+	lt_delivery_close(d);
+	cons_stop(p0);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
+START_TEST(full_spool_pushes_back)
+{
+	struct rig *r = rig_new("dlv-full");
+	struct lt_delivery_opts o = {.spool_max_bytes = 64 << 10, .spool_segment_bytes = 16 << 10};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	int accepted = 0, rc = LT_OK;
+	for (int i = 0; i < MAXN && rc == LT_OK; i++) {
+		rc = push_range(d, i, i + 1);
+		if (rc == LT_OK)
+			accepted++;
+	}
+	ck_assert_int_eq(rc, LT_EAGAIN);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.rejected, 1);
+	ck_assert_uint_le(st.spool_bytes, 64 << 10);
+	ck_assert_uint_eq(st.pushed, accepted);
+	/* Consumers come up: the backlog drains and pushes are accepted again. */
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	ck_assert_int_eq(push_range(d, MAXN - 10, MAXN), LT_OK);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	ck_assert_uint_eq(r->tq.distinct, accepted + 10);
+	lt_delivery_close(d);
+	cons_stop(p0);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
+START_TEST(bad_acks_counted)
+{
+	struct rig *r = rig_new("dlv-badack");
+	struct lt_delivery *d = open_sender(r, 1, NULL);
+	/* A rogue publisher where the persister's acks would come from. */
+	char *ack = lt_bus_ack_url(r->pers_url);
+	nng_socket pub;
+	ck_assert_int_eq(nng_pub0_open(&pub), 0);
+	ck_assert_int_eq(nng_listen(pub, ack, NULL, 0), 0);
+	struct lt_delivery_stats st = {0};
+	int64_t deadline = now_ms() + 5000;
+	const char junk[] = SOURCE "\0LTB\x01garbage";
+	const char other[] = "other:1\0whatever";
+	while (st.acks_bad == 0 && now_ms() < deadline) {
+		nng_send(pub, (void *)other, sizeof(other), 0);
+		nng_send(pub, (void *)junk, sizeof(junk), 0);
+		pause_ms(20);
+		lt_delivery_stats(d, &st);
+	}
+	ck_assert_uint_gt(st.acks_bad, 0);
+	ck_assert_uint_eq(st.acks, 0);
+	/* An ack for a batch the sender does not have is stale, not a crash. */
+	struct lt_bus_consumer *c = NULL;
+	nng_close(pub);
+	ck_assert_int_eq(lt_bus_consumer_open(r->proc_url[0], NULL, LT_WIRE_CONSUMER_PROCESSOR, &c, NULL), LT_OK);
+	deadline = now_ms() + 5000;
+	while (st.acks_stale == 0 && now_ms() < deadline) {
+		ck_assert_int_eq(lt_bus_consumer_ack(c, SOURCE, 12345), LT_OK);
+		pause_ms(20);
+		lt_delivery_stats(d, &st);
+	}
+	ck_assert_uint_gt(st.acks_stale, 0);
+	ck_assert_int_eq(lt_bus_consumer_ack(c, "", 1), LT_EINVAL);
+	lt_bus_consumer_close(c);
+	lt_delivery_close(d);
+	free(ack);
+	rig_free(r);
+}
+END_TEST
+
+static Suite *delivery_suite(void)
+{
+	Suite *s = suite_create("delivery");
+	TCase *tc = tcase_create("nng");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, ack_urls);
+	tcase_add_test(tc, all_delivered_to_both_kinds);
+	tcase_add_test(tc, withheld_acks_are_resent);
+	tcase_add_test(tc, consumer_restart);
+	tcase_add_test(tc, sender_reopen_resends_spool);
+	tcase_add_test(tc, killed_sender_fast_traffic);
+	tcase_add_test(tc, killed_sender_slow_traffic);
+	tcase_add_test(tc, tiny_window_reads_spool);
+	tcase_add_test(tc, full_spool_pushes_back);
+	tcase_add_test(tc, bad_acks_counted);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return lt_test_run_suite(delivery_suite());
+}
