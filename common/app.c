@@ -26,7 +26,7 @@
 extern char **environ;
 
 /* The common flags; ids below 0 so they never collide with spec indexes. */
-enum { OPT_HELP = -1, OPT_VERSION = -2, OPT_CONFIG = -3, OPT_CHECK = -4, OPT_LOGLEVEL = -5 };
+enum { OPT_HELP = -1, OPT_VERSION = -2, OPT_CONFIG = -3, OPT_CHECK = -4, OPT_LOGLEVEL = -5, OPT_REFERENCE = -6 };
 
 static const struct {
 	int id;
@@ -37,6 +37,7 @@ static const struct {
 	{OPT_CONFIG, {"config", 'c', true, "FILE", "read settings from FILE (default deploy/livetap.json)"}},
 	{OPT_CHECK, {"check-config", 0, false, NULL, "load the settings, print them (secrets as ***) and exit"}},
 	{OPT_LOGLEVEL, {"log-level", 0, true, "LEVEL", "debug, info, warn, error or off (overrides log.level)"}},
+	{OPT_REFERENCE, {"config-reference", 0, false, NULL, "print every setting as a Markdown table and exit"}},
 };
 #define N_COMMON (sizeof common_opts / sizeof common_opts[0])
 
@@ -251,6 +252,12 @@ int lt_app_parse(const struct lt_app_spec *spec, int argc, char *const argv[], F
 		}
 		if (id == OPT_HELP) {
 			print_help(spec, out);
+			rc = 0;
+		} else if (id == OPT_REFERENCE) {
+			struct lt_buf b = LT_BUF_INIT;
+			lt_config_reference_md(&b);
+			fputs(lt_buf_cstr(&b), out);
+			lt_buf_free(&b);
 			rc = 0;
 		} else if (id == OPT_VERSION) {
 			struct lt_buf b = LT_BUF_INIT;

@@ -18,7 +18,8 @@
  *
  * Every program gets the common flags: -h/--help, -V/--version,
  * -c/--config FILE, --check-config (load, print the settings with secrets as
- * ***, exit 0; or print the error and exit 1) and --log-level LEVEL. An
+ * ***, exit 0; or print the error and exit 1), --log-level LEVEL and
+ * --config-reference (the settings table in Markdown, for the README). An
  * unknown flag, a missing argument or a stray argument prints one line
  *   PROG: unknown option '--x' (try --help)
  * to stderr and exits 2. The parts (lt_app_parse, lt_app_setup) return codes

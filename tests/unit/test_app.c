@@ -121,6 +121,17 @@ START_TEST(version)
 }
 END_TEST
 
+START_TEST(config_reference)
+{
+	struct cap c;
+	struct lt_app *app = NULL;
+	ck_assert_int_eq(parse(&c, &app, (const char *const[]){"x", "--config-reference", NULL}), 0);
+	ck_assert_ptr_eq(strstr(c.out, "| key | environment |"), c.out);
+	ck_assert_ptr_nonnull(strstr(c.out, "| `redis.url` | `LIVETAP_REDIS_URL` |"));
+	cap_free(&c);
+}
+END_TEST
+
 START_TEST(usage_errors)
 {
 	bad((const char *const[]){"x", "--bogus", NULL}, "livetap-test: unknown option '--bogus' (try --help)\n");
@@ -359,6 +370,7 @@ static Suite *app_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, help);
 	tcase_add_test(tc, version);
+	tcase_add_test(tc, config_reference);
 	tcase_add_test(tc, usage_errors);
 	tcase_add_test(tc, values);
 	tcase_add_test(tc, check_config);
