@@ -5,8 +5,8 @@
  *
  * HTTP (one port stands for api.live.bilibili.com, api.bilibili.com and
  * www.bilibili.com): room resolution (get_info, room_init, mobileRoomInit;
- * ids under 10000 are short ids of room 21450000+id; 0 or non-digits are
- * 60004), the buvid3 cookie ("/" sets it; finger/spi and getbuvid return it),
+ * ids under 10000 are short ids of room 21450000+id; 0, 404404 and
+ * non-digits are 60004), the buvid3 cookie ("/" sets it; finger/spi and getbuvid return it),
  * nav with wbi_img (-101 logged out, keys from the WBI doc's test vector) and
  * getDanmuInfo, which answers -352 unless buvid3 is in the cookie and w_rid is
  * the WBI signature of the other parameters; the token it hands out is the
@@ -45,6 +45,7 @@
 #define BILI_SUB_KEY "4932caff0ff746eab6f01bf08b70ac45"
 #define BILI_SHORT_BASE 21450000ULL
 #define BILI_STREAMER_UID 1877212ULL
+#define BILI_NO_SUCH_ROOM 404404ULL /* answered with 60004, for tests */
 
 static const uint8_t mixin_tab[64] = {
 	46, 47, 18, 2,  53, 8,  23, 32, 15, 50, 10, 31, 58, 3,  45, 35, 27, 43, 5,  49, 33, 9,
@@ -187,7 +188,7 @@ static bool parse_room(const char *s, uint64_t *real, uint64_t *short_id)
 	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 15)
 		return false;
 	v = strtoull(s, &end, 10);
-	if (!v)
+	if (!v || v == BILI_NO_SUCH_ROOM)
 		return false;
 	*short_id = v < 10000 ? v : 0;
 	*real = v < 10000 ? BILI_SHORT_BASE + v : v;

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# test_fetcher_bilibili: livetap-fetcher against livetap-emu --platform bilibili,
+# end to end over real sockets on 127.0.0.1.
+#
+#   bash tests/e2e/test_fetcher_bilibili.sh BUILDDIR
+#
+# Needs LIVETAP_REDIS_URL (tests/run exports it; exit 77 without). Each case
+# starts an emulator on a free port with a --sent-log, runs a fetcher with
+# --stdout against it, stops both, and compares: every message the emulator
+# wrote with a platform id (chat id_str, gift tid, super chat id) arrived
+# exactly once with that msg_id and type, and every id-less kind arrived as
+# often as it was sent. Cases: plain (bootstrap with the signed getDanmuInfo,
+# auth, heartbeats seen in live:{ROOM}:status, versions 0/2/3 mixed, --record
+# then --replay gives the same lines), dropped connections and reconnects,
+# garbage frames counted without a crash, a stalled server, live end, and a
+# room that does not exist.
+set -euo pipefail
+
+build=${1:?usage: test_fetcher_bilibili.sh BUILDDIR}
+build=$(cd "$build" && pwd)
+emu_bin=$build/tests/emu/livetap-emu
+fetcher_bin=$build/fetcher/livetap-fetcher
+[ -n "${LIVETAP_REDIS_URL:-}" ] || { echo "SKIP: LIVETAP_REDIS_URL not set"; exit 77; }
+[ -x "$emu_bin" ] && [ -x "$fetcher_bin" ] || { echo "FAIL: programs not built in $build"; exit 1; }
+
+tmp=$(mktemp -d "${LT_TEST_TMPDIR:-/tmp}/fetcher-bili.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+
+# start_emu NAME ARGS...: sets emu_pid, emu_port; sent-log in $tmp/NAME.sent
+start_emu() {
+	local name=$1; shift
+	"$emu_bin" --platform bilibili --listen 127.0.0.1:0 --sent-log "$tmp/$name.sent" "$@" \
+		>"$tmp/$name.emu.out" 2>"$tmp/$name.emu.err" &
+	emu_pid=$!
+	pids+=("$emu_pid")
+	for _ in $(seq 1 100); do
+		emu_port=$(sed -n 's/^livetap-emu: .* listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.emu.out")
+		[ -n "$emu_port" ] && return 0
+		sleep 0.05
+	done
+	echo "emulator did not start:"; cat "$tmp/$name.emu.err"; exit 1
+}
+
+# start_fetcher NAME ROOM ARGS...: sets fetcher_pid; stdout in $tmp/NAME.out
+start_fetcher() {
+	local name=$1 room=$2; shift 2
+	LIVETAP_BILIBILI_API_BASE=http://127.0.0.1:$emu_port \
+	LIVETAP_BILIBILI_WS_URL=ws://127.0.0.1:$emu_port/sub \
+	LIVETAP_STATE_DIR=$tmp/state \
+	LIVETAP_FETCHER_HEARTBEAT_S=${HB_S:-1} \
+	LIVETAP_FETCHER_RX_TIMEOUT_S=${RX_S:-0} \
+	LIVETAP_FETCHER_BACKOFF_BASE_MS=100 \
+	LIVETAP_FETCHER_BACKOFF_MAX_MS=${BACKOFF_MAX:-1000} \
+	LIVETAP_FETCHER_MAX_FAILURES=${MAX_FAILURES:-12} \
+	LIVETAP_FETCHER_STATUS_INTERVAL_MS=300 \
+		"$fetcher_bin" --platform bilibili --room "$room" --stdout "$@" \
+		>"$tmp/$name.out" 2>"$tmp/$name.err" &
+	fetcher_pid=$!
+	pids+=("$fetcher_pid")
+}
+
+# stop PID: SIGTERM, then the exit status in $stop_rc
+stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	stop_rc=0
+	wait "$1" || stop_rc=$?
+}
+
+status_field() { # ROOM FIELD
+	redis-cli -u "$LIVETAP_REDIS_URL" --no-raw hget "live:{bilibili:$1}:status" "$2" 2>/dev/null | tr -d '"'
+}
+
+# compare NAME: exactly-once check of $tmp/NAME.out against $tmp/NAME.sent
+compare() {
+	python3 - "$tmp/$1.sent" "$tmp/$1.out" <<'PY'
+import collections, json, sys
+sent = [l.split() for l in open(sys.argv[1]) if l.strip()]
+out = []
+for line in open(sys.argv[2]):
+    out.append(json.loads(line))   # every stdout line must be JSON
+got = collections.Counter((o["type"], o["msg_id"]) for o in out)
+bad = [(t, i, got[(t, i)]) for _, t, i in sent if i != "-" and got[(t, i)] != 1]
+sent_kinds = collections.Counter(t for _, t, i in sent if i == "-")
+out_kinds = collections.Counter(o["type"] for o in out)
+kind_bad = {k: (n, out_kinds[k]) for k, n in sent_kinds.items() if out_kinds[k] != n}
+ids = sum(1 for _, _, i in sent if i != "-")
+if not sent:
+    print("nothing was sent"); sys.exit(1)
+if bad or kind_bad:
+    print("sent %d, received %d; ids not exactly once: %s; kinds sent/received: %s"
+          % (len(sent), len(out), bad[:5], kind_bad)); sys.exit(1)
+print("sent %d (%d with platform ids), each received exactly once" % (len(sent), ids))
+PY
+}
+
+# ---- 1. plain: bootstrap, auth, heartbeat, versions, record/replay ----------
+room=21452505
+redis-cli -u "$LIVETAP_REDIS_URL" del "live:{bilibili:$room}:status" >/dev/null
+start_emu plain --generate --rate 100 --seed 7 --mix-versions
+start_fetcher plain $room --record "$tmp/plain.cap"
+sleep 3
+st=$(status_field $room state)
+[ "$st" = running ] && pass "status running while connected" || fail "status state '$st', want running"
+hb=$(status_field $room heartbeats)
+[ "${hb:-0}" -ge 1 ] && pass "heartbeat replies counted ($hb)" || fail "no heartbeat reply seen (heartbeats='$hb')"
+stop "$fetcher_pid"
+[ "$stop_rc" = 0 ] && pass "fetcher exits 0 on SIGTERM" || fail "fetcher exit $stop_rc on SIGTERM"
+stop "$emu_pid"
+st=$(status_field $room state)
+[ "$st" = idle ] && pass "status idle after stop" || fail "status '$st' after stop, want idle"
+curl_ok=$(grep -c '"authenticated' "$tmp/plain.err" || true)
+[ "$curl_ok" -ge 1 ] && pass "signed bootstrap and auth accepted" || fail "never authenticated: $(tail -3 "$tmp/plain.err")"
+if out=$(compare plain); then pass "plain: $out"; else fail "plain: $out"; fi
+n_other=$(grep -c '"cmd":"LOG_IN_NOTICE"' "$tmp/plain.out" || true)
+[ "$n_other" = 1 ] && pass "LOG_IN_NOTICE once for uid 0" || fail "LOG_IN_NOTICE seen $n_other times"
+masked=$(python3 -c '
+import json,sys
+chats=[json.loads(l) for l in open(sys.argv[1]) if "\"type\":\"chat\"" in l]
+print(sum(1 for c in chats if c["user"]["id"]=="" and c["user"]["name"].endswith("***")), len(chats))' "$tmp/plain.out")
+set -- $masked
+[ "$1" = "$2" ] && [ "$2" -gt 0 ] && pass "anonymous chat masked: no user id ($1/$2)" || fail "masking: $masked"
+"$fetcher_bin" --platform bilibili --room $room --replay "$tmp/plain.cap" --stdout >"$tmp/replay.out" 2>"$tmp/replay.err" \
+	|| fail "replay exit $?: $(tail -2 "$tmp/replay.err")"
+if cmp -s <(sort "$tmp/plain.out") <(sort "$tmp/replay.out"); then
+	pass "--record then --replay yields the same $(wc -l <"$tmp/replay.out") lines"
+else
+	fail "--replay differs from the live output ($(wc -l <"$tmp/plain.out") vs $(wc -l <"$tmp/replay.out") lines)"
+fi
+
+# ---- 2. dropped connections: reconnect, nothing twice -------------------------
+room=10002
+start_emu drop --generate --rate 80 --seed 11 --drop-every 1
+start_fetcher drop $room
+sleep 4.5
+rec=$(status_field $room reconnects)
+stop "$fetcher_pid"; stop "$emu_pid"
+auths=$(grep -c '"authenticated' "$tmp/drop.err" || true)
+[ "$auths" -ge 3 ] && pass "reconnected after drops ($auths sessions, reconnects=$rec)" || fail "only $auths sessions after drops"
+if out=$(compare drop); then pass "drop: $out"; else fail "drop: $out"; fi
+
+# ---- 3. garbage frames: counted, skipped, no crash ------------------------------
+room=10003
+start_emu garbage --generate --rate 100 --seed 5 --garbage 0.3 --mix-versions
+start_fetcher garbage $room
+sleep 3
+bad=$(status_field $room bad_frames)
+kill -0 "$fetcher_pid" 2>/dev/null && pass "fetcher alive amid garbage" || fail "fetcher died on garbage"
+stop "$fetcher_pid"; stop "$emu_pid"
+[ "$stop_rc" = 0 ] || true
+[ "${bad:-0}" -ge 1 ] && pass "garbage frames counted (bad_frames=$bad)" || fail "bad_frames='$bad'"
+if out=$(compare garbage); then pass "garbage: $out"; else fail "garbage: $out"; fi
+
+# ---- 4. a stalled server: the receive timeout reconnects -----------------------
+room=10004
+start_emu stall --generate --rate 20 --seed 9 --stall-every 1 --stall-for 3
+RX_S=1 start_fetcher stall $room
+sleep 4.5
+stop "$fetcher_pid"; stop "$emu_pid"
+if grep -q 'nothing received for' "$tmp/stall.err"; then pass "stall detected by the receive timeout"; else fail "stall not detected"; fi
+auths=$(grep -c '"authenticated' "$tmp/stall.err" || true)
+[ "$auths" -ge 2 ] && pass "reconnected after the stall ($auths sessions)" || fail "no reconnect after stall ($auths)"
+
+# ---- 5. live end -------------------------------------------------------------
+room=10005
+start_emu end --generate --rate 50 --seed 4 --duration 1
+start_fetcher end $room
+sleep 2.5
+stop "$fetcher_pid"; stop "$emu_pid"
+n_end=$(grep -c '"type":"live_end"' "$tmp/end.out" || true)
+[ "$n_end" = 1 ] && pass "live_end arrives once" || fail "live_end seen $n_end times"
+if out=$(compare end); then pass "end: $out"; else fail "end: $out"; fi
+
+# ---- 6. a room that does not exist: error, exit 4 ------------------------------
+start_emu gone --generate --rate 1
+start_fetcher gone 404404
+gone_rc=0
+for _ in $(seq 1 50); do kill -0 "$fetcher_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$fetcher_pid" || gone_rc=$?
+stop "$emu_pid"
+[ "$gone_rc" = 4 ] && pass "unknown room ends the fetcher (exit $gone_rc)" || fail "unknown room: exit $gone_rc"
+
+# ---- 7. no server at all: backoff, then state error ----------------------------
+room=10007
+emu_port=1 # nothing listens there
+redis-cli -u "$LIVETAP_REDIS_URL" del "live:{bilibili:$room}:status" >/dev/null
+MAX_FAILURES=3 BACKOFF_MAX=200 start_fetcher refused $room
+err_rc=0
+for _ in $(seq 1 100); do kill -0 "$fetcher_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$fetcher_pid" || err_rc=$?
+st=$(status_field $room state)
+[ "$err_rc" = 3 ] && [ "$st" = error ] && pass "a room that keeps failing goes to error (exit 3, last_error: $(status_field $room last_error))" \
+	|| fail "keeps failing: exit $err_rc, state '$st'"
+
+echo "logs in $tmp"
+[ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }
+echo "all checks passed"
