@@ -194,7 +194,10 @@ for _, op in ipairs(plan) do
       redis.call('HINCRBY', bkey, field, n)
       if not expire[bkey] then
         expire[bkey] = true
-        redis.call('PEXPIREAT', bkey, (b + 1) * BUCKET_MS + HW_TTL * 1000)
+        -- relative to the caller's clock (injected in tests), not Redis's
+        local ms = (b + 1) * BUCKET_MS + HW_TTL * 1000 - now
+        if ms < 1000 then ms = 1000 end
+        redis.call('PEXPIRE', bkey, ms)
       end
       for _, w in ipairs(WINDOWS) do
         if b > cursor[w[1]] then

@@ -755,8 +755,7 @@ int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len,
 	if (lt_wire_batch_decode(batch, len, &b) != LT_OK || b.kind != LT_WIRE_KIND_DATA) {
 		p->st.malformed_batches++;
 		lt_metrics_add(p->m.bad_batch, 1);
-		lt_warn(NULL, "dropped a malformed batch (%zu bytes%s%s)", len, len >= LT_WIRE_HDR_MIN ? ", kind " : "",
-			len >= LT_WIRE_HDR_MIN ? (b.kind == LT_WIRE_KIND_ACK ? "ack" : "bad") : "");
+		lt_warn(NULL, "dropped a malformed batch (%zu bytes): not a livetap data batch", len);
 		return LT_EPROTO;
 	}
 	snprintf(src, sizeof(src), "%s/%llu", b.source_id, (unsigned long long)b.seq);

@@ -1,0 +1,620 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_processor: lt_processor_apply against the real Redis (and, for the
+ * keyword rules, the real PostgreSQL) that tests/run starts.
+ *
+ * - every counter of a mixed batch (chat, gift, like, super chat, enter,
+ *   anonymous) lands where contract.md says;
+ * - the same batch applied twice leaves every key of the room byte-identical
+ *   (DUMP) and a real subscriber sees each message published once;
+ * - overlapping batches count the union; a duplicate inside a batch counts once;
+ * - the hot-word windows and trend scores equal the C reference model
+ *   (hotwords.c) step by step under an injected clock, and a sudden word
+ *   outranks an always-there word by trend but not by count;
+ * - malformed batches and records are counted and dropped, the rest applies;
+ * - a Redis that is down gives LT_EREDIS with backoff; a flushed script
+ *   cache (NOSCRIPT) is reloaded;
+ * - keyword rules from PostgreSQL block hot words and publish alerts once;
+ *   check-in streaks and the fortune draw are exactly once per day.
+ * Each test uses its own room, so nothing needs flushing.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/redisconn.h"
+#include "common/wire.h"
+#include "processor/hotwords.h"
+#include "processor/plugins/keywords.h"
+#include "processor/processor.h"
+#include "tests/support/testsupport.h"
+
+static int room_seq;
+
+static void room_name(char *out, size_t cap, const char *tag)
+{
+	snprintf(out, cap, "it%d%s%d%lld", (int)getpid(), tag, room_seq++, (long long)(lt_clock_wall_ms() % 100000));
+}
+
+static redisContext *rconn(void)
+{
+	redisContext *c = NULL;
+	struct lt_error e = {0};
+	ck_assert_msg(lt_redis_connect(lt_test_redis_url(), 2000, &c, &e) == LT_OK, "redis: %s", e.message);
+	return c;
+}
+
+static struct lt_processor *proc_open(const char *url, const char *dsn)
+{
+	struct lt_processor_opts o = {.redis_url = url, .pg_dsn = dsn, .keywords_refresh_ms = 200};
+	struct lt_processor *p = NULL;
+	struct lt_error e = {0};
+	ck_assert_msg(lt_processor_open(&o, &p, &e) == LT_OK, "open: %s", e.message);
+	return p;
+}
+
+static struct lt_msg mk(const char *room, int type, const char *id, const char *uid, const char *name,
+			const char *content, int64_t ts)
+{
+	struct lt_msg m = {0};
+	m.platform = LT_PLATFORM_BILIBILI;
+	m.type = (uint8_t)type;
+	m.ts = ts;
+	m.room = lt_str_c(room);
+	m.msg_id = lt_str_c(id);
+	m.user_id = lt_str_c(uid);
+	m.user_name = lt_str_c(name);
+	m.content = lt_str_c(content);
+	if (!*uid)
+		m.flags |= LT_MSGF_ANONYMOUS;
+	return m;
+}
+
+static void batch(struct lt_buf *b, const struct lt_msg *ms, int n, uint64_t seq)
+{
+	ck_assert_int_eq(lt_wire_batch_begin(b, LT_WIRE_KIND_DATA, 0, "itest", seq), LT_OK);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(lt_wire_batch_add(b, &ms[i]), LT_OK);
+}
+
+static long long hget_ll(redisContext *c, const char *key, const char *field)
+{
+	redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+	long long v = -1;
+	ck_assert_ptr_nonnull(r);
+	if (r->type == REDIS_REPLY_STRING)
+		v = atoll(r->str);
+	freeReplyObject(r);
+	return v;
+}
+
+static double zscore(redisContext *c, const char *key, const char *member)
+{
+	redisReply *r = redisCommand(c, "ZSCORE %s %s", key, member);
+	double v = -1;
+	ck_assert_ptr_nonnull(r);
+	if (r->type == REDIS_REPLY_STRING)
+		v = atof(r->str);
+	freeReplyObject(r);
+	return v;
+}
+
+static long long integer(redisContext *c, const char *fmt, const char *key)
+{
+	redisReply *r = redisCommand(c, fmt, key);
+	long long v;
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+	v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+/* Every key of the room, sorted, with its DUMP bytes: equal strings mean
+ * byte-identical Redis state. */
+static char *snapshot(redisContext *c, const char *room)
+{
+	struct lt_buf out = LT_BUF_INIT;
+	redisReply *keys;
+	char pattern[128];
+
+	snprintf(pattern, sizeof(pattern), "live:{bilibili:%s}*", room);
+	keys = redisCommand(c, "EVAL %s 0 %s", "local k = redis.call('KEYS', ARGV[1]) table.sort(k) "
+				       "local o = {} for _, x in ipairs(k) do o[#o+1] = x o[#o+1] = redis.call('DUMP', x) end "
+				       "return o", pattern);
+	ck_assert_ptr_nonnull(keys);
+	ck_assert_int_eq(keys->type, REDIS_REPLY_ARRAY);
+	ck_assert_int_gt(keys->elements, 10);
+	for (size_t i = 0; i + 1 < keys->elements; i += 2) {
+		lt_buf_append(&out, keys->element[i]->str, keys->element[i]->len);
+		lt_buf_putc(&out, '=');
+		for (size_t j = 0; j < keys->element[i + 1]->len; j++)
+			lt_buf_printf(&out, "%02x", (unsigned char)keys->element[i + 1]->str[j]);
+		lt_buf_putc(&out, '\n');
+	}
+	freeReplyObject(keys);
+	return (char *)lt_buf_steal(&out, NULL);
+}
+
+/* A real subscriber on one channel, counting messages in a thread. */
+struct sub {
+	redisContext *c;
+	pthread_t t;
+	atomic_int count;   /* payloads other than the sentinel */
+	atomic_int fortune; /* payloads from the fortune plugin */
+	atomic_int sentinels;
+};
+
+static void *sub_loop(void *arg)
+{
+	struct sub *s = arg;
+	redisReply *r;
+
+	while (redisGetReply(s->c, (void **)&r) == REDIS_OK) {
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING) {
+			if (strcmp(r->element[2]->str, "__sentinel__") == 0)
+				atomic_fetch_add(&s->sentinels, 1);
+			else
+				atomic_fetch_add(&s->count, 1);
+			if (strstr(r->element[2]->str, "\"plugin\":\"fortune\""))
+				atomic_fetch_add(&s->fortune, 1);
+		}
+		freeReplyObject(r);
+	}
+	return NULL;
+}
+
+static void sub_start(struct sub *s, const char *channel)
+{
+	redisReply *r;
+	memset(s, 0, sizeof(*s));
+	s->c = rconn();
+	r = redisCommand(s->c, "SUBSCRIBE %s", channel);
+	ck_assert_ptr_nonnull(r);
+	freeReplyObject(r);
+	ck_assert_int_eq(pthread_create(&s->t, NULL, sub_loop, s), 0);
+}
+
+/* Publish a sentinel and wait until the subscriber saw it: everything
+ * published before has been counted. */
+static void sub_sync(struct sub *s, redisContext *c, const char *channel)
+{
+	int want = atomic_load(&s->sentinels) + 1;
+	redisReply *r = redisCommand(c, "PUBLISH %s __sentinel__", channel);
+	freeReplyObject(r);
+	for (int i = 0; i < 500 && atomic_load(&s->sentinels) < want; i++)
+		usleep(10000);
+	ck_assert_int_eq(atomic_load(&s->sentinels), want);
+}
+
+static void sub_stop(struct sub *s)
+{
+	shutdown(s->c->fd, SHUT_RDWR);
+	pthread_join(s->t, NULL);
+	redisFree(s->c);
+}
+
+START_TEST(mixed_batch_exactly_once)
+{
+	char room[64], key[160], chan[96];
+	int64_t now = lt_clock_wall_ms(), ts = now - 1000;
+	struct lt_msg ms[9];
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	struct lt_processor_stats st;
+	redisContext *c = rconn();
+	struct sub s;
+	char *snap1, *snap2;
+
+	room_name(room, sizeof(room), "mix");
+	snprintf(chan, sizeof(chan), "live:{bilibili:%s}", room);
+	sub_start(&s, chan);
+	ms[0] = mk(room, LT_MSG_CHAT, "m0", "u1", "Alice", "主播太强了破防了666666", ts);
+	ms[1] = mk(room, LT_MSG_CHAT, "m1", "u2", "Bob", "破防了哈哈哈哈", ts);
+	ms[2] = mk(room, LT_MSG_CHAT, "m2", "u1", "Alice2", "yyds", ts + 1);
+	ms[3] = mk(room, LT_MSG_GIFT, "m3", "u2", "Bob", "辣条", ts);
+	ms[3].count = 3;
+	ms[3].value = 300;
+	ms[4] = mk(room, LT_MSG_LIKE, "m4", "u3", "Carol", "", ts);
+	ms[4].count = 5;
+	ms[5] = mk(room, LT_MSG_CHAT, "m5", "", "***", "破防了", ts);
+	ms[6] = mk(room, LT_MSG_SUPERCHAT, "m6", "u3", "Carol", "前方高能", ts + 5);
+	ms[6].value = 3000;
+	ms[7] = mk(room, LT_MSG_ENTER, "m7", "u4", "Dave", "", ts - 50);
+	ms[8] = mk(room, LT_MSG_CHAT, "", "u4", "Dave", "synthetic id here", ts);
+	batch(&b, ms, 9, 1);
+
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 2);
+	ck_assert_int_eq(hget_ll(c, key, "first_seen"), ts);
+	ck_assert_int_eq(hget_ll(c, key, "last_seen"), ts + 1);
+	{
+		redisReply *r = redisCommand(c, "HGET %s name", key);
+		ck_assert_str_eq(r->str, "Alice2");
+		freeReplyObject(r);
+	}
+	ck_assert_int_gt(integer(c, "TTL %s", key), 1700);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u2", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 1);
+	ck_assert_int_eq(hget_ll(c, key, "gifts"), 3);
+	ck_assert_int_eq(hget_ll(c, key, "gift_value"), 300);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u3", room);
+	ck_assert_int_eq(hget_ll(c, key, "likes"), 5);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 1);
+	ck_assert_int_eq(hget_ll(c, key, "gift_value"), 3000);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u4", room);
+	ck_assert_int_eq(hget_ll(c, key, "first_seen"), ts - 50);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 1);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:", room);
+	ck_assert_int_eq(integer(c, "EXISTS %s", key), 0);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user_stats", room);
+	ck_assert_int_eq(integer(c, "ZCARD %s", key), 4);
+	ck_assert(zscore(c, key, "u1") == 2);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:1m", room);
+	ck_assert(zscore(c, key, "破防了") == 3);
+	ck_assert(zscore(c, key, "666") == 1);
+	ck_assert(zscore(c, key, "哈哈哈") == 1);
+	ck_assert(zscore(c, key, "yyds") == 1);
+	ck_assert(zscore(c, key, "前方高能") == 1);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:30m", room);
+	ck_assert(zscore(c, key, "破防了") == 3);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:messages", room);
+	ck_assert_int_eq(integer(c, "XLEN %s", key), 9);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:session:d%lld", room, (long long)(now / 86400000));
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 6);
+	ck_assert_int_eq(hget_ll(c, key, "gifts"), 3);
+	ck_assert_int_eq(hget_ll(c, key, "likes"), 5);
+	ck_assert_int_eq(hget_ll(c, key, "gift_value"), 3300);
+	sub_sync(&s, c, chan);
+	ck_assert_int_eq(atomic_load(&s.count), 9);
+
+	/* the same batch again: nothing changes, nothing is published */
+	snap1 = snapshot(c, room);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	snap2 = snapshot(c, room);
+	ck_assert_str_eq(snap1, snap2);
+	sub_sync(&s, c, chan);
+	ck_assert_int_eq(atomic_load(&s.count), 9);
+	lt_processor_stats(p, &st);
+	ck_assert_int_eq(st.batches, 2);
+	ck_assert_int_eq(st.messages, 18);
+	ck_assert_int_eq(st.fresh, 9);
+	ck_assert_int_eq(st.duplicates, 9);
+
+	free(snap1);
+	free(snap2);
+	sub_stop(&s);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+START_TEST(overlap_and_inner_duplicates)
+{
+	char room[64], key[160], id[16];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg ms[10];
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	redisContext *c = rconn();
+	char ids[10][8];
+
+	room_name(room, sizeof(room), "ovl");
+	for (int i = 0; i < 10; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "o%d", i);
+		ms[i] = mk(room, LT_MSG_CHAT, ids[i], i % 2 ? "odd" : "even", "x", "overlapword", now - 10);
+	}
+	batch(&b, ms, 6, 1); /* o0..o5 */
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	batch(&b, ms + 3, 7, 2); /* o3..o9: o3..o5 already seen */
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	/* a batch repeating one new message twice */
+	snprintf(id, sizeof(id), "o10");
+	ms[0] = mk(room, LT_MSG_CHAT, id, "even", "x", "overlapword", now - 10);
+	ms[1] = ms[0];
+	batch(&b, ms, 2, 3);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:even", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 6);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:odd", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 5);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:5m", room);
+	ck_assert(zscore(c, key, "overlapword") == 11);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:messages", room);
+	ck_assert_int_eq(integer(c, "XLEN %s", key), 11);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+static void compare_model(redisContext *c, const char *room, const struct lt_hotwords *h, const char *const *words,
+			  int nwords)
+{
+	char key[160];
+
+	for (int w = 0; w < LT_HW_NWIN; w++) {
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:%s", room, lt_hotwords_window_name[w]);
+		for (int i = 0; i < nwords; i++) {
+			int64_t want = lt_hotwords_count(h, w, words[i]);
+			double got = zscore(c, key, words[i]);
+			ck_assert_msg(got == (want ? (double)want : -1), "%s %s: redis %g, model %lld", key, words[i], got,
+				      (long long)want);
+		}
+	}
+	for (int w = LT_HW_1M; w <= LT_HW_5M; w++) {
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:trend:%s", room, lt_hotwords_window_name[w]);
+		for (int i = 0; i < nwords; i++) {
+			int present;
+			double want = lt_hotwords_score(h, w, words[i], &present);
+			double got = zscore(c, key, words[i]);
+			if (!present)
+				ck_assert_msg(got == -1, "%s %s: redis has %g, model none", key, words[i], got);
+			else
+				ck_assert_msg(fabs(got - want) < 1e-9, "%s %s: redis %g, model %g", key, words[i], got, want);
+		}
+	}
+}
+
+START_TEST(hotword_windows_follow_the_model)
+{
+	static const char *const words[] = {"steadyword", "spikeword"};
+	char room[64], key[160];
+	int64_t t0 = (lt_clock_wall_ms() / 10000) * 10000 - 40 * 60000, now = t0;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	struct lt_hotwords *h;
+	redisContext *c = rconn();
+	struct lt_buf b = LT_BUF_INIT;
+	int seq = 0;
+
+	ck_assert_int_eq(lt_hotwords_new(&h), LT_OK);
+	room_name(room, sizeof(room), "hw");
+	/* 35 minutes, a step every 20 s; steadyword twice a step; spikeword 8
+	 * times a step during the last 2 minutes */
+	for (int step = 0; step < 105; step++) {
+		struct lt_msg ms[10];
+		char ids[10][24];
+		int n = 0;
+		now = t0 + (int64_t)step * 20000 + 3000;
+		for (int i = 0; i < 2; i++, n++) {
+			snprintf(ids[n], sizeof(ids[n]), "s%d-%d", step, i);
+			ms[n] = mk(room, LT_MSG_CHAT, ids[n], "u", "u", "steadyword", now - 2500);
+			ck_assert_int_eq(lt_hotwords_add(h, "steadyword", now - 2500, 1, now), LT_OK);
+		}
+		if (step >= 99)
+			for (int i = 0; i < 8; i++, n++) {
+				snprintf(ids[n], sizeof(ids[n]), "k%d-%d", step, i);
+				ms[n] = mk(room, LT_MSG_CHAT, ids[n], "v", "v", "spikeword!", now);
+				ck_assert_int_eq(lt_hotwords_add(h, "spikeword", now, 1, now), LT_OK);
+			}
+		batch(&b, ms, n, (uint64_t)++seq);
+		ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+		compare_model(c, room, h, words, 2);
+	}
+	/* by count the steady word leads the 30-minute window; by trend the spike */
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:30m", room);
+	ck_assert(zscore(c, key, "steadyword") > zscore(c, key, "spikeword"));
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:trend:5m", room);
+	{
+		redisReply *r = redisCommand(c, "ZREVRANGE %s 0 0", key);
+		ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+		ck_assert_int_eq(r->elements, 1);
+		ck_assert_str_eq(r->element[0]->str, "spikeword");
+		freeReplyObject(r);
+	}
+	/* quiet room: the tick alone moves the windows, and ticking twice at the
+	 * same time changes nothing */
+	now += 65000;
+	ck_assert_int_eq(lt_processor_tick(p, now), LT_OK);
+	ck_assert_int_eq(lt_processor_tick(p, now), LT_OK);
+	lt_hotwords_tick(h, now);
+	compare_model(c, room, h, words, 2);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:1m", room);
+	ck_assert_int_eq(integer(c, "ZCARD %s", key), 0);
+	now += 6 * 60000;
+	ck_assert_int_eq(lt_processor_tick(p, now), LT_OK);
+	lt_hotwords_tick(h, now);
+	compare_model(c, room, h, words, 2);
+
+	lt_hotwords_free(h);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+START_TEST(malformed_input)
+{
+	char room[64], key[160];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg ms[2];
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	struct lt_processor_stats st;
+	redisContext *c = rconn();
+	static const uint8_t junk[] = "LTB\x09garbage that is not a batch";
+
+	room_name(room, sizeof(room), "bad");
+	ck_assert_int_eq(lt_processor_apply(p, junk, sizeof(junk), now), LT_EPROTO);
+	ck_assert_int_eq(lt_processor_apply(p, junk, 0, now), LT_EPROTO);
+	ck_assert_int_eq(lt_wire_ack_encode(&b, LT_WIRE_CONSUMER_PROCESSOR, "x", 1), LT_OK);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_EPROTO);
+	ms[0] = mk(room, LT_MSG_CHAT, "b0", "u1", "a", "first", now);
+	ms[1] = mk(room, LT_MSG_CHAT, "b1", "u1", "a", "second", now);
+	batch(&b, ms, 2, 1);
+	/* break the first record's version byte: header 21 + source, then u32 len */
+	b.data[21 + strlen("itest") + 4] = 99;
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	lt_processor_stats(p, &st);
+	ck_assert_int_eq(st.malformed_batches, 3);
+	ck_assert_int_eq(st.malformed_records, 1);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 1);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+START_TEST(redis_down_and_noscript)
+{
+	char room[64], key[160];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg m;
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open("redis://127.0.0.1:1/0", NULL);
+	struct lt_processor_stats st;
+	redisContext *c = rconn();
+	redisReply *r;
+
+	room_name(room, sizeof(room), "down");
+	m = mk(room, LT_MSG_CHAT, "d0", "u1", "a", "hello", now);
+	batch(&b, &m, 1, 1);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_EREDIS);
+	ck_assert_int_gt(lt_processor_retry_ms(p), 0);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_EREDIS);
+	lt_processor_stats(p, &st);
+	ck_assert_int_eq(st.redis_errors, 2);
+	ck_assert_int_eq(st.batches, 0);
+	lt_processor_close(p);
+
+	p = proc_open(lt_test_redis_url(), NULL);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	r = redisCommand(c, "SCRIPT FLUSH");
+	freeReplyObject(r);
+	m = mk(room, LT_MSG_CHAT, "d1", "u1", "a", "hello", now);
+	batch(&b, &m, 1, 2);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 2);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+static void pg_exec(PGconn *pg, const char *sql)
+{
+	PGresult *res = PQexec(pg, sql);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s",
+		      sql, PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+START_TEST(plugins_keywords_checkin_fortune)
+{
+	char room[64], key[200], chan[96], achan[112], sql[512];
+	int64_t day_ms = 86400000, now = lt_clock_wall_ms();
+	struct lt_msg ms[4];
+	struct lt_buf b = LT_BUF_INIT;
+	PGconn *pg = PQconnectdb(lt_test_pg_dsn());
+	struct lt_processor *p;
+	redisContext *c = rconn();
+	struct sub s, a;
+	uint64_t loads0;
+	char plugins[128];
+
+	ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "pg: %s", PQerrorMessage(pg));
+	room_name(room, sizeof(room), "plg");
+	pg_exec(pg, "CREATE TABLE IF NOT EXISTS keyword_rules (id bigserial PRIMARY KEY, room text NULL, "
+		    "kind text NOT NULL, pattern text NOT NULL, enabled bool NOT NULL DEFAULT true)");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO keyword_rules (room, kind, pattern, enabled) VALUES "
+		 "('bilibili:%s', 'block', 'blockme', true), ('%s', 'alert', '报警词', true), "
+		 "('bilibili:%s', 'block', 'hello', false), ('other:room', 'block', 'allowed', true)",
+		 room, room, room);
+	pg_exec(pg, sql);
+	loads0 = lt_keywords_loads();
+	p = proc_open(lt_test_redis_url(), lt_test_pg_dsn());
+	lt_processor_plugins(p, plugins, sizeof(plugins));
+	ck_assert_str_eq(plugins, "keywords,hotwords,userstats,checkin,fortune");
+	for (int i = 0; i < 500 && lt_keywords_loads() <= loads0; i++)
+		usleep(10000);
+	ck_assert_uint_gt(lt_keywords_loads(), loads0);
+
+	snprintf(chan, sizeof(chan), "live:{bilibili:%s}", room);
+	snprintf(achan, sizeof(achan), "live:{bilibili:%s}:alerts", room);
+	sub_start(&s, chan);
+	sub_start(&a, achan);
+	ms[0] = mk(room, LT_MSG_CHAT, "p0", "u1", "Alice", "blockme123 allowed hello", now);
+	ms[1] = mk(room, LT_MSG_CHAT, "p1", "u2", "Bob", "有人说报警词了", now);
+	ms[2] = mk(room, LT_MSG_CHAT, "p2", "u1", "Alice", " 签到 ", now);
+	ms[3] = mk(room, LT_MSG_CHAT, "p3", "u1", "Alice", "抽签", now);
+	batch(&b, ms, 4, 1);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:1m", room);
+	ck_assert(zscore(c, key, "blockme123") == -1);
+	ck_assert(zscore(c, key, "allowed") == 1);
+	ck_assert(zscore(c, key, "hello") == 1);
+	sub_sync(&a, c, achan);
+	ck_assert_int_eq(atomic_load(&a.count), 1);
+	sub_sync(&s, c, chan);
+	ck_assert_int_eq(atomic_load(&s.count), 5); /* 4 messages + 1 fortune */
+	ck_assert_int_eq(atomic_load(&s.fortune), 1);
+
+	/* check-in: same day again (new message) counts nothing; next day streaks */
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:checkin:u1", room);
+	ck_assert_int_eq(hget_ll(c, key, "count"), 1);
+	ck_assert_int_eq(hget_ll(c, key, "streak"), 1);
+	ms[0] = mk(room, LT_MSG_CHAT, "p4", "u1", "Alice", "签到", now + 1);
+	ms[1] = mk(room, LT_MSG_CHAT, "p5", "u1", "Alice", "抽签", now + 1);
+	batch(&b, ms, 2, 2);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now + 1), LT_OK);
+	ck_assert_int_eq(hget_ll(c, key, "count"), 1);
+	ms[0] = mk(room, LT_MSG_CHAT, "p6", "u1", "Alice", "签到", now + day_ms);
+	batch(&b, ms, 1, 3);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now + day_ms), LT_OK);
+	ck_assert_int_eq(hget_ll(c, key, "count"), 2);
+	ck_assert_int_eq(hget_ll(c, key, "streak"), 2);
+	ms[0] = mk(room, LT_MSG_CHAT, "p7", "u1", "Alice", "签到", now + 3 * day_ms);
+	batch(&b, ms, 1, 4);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now + 3 * day_ms), LT_OK);
+	ck_assert_int_eq(hget_ll(c, key, "count"), 3);
+	ck_assert_int_eq(hget_ll(c, key, "streak"), 1);
+	sub_sync(&s, c, chan);
+	ck_assert_int_eq(atomic_load(&s.fortune), 1);
+
+	snprintf(sql, sizeof(sql), "DELETE FROM keyword_rules WHERE room IN ('bilibili:%s', '%s', 'other:room')", room,
+		 room);
+	pg_exec(pg, sql);
+	sub_stop(&s);
+	sub_stop(&a);
+	PQfinish(pg);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("processor");
+	TCase *tc = tcase_create("processor");
+
+	lt_test_redis_url();
+	lt_test_pg_dsn();
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, mixed_batch_exactly_once);
+	tcase_add_test(tc, overlap_and_inner_duplicates);
+	tcase_add_test(tc, hotword_windows_follow_the_model);
+	tcase_add_test(tc, malformed_input);
+	tcase_add_test(tc, redis_down_and_noscript);
+	tcase_add_test(tc, plugins_keywords_checkin_fortune);
+	suite_add_tcase(s, tc);
+	return lt_test_run_suite(s);
+}
