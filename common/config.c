@@ -464,12 +464,28 @@ static int apply_env(struct lt_config *c, const char *const *envp, struct lt_err
 	return LT_OK;
 }
 
+/* Where entry idx's value came from, for messages: the file, the variable,
+ * or the table. */
+static void where_of(const struct lt_config *c, size_t idx, char *out, size_t cap)
+{
+	const char *src = c->v[idx].source;
+	if (!strcmp(src, "file") && c->path) {
+		snprintf(out, cap, "%s", c->path);
+	} else if (!strcmp(src, "env")) {
+		char name[128];
+		env_name(&lt_cfg_table[idx], name, sizeof name);
+		snprintf(out, cap, "environment %s", name);
+	} else {
+		snprintf(out, cap, "settings table");
+	}
+}
+
 /* Expand ${key} references in s into out; depth bounds reference chains. */
-static int expand_into(const struct lt_config *c, const char *key, const char *s, struct lt_buf *out, int depth,
-		       struct lt_error *e)
+static int expand_into(const struct lt_config *c, const char *where, const char *key, const char *s,
+		       struct lt_buf *out, int depth, struct lt_error *e)
 {
 	if (depth > CFG_EXPAND_DEPTH)
-		return cfg_fail(e, "settings", key, "${...} references nest too deep (a cycle?)");
+		return cfg_fail(e, where, key, "${...} references nest too deep (a cycle?)");
 	while (*s) {
 		const char *ref = strstr(s, "${");
 		if (!ref) {
@@ -479,7 +495,7 @@ static int expand_into(const struct lt_config *c, const char *key, const char *s
 		lt_buf_append(out, s, (size_t)(ref - s));
 		const char *close = strchr(ref + 2, '}');
 		if (!close)
-			return cfg_fail(e, "settings", key, "unterminated ${ in '%s'", s);
+			return cfg_fail(e, where, key, "unterminated ${ in '%s'", s);
 		char name[128];
 		size_t nl = (size_t)(close - ref - 2);
 		if (nl >= sizeof name)
@@ -488,23 +504,25 @@ static int expand_into(const struct lt_config *c, const char *key, const char *s
 		name[nl] = '\0';
 		int idx = find_key(name);
 		if (idx < 0 || is_secret(lt_cfg_table[idx].type) || is_list(lt_cfg_table[idx].type))
-			return cfg_fail(e, "settings", key, "${%s} does not name a plain setting", name);
+			return cfg_fail(e, where, key, "${%s} does not name a plain setting", name);
 		const char *val = c->v[idx].text ? c->v[idx].text : "";
-		int rc = expand_into(c, key, val, out, depth + 1, e);
+		int rc = expand_into(c, where, key, val, out, depth + 1, e);
 		if (rc)
 			return rc;
 		s = close + 1;
 	}
-	return lt_buf_err(out) ? cfg_fail(e, "settings", key, "expanded value too long") : LT_OK;
+	return lt_buf_err(out) ? cfg_fail(e, where, key, "expanded value too long") : LT_OK;
 }
 
-static int expand_one(const struct lt_config *c, const char *key, char **s, struct lt_error *e)
+static int expand_one(const struct lt_config *c, size_t idx, char **s, struct lt_error *e)
 {
 	if (!*s || !strstr(*s, "${"))
 		return LT_OK;
 	struct lt_buf b = LT_BUF_INIT;
 	lt_buf_init(&b, CFG_VALUE_MAX);
-	int rc = expand_into(c, key, *s, &b, 0, e);
+	char where[160];
+	where_of(c, idx, where, sizeof where);
+	int rc = expand_into(c, where, lt_cfg_table[idx].key, *s, &b, 0, e);
 	if (rc == LT_OK) {
 		char *ns = strdup(lt_buf_cstr(&b));
 		if (!ns) {
@@ -536,13 +554,13 @@ static int expand_all(struct lt_config *c, struct lt_error *e)
 			rc = lt_error_set(e, LT_ENOMEM, "out of memory");
 			break;
 		}
-		rc = expand_one(c, lt_cfg_table[i].key, &newtext[i], e);
+		rc = expand_one(c, i, &newtext[i], e);
 	}
 	for (size_t i = 0; i < c->n && rc == LT_OK; i++) {
 		if (lt_cfg_table[i].type != LT_CFG_LIST)
 			continue;
 		for (int k = 0; k < c->v[i].nitems && rc == LT_OK; k++)
-			rc = expand_one(c, lt_cfg_table[i].key, &c->v[i].items[k], e);
+			rc = expand_one(c, i, &c->v[i].items[k], e);
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		if (rc == LT_OK && newtext[i]) {

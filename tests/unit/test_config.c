@@ -230,8 +230,10 @@ START_TEST(wrong_types_and_ranges)
 	ck_assert_msg(strstr(m, "log.stderr: expected true or false, got a string") != NULL, "%s", m);
 	m = load_err("{\"fetcher\":{\"processors\":[1]}}", no_env, NULL);
 	ck_assert_msg(strstr(m, "fetcher.processors: expected an array of strings") != NULL, "%s", m);
-	m = load_err("{\"fetcher\":{\"spool_dir\":\"${nope}/x\"}}", no_env, NULL);
-	ck_assert_msg(strstr(m, "fetcher.spool_dir: ${nope} does not name a plain setting") != NULL, "%s", m);
+	m = load_err("{\"fetcher\":{\"spool_dir\":\"${nope}/x\"}}", no_env, &path);
+	snprintf(want, sizeof want, "%s: fetcher.spool_dir: ${nope} does not name a plain setting", path);
+	ck_assert_str_eq(m, want);
+	free(path);
 	m = load_err("{\"fetcher\":{\"spool_dir\":\"${kook.token}\"}}", no_env, NULL);
 	ck_assert_msg(strstr(m, "does not name a plain setting") != NULL, "%s", m);
 	m = load_err("[1,2]", no_env, NULL);
@@ -255,6 +257,10 @@ START_TEST(env_errors_name_the_variable)
 	const char *const env3[] = {"LIVETAP_LOG_MAX_BYTES=100", NULL};
 	ck_assert_int_eq(lt_config_load(path, env3, &c, &e), LT_ECONFIG);
 	ck_assert_msg(strstr(e.message, "100 is out of range 4096..") != NULL, "%s", e.message);
+	const char *const env5[] = {"LIVETAP_FETCHER_SPOOL_DIR=${bogus}/s", NULL};
+	ck_assert_int_eq(lt_config_load(path, env5, &c, &e), LT_ECONFIG);
+	ck_assert_str_eq(e.message,
+			 "environment LIVETAP_FETCHER_SPOOL_DIR: fetcher.spool_dir: ${bogus} does not name a plain setting");
 	/* Booleans accept the usual spellings. */
 	const char *const env4[] = {"LIVETAP_LOG_STDERR=off", NULL};
 	ck_assert_int_eq(lt_config_load(path, env4, &c, &e), LT_OK);
