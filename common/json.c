@@ -60,7 +60,7 @@ static const char hexdig[16] = "0123456789abcdef";
 /* Length of the well-formed UTF-8 sequence at s[0..n) (n >= 1, s[0] >= 0x80),
  * or minus the length of its maximal ill-formed subpart (Unicode 15, table
  * 3-7: no overlongs, no surrogates D800..DFFF, nothing above U+10FFFF). */
-static int utf8_next(const uint8_t *s, size_t n)
+static inline int utf8_next(const uint8_t *s, size_t n)
 {
 	uint8_t c = s[0], lo = 0x80, hi = 0xBF;
 	int need;
@@ -119,23 +119,37 @@ static inline uint8_t *put_u_escape(uint8_t *d, unsigned cp)
 }
 
 /* Write the escaped body of s[0..n) (no quotes) at d, which has room for
- * 6 * n bytes; returns the new end. */
+ * 6 * n bytes; returns the new end. Runs of bytes that need no change
+ * (ASCII text and well-formed sequences other than U+2028/U+2029) are
+ * copied with one memcpy each. */
 static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
 {
-	size_t i = 0;
+	size_t i = 0, run = 0;
 	while (i < n) {
-		size_t j = i;
-		while (j < n && !esc_class[s[j]])
-			j++;
-		if (j > i) {
-			memcpy(d, s + i, j - i);
-			d += j - i;
-			i = j;
-			if (i >= n)
-				break;
+		uint8_t c = s[i], cls = esc_class[c];
+		if (!cls) {
+			i++;
+			continue;
 		}
-		uint8_t c = s[i];
-		if (c < 0x80) {
+		int l = 0;
+		if (cls == 2) {
+			/* Fast path: the common 3-byte form (CJK) E1..EC or EE..EF
+			 * followed by two continuation bytes, never U+2028/9 (E2 80
+			 * A8/A9 takes the slow path). */
+			if (c >= 0xE1 && c <= 0xEF && c != 0xED && n - i >= 3 && (s[i + 1] & 0xC0) == 0x80 &&
+			    (s[i + 2] & 0xC0) == 0x80 && !(c == 0xE2 && s[i + 1] == 0x80)) {
+				i += 3;
+				continue;
+			}
+			l = utf8_next(s + i, n - i);
+			if (l > 0 && !(l == 3 && is_line_sep(s + i))) {
+				i += (size_t)l;
+				continue;
+			}
+		}
+		memcpy(d, s + run, i - run);
+		d += i - run;
+		if (cls == 1) {
 			i++;
 			*d++ = '\\';
 			switch (c) {
@@ -148,22 +162,17 @@ static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
 			case '\t': *d++ = 't'; break;
 			default: d = put_u_escape(d - 1, c); break;
 			}
-			continue;
-		}
-		int l = utf8_next(s + i, n - i);
-		if (l < 0) {
+		} else if (l < 0) {
 			d = put_fffd(d);
 			i += (size_t)-l;
-		} else if (l == 3 && is_line_sep(s + i)) {
+		} else {
 			d = put_u_escape(d, s[i + 2] == 0xA8 ? 0x2028u : 0x2029u);
 			i += 3;
-		} else {
-			memcpy(d, s + i, (size_t)l);
-			d += l;
-			i += (size_t)l;
 		}
+		run = i;
 	}
-	return d;
+	memcpy(d, s + run, n - run);
+	return d + (n - run);
 }
 
 static inline uint8_t *put_lit(uint8_t *d, const char *s, size_t n)
