@@ -38,6 +38,7 @@
 #include "common/json.h"
 #include "fetcher/bilibili.h"
 #include "fetcher/bilibili.pb-c.h"
+#include "fetcher/jscan.h"
 #include "fetcher/platform.h"
 
 #define DEFAULT_API "https://api.live.bilibili.com"
@@ -84,7 +85,7 @@ struct lt_platform_conn {
 	/* scratch owned by c, handed out until the next call */
 	struct lt_buf url, hdrs, target, out;
 	struct lt_buf inflated[LT_BILI_DEPTH_MAX];
-	struct lt_buf extra, key, b64;
+	struct lt_buf extra, key, b64, scratch;
 	z_stream zs;
 	bool zs_ok;
 
@@ -220,20 +221,15 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* JSON helpers (cJSON) */
+/* JSON helpers (cJSON, for the cold paths) */
 
-static const cJSON *jget(const cJSON *o, const char *k)
+static const cJSON *cj_get(const cJSON *o, const char *k)
 {
 	return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
 }
 
-static const cJSON *jat(const cJSON *a, int i)
-{
-	return cJSON_IsArray(a) ? cJSON_GetArrayItem(a, i) : NULL;
-}
-
 /* A number, or a string holding one; def otherwise. */
-static int64_t jint(const cJSON *v, int64_t def)
+static int64_t cj_int(const cJSON *v, int64_t def)
 {
 	if (cJSON_IsNumber(v)) {
 		double d = v->valuedouble;
@@ -249,22 +245,10 @@ static int64_t jint(const cJSON *v, int64_t def)
 	return def;
 }
 
-static struct lt_str jstr(const cJSON *v)
+static struct lt_str cj_str(const cJSON *v)
 {
 	if (cJSON_IsString(v))
 		return lt_str_c(v->valuestring);
-	return LT_STR_NULL;
-}
-
-/* A string id as text: a string as is, a number printed into buf. */
-static struct lt_str jid(const cJSON *v, char *buf, size_t cap)
-{
-	if (cJSON_IsString(v) && v->valuestring[0])
-		return lt_str_c(v->valuestring);
-	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1.8e19) {
-		snprintf(buf, cap, "%.0f", v->valuedouble);
-		return lt_str_c(buf);
-	}
 	return LT_STR_NULL;
 }
 
@@ -278,11 +262,60 @@ struct em {
 	unsigned *ev;
 };
 
+/* Hot-path JSON access (jscan): views into the message body, strings with
+ * escapes unescaped into c->scratch (reserved per message). */
+static struct lt_jv jget(struct lt_jv o, const char *k)
+{
+	return lt_jscan_get(o, k);
+}
+
+static int64_t jint(struct lt_jv v, int64_t def)
+{
+	return lt_jscan_int(v, def);
+}
+
+static struct lt_str jstr(struct em *e, struct lt_jv v)
+{
+	struct lt_str s = LT_STR_NULL;
+	if (!lt_jscan_str(v, &e->c->scratch, &s))
+		return LT_STR_NULL;
+	return s;
+}
+
+static struct lt_str jid(struct em *e, struct lt_jv v)
+{
+	struct lt_str s = LT_STR_NULL;
+	if (!lt_jscan_id(v, &e->c->scratch, &s))
+		return LT_STR_NULL;
+	return s;
+}
+
+/* v in decimal, written at the end of buf[24]; a view of it. */
+static struct lt_str i64_str(int64_t v, char buf[24])
+{
+	char *p = buf + 24;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return (struct lt_str){p, (uint32_t)(buf + 24 - p)};
+}
+
+static void key_int(struct lt_buf *k, int64_t v)
+{
+	char b[24];
+	struct lt_str s = i64_str(v, b);
+	lt_buf_append(k, "\x1f", 1);
+	lt_buf_append(k, s.p, s.len);
+}
+
 static void uid_str(int64_t uid, char buf[24], struct lt_msg *m)
 {
 	if (uid > 0) {
-		snprintf(buf, 24, "%lld", (long long)uid);
-		m->user_id = lt_str_c(buf);
+		m->user_id = i64_str(uid, buf);
 	} else {
 		m->flags |= LT_MSGF_ANONYMOUS;
 		m->user_id = LT_STR_NULL;
@@ -335,8 +368,13 @@ static void extra_str(struct lt_buf *x, const char *k, struct lt_str v)
 
 static void extra_int(struct lt_buf *x, const char *k, int64_t v)
 {
+	char tmp[24];
+	struct lt_str s = i64_str(v, tmp);
 	lt_buf_putc(x, x->len ? ',' : '{');
-	lt_buf_printf(x, "\"%s\":%lld", k, (long long)v);
+	lt_buf_putc(x, '"');
+	lt_buf_puts(x, k);
+	lt_buf_puts(x, "\":");
+	lt_buf_append(x, s.p, s.len);
 }
 
 static void extra_end(struct lt_buf *x)
@@ -347,117 +385,159 @@ static void extra_end(struct lt_buf *x)
 
 /* ------------------------------------------------------------------ */
 /* Command handlers: each returns LT_OK or LT_EPROTO (counted as a bad
- * message). root is the parsed body, cmd the full command string. */
+ * message). root is the body's top-level object, cmd the full command. */
 
-static int on_danmu(struct em *e, const cJSON *root, struct lt_str cmd)
+/* The id_str inside DANMU_MSG's info[0][15].extra, a JSON object encoded as
+ * a JSON string. Read from the escaped text as it stands, without decoding
+ * the string and parsing it again: a key of the inner object appears there
+ * as \"id_str\":\" right after the inner object's '{' or ',' (the same
+ * text inside an inner string value would carry more backslashes, so it
+ * cannot match). The id is hex, so it has no escapes; anything else is no id. */
+static struct lt_str danmu_id_str(struct lt_jv ex)
 {
-	const cJSON *info = jget(root, "info");
-	const cJSON *i0 = jat(info, 0);
-	const cJSON *text = jat(info, 1);
-	const cJSON *user = jat(info, 2);
+	static const char pat[] = "\\\"id_str\\\":\\\"";
+	struct lt_jv s;
+
+	if (!lt_jv_is(ex, '"') || lt_jscan_value(ex.p, ex.n, &s, NULL) != LT_OK)
+		return LT_STR_NULL;
+	const char *p = s.p + 1, *end = s.p + s.n - 1;
+	while (p < end) {
+		const char *hit = memmem(p, (size_t)(end - p), pat, sizeof(pat) - 1);
+		if (!hit)
+			break;
+		p = hit + sizeof(pat) - 1;
+		if (hit == s.p + 1 || (hit[-1] != '{' && hit[-1] != ','))
+			continue;
+		const char *q = p;
+		while (q < end && q - p <= LT_MSG_ID_MAX &&
+		       ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '-' ||
+		        *q == '_'))
+			q++;
+		if (q > p && end - q >= 2 && q[0] == '\\' && q[1] == '"')
+			return (struct lt_str){p, (uint32_t)(q - p)};
+		break;
+	}
+	return LT_STR_NULL;
+}
+
+static int on_danmu(struct em *e, struct lt_jv root, struct lt_str cmd)
+{
+	static const int top_idx[] = {0, 1, 2, 7};
+	static const int i0_idx[] = {4, 5, 15};
+	struct lt_jv top[4], i0[3], user[2];
 	struct lt_msg m;
 	char ub[24], idb[17];
-	cJSON *ex = NULL;
 
 	(void)cmd;
-	if (!cJSON_IsArray(i0) || !cJSON_IsString(text))
+	lt_jscan_at_many(jget(root, "info"), top_idx, 4, top);
+	if (!lt_jv_is(top[0], '[') || !lt_jv_is(top[1], '"'))
 		return LT_EPROTO;
+	lt_jscan_at_many(top[0], i0_idx, 3, i0);
+	lt_jscan_at_many(top[2], (const int[]){0, 1}, 2, user);
 	msg_init(e, &m, LT_MSG_CHAT);
-	m.content = jstr(text);
-	int64_t ts = jint(jat(i0, 4), 0);
+	m.content = jstr(e, top[1]);
+	int64_t ts = jint(i0[0], 0);
 	if (ts > 0)
 		m.ts = ts;
-	int64_t uid = jint(jat(user, 0), 0);
-	m.user_name = jstr(jat(user, 1));
-	const cJSON *mode = jat(i0, 15);
-	if (uid <= 0) {
-		const cJSON *u = jget(jget(mode, "user"), "uid");
-		uid = jint(u, 0);
-	}
+	int64_t uid = jint(user[0], 0);
+	m.user_name = jstr(e, user[1]);
+	struct lt_jv mode = i0[2];
+	if (uid <= 0)
+		uid = jint(jget(jget(mode, "user"), "uid"), 0);
 	if (!m.user_name.len)
-		m.user_name = jstr(jget(jget(jget(mode, "user"), "base"), "name"));
+		m.user_name = jstr(e, jget(jget(jget(mode, "user"), "base"), "name"));
 	uid_str(uid, ub, &m);
-	if (uid <= 0 || memmem(m.user_name.p ? m.user_name.p : "", m.user_name.len, "***", 3))
+	if (uid <= 0 || (m.user_name.len && memmem(m.user_name.p, m.user_name.len, "***", 3)))
 		m.flags |= LT_MSGF_ANONYMOUS;
 	if (m.flags & LT_MSGF_ANONYMOUS)
 		m.user_id = LT_STR_NULL;
 
-	const cJSON *exs = jget(mode, "extra");
-	if (cJSON_IsString(exs) && exs->valuestring[0] == '{') {
-		ex = cJSON_Parse(exs->valuestring);
-		struct lt_str id = jstr(jget(ex, "id_str"));
-		if (id.len)
-			m.msg_id = id;
-	}
+	/* info[0][15].extra is JSON inside a JSON string */
+	m.msg_id = danmu_id_str(jget(mode, "extra"));
 	lt_buf_reset(&e->c->extra);
-	int64_t guard = jint(jat(info, 7), 0);
+	int64_t guard = jint(top[3], 0);
 	if (guard > 0)
 		extra_int(&e->c->extra, "guard_level", guard);
 	extra_end(&e->c->extra);
 	if (!m.msg_id.len) {
 		lt_buf_reset(&e->c->key);
-		lt_buf_printf(&e->c->key, "DANMU_MSG\x1f%lld\x1f%lld", (long long)uid, (long long)jint(jat(i0, 5), 0));
+		lt_buf_puts(&e->c->key, "DANMU_MSG");
+		key_int(&e->c->key, uid);
+		key_int(&e->c->key, jint(i0[1], 0));
 		synth(e, &m, idb);
 	}
 	emit(e, &m);
-	cJSON_Delete(ex);
 	return LT_OK;
 }
 
-static int gift_emit(struct em *e, int64_t uid, struct lt_str uname, struct lt_str name, int64_t gift_id, int64_t num,
-                     int64_t price, int64_t total, struct lt_str coin, struct lt_str tid, int64_t ts_s,
-                     const char *cmd)
+struct gift {
+	int64_t uid;
+	struct lt_str uname, name, coin, tid;
+	int64_t gift_id, num, price, total, ts_s;
+};
+
+static int gift_emit(struct em *e, const struct gift *g, const char *cmd)
 {
 	struct lt_msg m;
 	char ub[24], idb[17];
 
 	msg_init(e, &m, LT_MSG_GIFT);
-	uid_str(uid, ub, &m);
-	m.user_name = uname;
-	m.content = name;
-	if (ts_s > 0)
-		m.ts = ts_s * 1000;
-	if (num <= 0)
-		num = 1;
-	int64_t value = total > 0 ? total : price * num;
+	uid_str(g->uid, ub, &m);
+	m.user_name = g->uname;
+	m.content = g->name;
+	if (g->ts_s > 0)
+		m.ts = g->ts_s * 1000;
+	int64_t num = g->num > 0 ? g->num : 1;
+	int64_t value = g->total > 0 ? g->total : g->price * num;
 	m.count = num;
 	m.value = value;
 	struct lt_buf *x = &e->c->extra;
 	lt_buf_reset(x);
-	extra_str(x, "gift_name", name);
-	extra_int(x, "gift_id", gift_id);
+	extra_str(x, "gift_name", g->name);
+	extra_int(x, "gift_id", g->gift_id);
 	extra_int(x, "count", num);
 	extra_int(x, "value", value);
-	extra_str(x, "currency", coin.len ? coin : LT_STR("gold"));
-	extra_int(x, "price", price);
+	extra_str(x, "currency", g->coin.len ? g->coin : LT_STR("gold"));
+	extra_int(x, "price", g->price);
 	extra_end(x);
-	if (tid.len) {
-		m.msg_id = tid;
+	if (g->tid.len) {
+		m.msg_id = g->tid;
 	} else {
 		lt_buf_reset(&e->c->key);
-		lt_buf_printf(&e->c->key, "%s\x1f%lld\x1f%lld", cmd, (long long)gift_id, (long long)num);
+		lt_buf_printf(&e->c->key, "%s\x1f%lld\x1f%lld", cmd, (long long)g->gift_id, (long long)num);
 		synth(e, &m, idb);
 	}
 	emit(e, &m);
 	return LT_OK;
 }
 
-static int on_gift(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_gift(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const cJSON *d = jget(root, "data");
-	char tb[24];
+	static const char *const keys[] = {"uid",        "uname",     "giftName", "giftId", "num",
+	                                   "price",      "total_coin", "coin_type", "tid",    "timestamp"};
+	struct lt_jv v[10];
+	struct gift g;
 
 	(void)cmd;
-	if (!cJSON_IsObject(d))
+	struct lt_jv d = jget(root, "data");
+	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
-	return gift_emit(e, jint(jget(d, "uid"), 0), jstr(jget(d, "uname")), jstr(jget(d, "giftName")),
-	                 jint(jget(d, "giftId"), 0), jint(jget(d, "num"), 1), jint(jget(d, "price"), 0),
-	                 jint(jget(d, "total_coin"), 0), jstr(jget(d, "coin_type")),
-	                 jid(jget(d, "tid"), tb, sizeof(tb)), jint(jget(d, "timestamp"), 0), "SEND_GIFT");
+	lt_jscan_get_many(d, keys, 10, v);
+	g.uid = jint(v[0], 0);
+	g.uname = jstr(e, v[1]);
+	g.name = jstr(e, v[2]);
+	g.gift_id = jint(v[3], 0);
+	g.num = jint(v[4], 1);
+	g.price = jint(v[5], 0);
+	g.total = jint(v[6], 0);
+	g.coin = jstr(e, v[7]);
+	g.tid = jid(e, v[8]);
+	g.ts_s = jint(v[9], 0);
+	return gift_emit(e, &g, "SEND_GIFT");
 }
 
-/* Strict base64 (standard alphabet, padding optional) into c->b64. */
-static int b64_decode(struct lt_buf *out, const char *s)
+/* Strict base64 (standard alphabet, padding optional) into out. */
+static int b64_decode(struct lt_buf *out, struct lt_str s)
 {
 	static int8_t map[256];
 	static int init;
@@ -472,49 +552,62 @@ static int b64_decode(struct lt_buf *out, const char *s)
 	int bits = 0;
 	size_t i = 0;
 	lt_buf_reset(out);
-	for (; s[i] && s[i] != '='; i++) {
-		int v = map[(unsigned char)s[i]];
+	if (lt_buf_reserve(out, s.len) != LT_OK)
+		return LT_ENOMEM;
+	for (; i < s.len && s.p[i] != '='; i++) {
+		int v = map[(unsigned char)s.p[i]];
 		if (v < 0)
 			return LT_EPROTO;
 		acc = (acc << 6) | (uint32_t)v;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			lt_buf_u8(out, (uint8_t)(acc >> bits));
+			out->data[out->len++] = (uint8_t)(acc >> bits);
 		}
 	}
-	for (; s[i] == '='; i++)
+	for (; i < s.len && s.p[i] == '='; i++)
 		;
-	if (s[i] || bits >= 6)
+	if (i != s.len || bits >= 6)
 		return LT_EPROTO;
-	return lt_buf_err(out);
+	return LT_OK;
 }
 
-static const char *pb_field(const cJSON *d)
+static struct lt_str pb_field(struct em *e, struct lt_jv d)
 {
-	const cJSON *pb = jget(d, "pb");
-	if (!cJSON_IsString(pb))
+	struct lt_jv pb = jget(d, "pb");
+	if (!lt_jv_is(pb, '"'))
 		pb = jget(jget(d, "data"), "pb");
-	return cJSON_IsString(pb) ? pb->valuestring : NULL;
+	return jstr(e, pb);
 }
 
-static int on_gift_v2(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_gift_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const char *pb = pb_field(jget(root, "data"));
+	struct lt_str pb = pb_field(e, jget(root, "data"));
 	struct lt_buf *b = &e->c->b64;
 
 	(void)cmd;
-	if (!pb || b64_decode(b, pb) != LT_OK)
+	if (!pb.len || b64_decode(b, pb) != LT_OK)
 		return LT_EPROTO;
-	Ltbili__SendGiftBroadcast *g = ltbili__send_gift_broadcast__unpack(NULL, b->len, b->data);
-	if (!g)
+	Ltbili__SendGiftBroadcast *sg = ltbili__send_gift_broadcast__unpack(NULL, b->len, b->data);
+	if (!sg)
 		return LT_EPROTO;
-	for (size_t i = 0; i < g->n_gift_list; i++) {
-		const Ltbili__GiftItem *it = g->gift_list[i];
-		gift_emit(e, g->uid, lt_str_c(g->uname), lt_str_c(it->gift_name), it->gift_id, it->num, it->price,
-		          it->total_coin, lt_str_c(it->coin_type), lt_str_c(it->tid), it->timestamp, "SEND_GIFT_V2");
+	for (size_t i = 0; i < sg->n_gift_list; i++) {
+		const Ltbili__GiftItem *it = sg->gift_list[i];
+		struct gift g = {
+			.uid = sg->uid,
+			.uname = lt_str_c(sg->uname),
+			.name = lt_str_c(it->gift_name),
+			.coin = lt_str_c(it->coin_type),
+			.tid = lt_str_c(it->tid),
+			.gift_id = it->gift_id,
+			.num = it->num,
+			.price = it->price,
+			.total = it->total_coin,
+			.ts_s = it->timestamp,
+		};
+		gift_emit(e, &g, "SEND_GIFT_V2");
 	}
-	ltbili__send_gift_broadcast__free_unpacked(g, NULL);
+	ltbili__send_gift_broadcast__free_unpacked(sg, NULL);
 	return LT_OK;
 }
 
@@ -552,8 +645,6 @@ static int interact_emit(struct em *e, int64_t uid, struct lt_str uname, int64_t
 	msg_init(e, &m, type);
 	uid_str(uid, ub, &m);
 	m.user_name = uname;
-	if (uid <= 0)
-		m.user_id = LT_STR_NULL;
 	if (trigger_ns > 1000000000000000LL)
 		m.ts = trigger_ns / 1000000;
 	else if (ts_s > 0)
@@ -569,30 +660,35 @@ static int interact_emit(struct em *e, int64_t uid, struct lt_str uname, int64_t
 	}
 	extra_end(x);
 	lt_buf_reset(&e->c->key);
-	lt_buf_printf(&e->c->key, "INTERACT\x1f%lld\x1f%lld", (long long)msg_type, (long long)trigger_ns);
+	lt_buf_puts(&e->c->key, "INTERACT");
+	key_int(&e->c->key, msg_type);
+	key_int(&e->c->key, trigger_ns);
 	synth(e, &m, idb);
 	emit(e, &m);
 	return LT_OK;
 }
 
-static int on_interact(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_interact(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const cJSON *d = jget(root, "data");
+	static const char *const keys[] = {"uid", "uname", "msg_type", "timestamp", "trigger_time"};
+	struct lt_jv v[5];
 
 	(void)cmd;
-	if (!cJSON_IsObject(d))
+	struct lt_jv d = jget(root, "data");
+	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
-	return interact_emit(e, jint(jget(d, "uid"), 0), jstr(jget(d, "uname")), jint(jget(d, "msg_type"), 0),
-	                     jint(jget(d, "timestamp"), 0), jint(jget(d, "trigger_time"), 0), "INTERACT_WORD");
+	lt_jscan_get_many(d, keys, 5, v);
+	return interact_emit(e, jint(v[0], 0), jstr(e, v[1]), jint(v[2], 0), jint(v[3], 0), jint(v[4], 0),
+	                     "INTERACT_WORD");
 }
 
-static int on_interact_v2(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_interact_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const char *pb = pb_field(jget(root, "data"));
+	struct lt_str pb = pb_field(e, jget(root, "data"));
 	struct lt_buf *b = &e->c->b64;
 
 	(void)cmd;
-	if (!pb || b64_decode(b, pb) != LT_OK)
+	if (!pb.len || b64_decode(b, pb) != LT_OK)
 		return LT_EPROTO;
 	Ltbili__InteractWord *w = ltbili__interact_word__unpack(NULL, b->len, b->data);
 	if (!w)
@@ -610,20 +706,22 @@ static int on_interact_v2(struct em *e, const cJSON *root, struct lt_str cmd)
 	return LT_OK;
 }
 
-static int on_like(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_like(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const cJSON *d = jget(root, "data");
+	static const char *const keys[] = {"uid", "uname", "like_text"};
+	struct lt_jv v[3];
 	struct lt_msg m;
 	char ub[24], idb[17];
 
 	(void)cmd;
-	if (!cJSON_IsObject(d))
+	struct lt_jv d = jget(root, "data");
+	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
+	lt_jscan_get_many(d, keys, 3, v);
 	msg_init(e, &m, LT_MSG_LIKE);
-	int64_t uid = jint(jget(d, "uid"), 0);
-	uid_str(uid, ub, &m);
-	m.user_name = jstr(jget(d, "uname"));
-	m.content = jstr(jget(d, "like_text"));
+	uid_str(jint(v[0], 0), ub, &m);
+	m.user_name = jstr(e, v[1]);
+	m.content = jstr(e, v[2]);
 	m.count = 1;
 	lt_buf_reset(&e->c->extra);
 	lt_buf_reset(&e->c->key);
@@ -633,25 +731,28 @@ static int on_like(struct em *e, const cJSON *root, struct lt_str cmd)
 	return LT_OK;
 }
 
-static int on_superchat(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_superchat(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const cJSON *d = jget(root, "data");
+	static const char *const keys[] = {"uid", "user_info", "message", "ts", "start_time", "price", "id"};
+	struct lt_jv v[7];
 	struct lt_msg m;
-	char ub[24], idb[24], sb[17];
+	char ub[24], sb[17];
 
 	(void)cmd;
-	if (!cJSON_IsObject(d))
+	struct lt_jv d = jget(root, "data");
+	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
+	lt_jscan_get_many(d, keys, 7, v);
 	msg_init(e, &m, LT_MSG_SUPERCHAT);
-	uid_str(jint(jget(d, "uid"), 0), ub, &m);
-	m.user_name = jstr(jget(jget(d, "user_info"), "uname"));
-	m.content = jstr(jget(d, "message"));
-	int64_t ts = jint(jget(d, "ts"), 0);
+	uid_str(jint(v[0], 0), ub, &m);
+	m.user_name = jstr(e, jget(v[1], "uname"));
+	m.content = jstr(e, v[2]);
+	int64_t ts = jint(v[3], 0);
 	if (ts <= 0)
-		ts = jint(jget(d, "start_time"), 0);
+		ts = jint(v[4], 0);
 	if (ts > 0)
 		m.ts = ts * 1000;
-	int64_t price = jint(jget(d, "price"), 0);
+	int64_t price = jint(v[5], 0);
 	m.count = 1;
 	m.value = price * 1000; /* CNY to gold, the gifts' smallest unit */
 	struct lt_buf *x = &e->c->extra;
@@ -660,7 +761,7 @@ static int on_superchat(struct em *e, const cJSON *root, struct lt_str cmd)
 	extra_int(x, "value", m.value);
 	extra_str(x, "currency", LT_STR("gold"));
 	extra_end(x);
-	m.msg_id = jid(jget(d, "id"), idb, sizeof(idb));
+	m.msg_id = jid(e, v[6]);
 	if (!m.msg_id.len) {
 		lt_buf_reset(&e->c->key);
 		lt_buf_puts(&e->c->key, "SUPER_CHAT_MESSAGE");
@@ -670,51 +771,53 @@ static int on_superchat(struct em *e, const cJSON *root, struct lt_str cmd)
 	return LT_OK;
 }
 
-static int on_guard(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_guard(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const cJSON *d = jget(root, "data");
+	static const char *const keys[] = {"uid", "username", "gift_name", "start_time", "num",
+	                                   "price", "guard_level", "gift_id"};
+	struct lt_jv v[8];
 	struct lt_msg m;
 	char ub[24], idb[17];
 
 	(void)cmd;
-	if (!cJSON_IsObject(d))
+	struct lt_jv d = jget(root, "data");
+	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
+	lt_jscan_get_many(d, keys, 8, v);
 	msg_init(e, &m, LT_MSG_GUARD);
-	int64_t uid = jint(jget(d, "uid"), 0);
-	uid_str(uid, ub, &m);
-	m.user_name = jstr(jget(d, "username"));
-	struct lt_str name = jstr(jget(d, "gift_name"));
+	uid_str(jint(v[0], 0), ub, &m);
+	m.user_name = jstr(e, v[1]);
+	struct lt_str name = jstr(e, v[2]);
 	m.content = name;
-	int64_t start = jint(jget(d, "start_time"), 0);
+	int64_t start = jint(v[3], 0);
 	if (start > 0)
 		m.ts = start * 1000;
-	int64_t num = jint(jget(d, "num"), 1), price = jint(jget(d, "price"), 0);
+	int64_t num = jint(v[4], 1), price = jint(v[5], 0);
 	m.count = num;
 	m.value = price * (num > 0 ? num : 1);
 	struct lt_buf *x = &e->c->extra;
 	lt_buf_reset(x);
 	extra_str(x, "gift_name", name);
-	extra_int(x, "guard_level", jint(jget(d, "guard_level"), 0));
+	extra_int(x, "guard_level", jint(v[6], 0));
 	extra_int(x, "count", num);
 	extra_int(x, "value", m.value);
 	extra_str(x, "currency", LT_STR("gold"));
 	extra_end(x);
 	lt_buf_reset(&e->c->key);
-	lt_buf_printf(&e->c->key, "GUARD_BUY\x1f%lld\x1f%lld", (long long)jint(jget(d, "gift_id"), 0),
-	              (long long)start);
+	lt_buf_printf(&e->c->key, "GUARD_BUY\x1f%lld\x1f%lld", (long long)jint(v[7], 0), (long long)start);
 	synth(e, &m, idb);
 	emit(e, &m);
 	return LT_OK;
 }
 
-static int on_stats(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_stats(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	const cJSON *d = jget(root, "data");
 	struct lt_msg m;
 	char idb[17];
 	bool online = cmd.len && cmd.p[0] == 'O';
 
-	if (!cJSON_IsObject(d))
+	struct lt_jv d = jget(root, "data");
+	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
 	msg_init(e, &m, LT_MSG_ROOM_STATS);
 	int64_t n;
@@ -732,16 +835,17 @@ static int on_stats(struct em *e, const cJSON *root, struct lt_str cmd)
 	extra_int(x, online ? "online_count" : "watched", n);
 	extra_end(x);
 	lt_buf_reset(&e->c->key);
-	lt_buf_printf(&e->c->key, "%.*s\x1f%lld", (int)cmd.len, cmd.p, (long long)n);
+	lt_buf_append(&e->c->key, cmd.p, cmd.len);
+	key_int(&e->c->key, n);
 	synth(e, &m, idb);
 	emit(e, &m);
 	return LT_OK;
 }
 
-static int on_live(struct em *e, const cJSON *root, struct lt_str cmd)
+static int on_live(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
 	struct lt_msg m;
-	char idb[17], kb[48];
+	char idb[17];
 	bool start = cmd.p[0] == 'L';
 
 	msg_init(e, &m, start ? LT_MSG_LIVE_START : LT_MSG_LIVE_END);
@@ -752,7 +856,7 @@ static int on_live(struct em *e, const cJSON *root, struct lt_str cmd)
 		int64_t t = jint(jget(root, "live_time"), 0);
 		if (t > 0)
 			m.ts = t * 1000;
-		struct lt_str key = jid(jget(root, "live_key"), kb, sizeof(kb));
+		struct lt_str key = jid(e, jget(root, "live_key"));
 		if (key.len) {
 			extra_str(x, "live_key", key);
 			lt_buf_reset(&e->c->key);
@@ -770,7 +874,7 @@ static int on_live(struct em *e, const cJSON *root, struct lt_str cmd)
 	}
 	extra_end(x);
 	if (!m.msg_id.len) {
-		struct lt_str top = jid(jget(root, "msg_id"), kb, sizeof(kb));
+		struct lt_str top = jid(e, jget(root, "msg_id"));
 		if (top.len) {
 			m.msg_id = top;
 		} else {
@@ -783,26 +887,30 @@ static int on_live(struct em *e, const cJSON *root, struct lt_str cmd)
 	return LT_OK;
 }
 
-static int on_other(struct em *e, const cJSON *root, struct lt_str cmd, const char *body, size_t n)
+/* Anything else: type other, the command and (when small) its data kept in
+ * extra. The rare path, so cJSON checks and re-prints the data. */
+static int on_other(struct em *e, struct lt_jv root, struct lt_str cmd, const char *body, size_t n)
 {
 	struct lt_msg m;
-	char idb[17], kb[48];
+	char idb[17];
 
 	msg_init(e, &m, LT_MSG_OTHER);
 	struct lt_buf *x = &e->c->extra;
 	lt_buf_reset(x);
 	extra_str(x, "cmd", cmd);
-	const cJSON *d = jget(root, "data");
-	if (d && n < LT_MSG_EXTRA_MAX / 2) {
-		char *s = cJSON_PrintUnformatted(d);
+	struct lt_jv d = jget(root, "data");
+	if (d.p && lt_jscan_value(d.p, d.n, &d, NULL) == LT_OK && d.n < LT_MSG_EXTRA_MAX / 2) {
+		cJSON *dj = cJSON_ParseWithLength(d.p, d.n);
+		char *s = dj ? cJSON_PrintUnformatted(dj) : NULL;
 		if (s) {
 			lt_buf_puts(x, ",\"data\":");
 			lt_buf_puts(x, s);
 			cJSON_free(s);
 		}
+		cJSON_Delete(dj);
 	}
 	extra_end(x);
-	struct lt_str top = jid(jget(root, "msg_id"), kb, sizeof(kb));
+	struct lt_str top = jid(e, jget(root, "msg_id"));
 	if (top.len) {
 		m.msg_id = top;
 	} else {
@@ -816,38 +924,52 @@ static int on_other(struct em *e, const cJSON *root, struct lt_str cmd, const ch
 
 struct cmd_map {
 	const char *name;
-	int (*fn)(struct em *e, const cJSON *root, struct lt_str cmd);
+	size_t len;
+	int (*fn)(struct em *e, struct lt_jv root, struct lt_str cmd);
 };
 
+#define CMD(s, f) {.name = s, .len = sizeof(s) - 1, .fn = f}
 static const struct cmd_map cmds[] = {
-	{.name = "DANMU_MSG", .fn = on_danmu},
-	{.name = "SEND_GIFT", .fn = on_gift},
-	{.name = "SEND_GIFT_V2", .fn = on_gift_v2},
-	{.name = "INTERACT_WORD", .fn = on_interact},
-	{.name = "INTERACT_WORD_V2", .fn = on_interact_v2},
-	{.name = "LIKE_INFO_V3_CLICK", .fn = on_like},
-	{.name = "SUPER_CHAT_MESSAGE", .fn = on_superchat},
-	{.name = "GUARD_BUY", .fn = on_guard},
-	{.name = "ONLINE_RANK_COUNT", .fn = on_stats},
-	{.name = "WATCHED_CHANGE", .fn = on_stats},
-	{.name = "LIVE", .fn = on_live},
-	{.name = "PREPARING", .fn = on_live},
+	CMD("DANMU_MSG", on_danmu),
+	CMD("SEND_GIFT", on_gift),
+	CMD("SEND_GIFT_V2", on_gift_v2),
+	CMD("INTERACT_WORD", on_interact),
+	CMD("INTERACT_WORD_V2", on_interact_v2),
+	CMD("LIKE_INFO_V3_CLICK", on_like),
+	CMD("SUPER_CHAT_MESSAGE", on_superchat),
+	CMD("GUARD_BUY", on_guard),
+	CMD("ONLINE_RANK_COUNT", on_stats),
+	CMD("WATCHED_CHANGE", on_stats),
+	CMD("LIVE", on_live),
+	CMD("PREPARING", on_live),
 };
+#undef CMD
 
 /* One op-5 JSON body. */
 static void on_message(struct em *e, const uint8_t *p, size_t n)
 {
-	cJSON *root = cJSON_ParseWithLength((const char *)p, n);
-	const cJSON *cmdv = jget(root, "cmd");
+	struct lt_jv root;
 	int rc = LT_EPROTO;
 
-	if (!cJSON_IsString(cmdv))
+	/* room for every unescaped string of this body (never longer than it,
+	 * twice for the JSON-in-a-string of DANMU_MSG) */
+	lt_buf_reset(&e->c->scratch);
+	if (n > LT_BILI_INFLATE_MAX || lt_buf_reserve(&e->c->scratch, 2 * n + 64) != LT_OK)
 		goto out;
-	struct lt_str cmd = lt_str_c(cmdv->valuestring);
+	/* the root stays an open view: only what a handler asks for is read */
+	size_t skip = 0;
+	while (skip < n && (p[skip] == ' ' || p[skip] == '\n' || p[skip] == '\r' || p[skip] == '\t'))
+		skip++;
+	root = (struct lt_jv){(const char *)p + skip, n - skip};
+	if (!lt_jv_is(root, '{'))
+		goto out;
+	struct lt_str cmd = jstr(e, jget(root, "cmd"));
+	if (!cmd.len)
+		goto out;
 	const char *colon = memchr(cmd.p, ':', cmd.len);
 	size_t base = colon ? (size_t)(colon - cmd.p) : cmd.len;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strlen(cmds[i].name) == base && memcmp(cmds[i].name, cmd.p, base) == 0) {
+		if (cmds[i].len == base && memcmp(cmds[i].name, cmd.p, base) == 0) {
 			rc = cmds[i].fn(e, root, cmd);
 			goto out;
 		}
@@ -856,7 +978,6 @@ static void on_message(struct em *e, const uint8_t *p, size_t n)
 out:
 	if (rc != LT_OK)
 		e->c->st.bad_messages++;
-	cJSON_Delete(root);
 }
 
 /* ------------------------------------------------------------------ */
@@ -926,7 +1047,7 @@ static int inflate_brotli(struct lt_buf *out, const uint8_t *p, size_t n)
 static int on_auth_reply(struct em *e, const uint8_t *p, size_t n)
 {
 	cJSON *root = n ? cJSON_ParseWithLength((const char *)p, n) : NULL;
-	int64_t code = n ? jint(jget(root, "code"), -1) : 0;
+	int64_t code = n ? cj_int(cj_get(root, "code"), -1) : 0;
 	cJSON_Delete(root);
 	if (code == 0) {
 		*e->ev |= LT_PEV_AUTHED;
@@ -1045,6 +1166,7 @@ static void bili_destroy(struct lt_platform_conn *c)
 	lt_buf_free(&c->extra);
 	lt_buf_free(&c->key);
 	lt_buf_free(&c->b64);
+	lt_buf_free(&c->scratch);
 	if (c->zs_ok)
 		inflateEnd(&c->zs);
 	free(c);
@@ -1114,6 +1236,7 @@ static int bili_create(const struct lt_platform_conf *conf, struct lt_platform_c
 	lt_buf_init(&c->extra, 0);
 	lt_buf_init(&c->key, 0);
 	lt_buf_init(&c->b64, 0);
+	lt_buf_init(&c->scratch, 0);
 	c->step = STEP_DONE;
 	*out = c;
 	return LT_OK;
@@ -1242,8 +1365,8 @@ static int bili_http_done(struct lt_platform_conn *c, const struct lt_http_resp 
 		rc = LT_EPROTO;
 		goto out;
 	}
-	int64_t code = jint(jget(root, "code"), -1);
-	const cJSON *d = jget(root, "data");
+	int64_t code = cj_int(cj_get(root, "code"), -1);
+	const cJSON *d = cj_get(root, "data");
 	if (code == -352 || code == -412) {
 		c->wbi_expire_ms = 0; /* risk control: the keys may be stale */
 		rc = LT_EAGAIN;
@@ -1251,7 +1374,7 @@ static int bili_http_done(struct lt_platform_conn *c, const struct lt_http_resp 
 	}
 	switch (c->step) {
 	case STEP_ROOM: {
-		int64_t rid = jint(jget(d, "room_id"), 0);
+		int64_t rid = cj_int(cj_get(d, "room_id"), 0);
 		if (code != 0 || rid <= 0) {
 			rc = code == 0 ? LT_EPROTO : LT_ENOTFOUND;
 			goto out;
@@ -1261,7 +1384,7 @@ static int bili_http_done(struct lt_platform_conn *c, const struct lt_http_resp 
 		break;
 	}
 	case STEP_BUVID: {
-		struct lt_str b = jstr(jget(d, "b_3"));
+		struct lt_str b = cj_str(cj_get(d, "b_3"));
 		if (b.len && b.len < sizeof(c->buvid)) {
 			memcpy(c->buvid, b.p, b.len);
 			c->buvid[b.len] = '\0';
@@ -1273,20 +1396,20 @@ static int bili_http_done(struct lt_platform_conn *c, const struct lt_http_resp 
 	}
 	case STEP_NAV: {
 		/* logged out nav answers -101 but still carries wbi_img */
-		const cJSON *img = jget(d, "wbi_img");
-		const cJSON *iu = jget(img, "img_url"), *su = jget(img, "sub_url");
+		const cJSON *img = cj_get(d, "wbi_img");
+		const cJSON *iu = cj_get(img, "img_url"), *su = cj_get(img, "sub_url");
 		if (!cJSON_IsString(iu) || !cJSON_IsString(su) || !url_stem(iu->valuestring, c->img_key) ||
 		    !url_stem(su->valuestring, c->sub_key)) {
 			rc = LT_EPROTO;
 			goto out;
 		}
 		c->wbi_expire_ms = lt_clock_now(c->clock) + LT_BILI_WBI_TTL_MS;
-		if (cJSON_IsTrue(jget(d, "isLogin")) && c->uid == 0)
-			c->uid = jint(jget(d, "mid"), 0);
+		if (cJSON_IsTrue(cj_get(d, "isLogin")) && c->uid == 0)
+			c->uid = cj_int(cj_get(d, "mid"), 0);
 		break;
 	}
 	case STEP_DANMU: {
-		struct lt_str tok = jstr(jget(d, "token"));
+		struct lt_str tok = cj_str(cj_get(d, "token"));
 		if (code != 0 || !tok.len) {
 			rc = LT_EPROTO;
 			goto out;
@@ -1300,10 +1423,10 @@ static int bili_http_done(struct lt_platform_conn *c, const struct lt_http_resp 
 		c->n_hosts = 0;
 		c->host_idx = 0;
 		const cJSON *h;
-		cJSON_ArrayForEach(h, jget(d, "host_list"))
+		cJSON_ArrayForEach(h, cj_get(d, "host_list"))
 		{
-			struct lt_str name = jstr(jget(h, "host"));
-			int64_t port = jint(jget(h, "wss_port"), 443);
+			struct lt_str name = cj_str(cj_get(h, "host"));
+			int64_t port = cj_int(cj_get(h, "wss_port"), 443);
 			if (c->n_hosts >= LT_BILI_HOSTS_MAX || !name.len || name.len >= sizeof(c->hosts[0].name) ||
 			    port <= 0 || port > 65535)
 				continue;

@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * jscan: the in-place JSON scanner (see jscan.h). Skipping a value is one
+ * forward pass with a bit stack for the kinds of open containers; strings
+ * are skipped with memchr to the next quote and a count of the backslashes
+ * before it.
+ */
+#include "fetcher/jscan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	return p;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* The first '"' or '\\' in [p, end), or end. */
+static const char *find_quote_or_bs(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+	const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)));
+		if (m)
+			return p + __builtin_ctz((unsigned)m);
+		p += 16;
+	}
+#endif
+	while (p < end && *p != '"' && *p != '\\')
+		p++;
+	return p;
+}
+
+/* p at the opening quote; returns the position after the closing one, or NULL. */
+static const char *skip_str(const char *p, const char *end)
+{
+	p++;
+	for (;;) {
+		p = find_quote_or_bs(p, end);
+		if (p >= end)
+			return NULL;
+		if (*p == '"')
+			return p + 1;
+		p += 2; /* an escape: skip the escaped character */
+	}
+}
+
+static bool is_num_char(char c)
+{
+	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* p at a value's first character; returns the position after it, or NULL. */
+static const char *skip_value(const char *p, const char *end)
+{
+	uint64_t kinds = 0; /* bit d set: the container at depth d is an object */
+	int depth = 0;
+
+	if (p >= end)
+		return NULL;
+	switch (*p) {
+	case '"':
+		return skip_str(p, end);
+	case 't':
+		return end - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+	case 'f':
+		return end - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+	case 'n':
+		return end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+	case '{':
+	case '[':
+		break;
+	default:
+		if (*p != '-' && (*p < '0' || *p > '9'))
+			return NULL;
+		while (p < end && is_num_char(*p))
+			p++;
+		return p;
+	}
+	while (p < end) {
+		char c = *p;
+		if (c == '"') {
+			p = skip_str(p, end);
+			if (!p)
+				return NULL;
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			if (depth >= LT_JSCAN_DEPTH_MAX)
+				return NULL;
+			if (c == '{')
+				kinds |= (uint64_t)1 << depth;
+			else
+				kinds &= ~((uint64_t)1 << depth);
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return NULL;
+			depth--;
+			bool obj = (kinds >> depth) & 1;
+			if (obj != (c == '}'))
+				return NULL;
+			if (depth == 0)
+				return p + 1;
+		}
+		p++;
+	}
+	return NULL;
+}
+
+int lt_jscan_value(const char *s, size_t n, struct lt_jv *out, size_t *next)
+{
+	const char *end = s + n;
+	const char *p = skip_ws(s, end);
+	const char *q = skip_value(p, end);
+	if (!q)
+		return LT_EPROTO;
+	out->p = p;
+	out->n = (size_t)(q - p);
+	if (next)
+		*next = (size_t)(q - s);
+	return LT_OK;
+}
+
+void lt_jit_begin(struct lt_jit *it, struct lt_jv v)
+{
+	it->first = true;
+	it->bad = false;
+	it->pending = NULL;
+	if (v.p && v.n >= 2 && (v.p[0] == '{' || v.p[0] == '[')) {
+		it->p = v.p + 1;
+		it->end = v.p + v.n;
+	} else {
+		it->p = it->end = NULL;
+	}
+}
+
+static bool jit_fail(struct lt_jit *it)
+{
+	it->bad = true;
+	it->p = NULL;
+	return false;
+}
+
+/* Before the next item: skip the value handed out last, then the comma (or
+ * nothing for the first item); false at the closing bracket. */
+static bool jit_sep(struct lt_jit *it)
+{
+	if (!it->p)
+		return false;
+	if (it->pending) {
+		const char *q = skip_value(it->pending, it->end);
+		it->pending = NULL;
+		if (!q)
+			return jit_fail(it);
+		it->p = q;
+	}
+	it->p = skip_ws(it->p, it->end);
+	if (it->p >= it->end)
+		return jit_fail(it);
+	if (*it->p == '}' || *it->p == ']') {
+		it->p = NULL;
+		return false;
+	}
+	if (!it->first) {
+		if (*it->p != ',')
+			return jit_fail(it);
+		it->p = skip_ws(it->p + 1, it->end);
+		if (it->p >= it->end)
+			return jit_fail(it);
+	}
+	it->first = false;
+	return true;
+}
+
+bool lt_jit_member(struct lt_jit *it, struct lt_jv *key, struct lt_jv *val)
+{
+	if (!jit_sep(it))
+		return false;
+	if (*it->p != '"')
+		return jit_fail(it);
+	const char *k = it->p;
+	const char *kend = skip_str(k, it->end);
+	if (!kend)
+		return jit_fail(it);
+	const char *q = skip_ws(kend, it->end);
+	if (q >= it->end || *q != ':')
+		return jit_fail(it);
+	q = skip_ws(q + 1, it->end);
+	if (q >= it->end)
+		return jit_fail(it);
+	key->p = k + 1;
+	key->n = (size_t)(kend - 1 - (k + 1));
+	val->p = q;
+	val->n = (size_t)(it->end - q);
+	it->p = q;
+	it->pending = q;
+	return true;
+}
+
+bool lt_jit_elem(struct lt_jit *it, struct lt_jv *val)
+{
+	if (!jit_sep(it))
+		return false;
+	val->p = it->p;
+	val->n = (size_t)(it->end - it->p);
+	it->pending = it->p;
+	return true;
+}
+
+struct lt_jv lt_jscan_get(struct lt_jv obj, const char *key)
+{
+	struct lt_jv out = {NULL, 0};
+	lt_jscan_get_many(obj, &key, 1, &out);
+	return out;
+}
+
+void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct lt_jv *out)
+{
+	struct lt_jit it;
+	struct lt_jv k, v;
+	int found = 0;
+
+	for (int i = 0; i < n; i++)
+		out[i] = (struct lt_jv){NULL, 0};
+	if (!lt_jv_is(obj, '{'))
+		return;
+	lt_jit_begin(&it, obj);
+	while (found < n && lt_jit_member(&it, &k, &v)) {
+		for (int i = 0; i < n; i++) {
+			if (!out[i].p && strlen(keys[i]) == k.n && memcmp(keys[i], k.p, k.n) == 0) {
+				out[i] = v;
+				found++;
+				break;
+			}
+		}
+	}
+}
+
+struct lt_jv lt_jscan_at(struct lt_jv arr, int i)
+{
+	struct lt_jv out = {NULL, 0};
+	lt_jscan_at_many(arr, &i, 1, &out);
+	return out;
+}
+
+void lt_jscan_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out)
+{
+	struct lt_jit it;
+	struct lt_jv v;
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		out[i] = (struct lt_jv){NULL, 0};
+	if (!lt_jv_is(arr, '['))
+		return;
+	lt_jit_begin(&it, arr);
+	for (int i = 0; k < n && lt_jit_elem(&it, &v); i++) {
+		while (k < n && idx[k] < i)
+			k++;
+		if (k < n && idx[k] == i)
+			out[k++] = v;
+	}
+}
+
+int64_t lt_jscan_int(struct lt_jv v, int64_t def)
+{
+	const char *p = v.p, *end = v.p + v.n, *start;
+	bool neg = false, quoted = false;
+	uint64_t x = 0;
+
+	if (!p || !v.n)
+		return def;
+	if (*p == '"') {
+		quoted = true;
+		p++;
+	}
+	start = p;
+	if (p < end && *p == '-') {
+		neg = true;
+		p++;
+	}
+	if (p >= end || *p < '0' || *p > '9')
+		return def;
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (x > (UINT64_MAX - 9) / 10)
+			return def;
+		x = x * 10 + (uint64_t)(*p - '0');
+	}
+	if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {
+		/* 1.5e9, 12.0 and the like: rare, let strtod do it */
+		char tmp[40];
+		const char *q = p;
+		while (q < end && is_num_char(*q))
+			q++;
+		size_t n = (size_t)(q - start);
+		if (n >= sizeof(tmp) || (quoted && (q >= end || *q != '"')))
+			return def;
+		memcpy(tmp, start, n);
+		tmp[n] = '\0';
+		char *stop;
+		double d = strtod(tmp, &stop);
+		if (*stop || d != d || d > 9.2e18 || d < -9.2e18)
+			return def;
+		return (int64_t)d;
+	}
+	if (quoted && (p >= end || *p != '"'))
+		return def;
+	if (x > (uint64_t)INT64_MAX)
+		return def;
+	return neg ? -(int64_t)x : (int64_t)x;
+}
+
+static int hex4(const char *p)
+{
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+static size_t put_utf8(char *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xC0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xE0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		o[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	o[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+bool lt_jscan_str(struct lt_jv v, struct lt_buf *scratch, struct lt_str *out)
+{
+	if (!lt_jv_is(v, '"') || v.n < 2)
+		return false;
+	const char *p = v.p + 1, *end = v.p + v.n;
+	const char *q = find_quote_or_bs(p, end);
+	if (q >= end)
+		return false;
+	if (*q == '"') {
+		if ((size_t)(q - p) > UINT32_MAX)
+			return false;
+		*out = (struct lt_str){p, (uint32_t)(q - p)};
+		return true;
+	}
+	/* unescape into scratch: the result is never longer than the rest of
+	 * the input, which the caller reserved */
+	size_t room = scratch->err ? 0 : scratch->cap - scratch->len;
+	char *o0 = (char *)scratch->data + scratch->len, *o = o0;
+	char *olim = o0 + (room ? room - 1 : 0);
+	for (;;) {
+		q = find_quote_or_bs(p, end);
+		if (q >= end)
+			return false;
+		if ((size_t)(olim - o) < (size_t)(q - p) + 4)
+			return false;
+		memcpy(o, p, (size_t)(q - p));
+		o += q - p;
+		p = q;
+		if (*p == '"')
+			break;
+		if (end - p < 2)
+			return false;
+		char e = p[1];
+		p += 2;
+		switch (e) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '/': *o++ = '/'; break;
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u': {
+			if (end - p < 4)
+				return false;
+			int cp = hex4(p);
+			if (cp < 0)
+				return false;
+			p += 4;
+			uint32_t u = (uint32_t)cp;
+			if (u >= 0xD800 && u <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+				int lo = hex4(p + 2);
+				if (lo >= 0xDC00 && lo <= 0xDFFF) {
+					u = 0x10000 + ((u - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+					p += 6;
+				}
+			}
+			if (u >= 0xD800 && u <= 0xDFFF)
+				u = 0xFFFD; /* a lone surrogate */
+			o += put_utf8(o, u);
+			break;
+		}
+		default:
+			return false;
+		}
+	}
+	*out = (struct lt_str){o0, (uint32_t)(o - o0)};
+	scratch->len += (size_t)(o - o0);
+	scratch->data[scratch->len] = 0;
+	return true;
+}
+
+bool lt_jscan_id(struct lt_jv v, struct lt_buf *scratch, struct lt_str *out)
+{
+	if (lt_jv_is(v, '"'))
+		return lt_jscan_str(v, scratch, out) && out->len > 0;
+	if (!v.p || v.n == 0)
+		return false;
+	size_t n = 0;
+	while (n < v.n && n <= 40 && v.p[n] >= '0' && v.p[n] <= '9')
+		n++;
+	if (n == 0 || n > 40 || (n < v.n && is_num_char(v.p[n])))
+		return false;
+	*out = (struct lt_str){v.p, (uint32_t)n};
+	return true;
+}
