@@ -26,23 +26,30 @@
 extern char **environ;
 
 /* The common flags; ids below 0 so they never collide with spec indexes. */
-enum { OPT_HELP = -1, OPT_VERSION = -2, OPT_CONFIG = -3, OPT_CHECK = -4, OPT_LOGLEVEL = -5, OPT_REFERENCE = -6 };
+enum {
+	OPT_HELP = -1,
+	OPT_VERSION = -2,
+	OPT_CONFIG = -3,
+	OPT_CHECK = -4,
+	OPT_LOGLEVEL = -5,
+	OPT_REFERENCE = -6
+};
 
 static const struct {
 	int id;
 	struct lt_app_opt o;
 } common_opts[] = {
-	{OPT_HELP, {"help", 'h', false, NULL, "print this help and exit"}},
-	{OPT_VERSION, {"version", 'V', false, NULL, "print the version and library versions and exit"}},
-	{OPT_CONFIG, {"config", 'c', true, "FILE", "read settings from FILE (default deploy/livetap.json)"}},
-	{OPT_CHECK, {"check-config", 0, false, NULL, "load the settings, print them (secrets as ***) and exit"}},
-	{OPT_LOGLEVEL, {"log-level", 0, true, "LEVEL", "debug, info, warn, error or off (overrides log.level)"}},
-	{OPT_REFERENCE, {"config-reference", 0, false, NULL, "print every setting as a Markdown table and exit"}},
+    {OPT_HELP, {"help", 'h', false, NULL, "print this help and exit"}},
+    {OPT_VERSION, {"version", 'V', false, NULL, "print the version and library versions and exit"}},
+    {OPT_CONFIG, {"config", 'c', true, "FILE", "read settings from FILE (default deploy/livetap.json)"}},
+    {OPT_CHECK, {"check-config", 0, false, NULL, "load the settings, print them (secrets as ***) and exit"}},
+    {OPT_LOGLEVEL, {"log-level", 0, true, "LEVEL", "debug, info, warn, error or off (overrides log.level)"}},
+    {OPT_REFERENCE, {"config-reference", 0, false, NULL, "print every setting as a Markdown table and exit"}},
 };
 #define N_COMMON (sizeof common_opts / sizeof common_opts[0])
 
 struct app_val {
-	int idx;           /* index into spec->opts */
+	int idx;	   /* index into spec->opts */
 	const char *value; /* into argv, or "" */
 };
 
@@ -67,19 +74,21 @@ static int spec_count(const struct lt_app_spec *spec)
 
 /* Find an option by long name (len n) or short letter; *id gets a common id
  * (<0) or a spec index (>=0). */
-static const struct lt_app_opt *find_opt(const struct lt_app_spec *spec, const char *name, size_t n, char letter,
-					 int *id)
+static const struct lt_app_opt *find_opt(const struct lt_app_spec *spec, const char *name, size_t n,
+					 char letter, int *id)
 {
 	for (size_t i = 0; i < N_COMMON; i++) {
 		const struct lt_app_opt *o = &common_opts[i].o;
-		if ((name && strlen(o->name) == n && !memcmp(o->name, name, n)) || (letter && o->short_name == letter)) {
+		if ((name && strlen(o->name) == n && !memcmp(o->name, name, n)) ||
+		    (letter && o->short_name == letter)) {
 			*id = common_opts[i].id;
 			return o;
 		}
 	}
 	for (int i = 0; i < spec_count(spec); i++) {
 		const struct lt_app_opt *o = &spec->opts[i];
-		if ((name && strlen(o->name) == n && !memcmp(o->name, name, n)) || (letter && o->short_name == letter)) {
+		if ((name && strlen(o->name) == n && !memcmp(o->name, name, n)) ||
+		    (letter && o->short_name == letter)) {
 			*id = i;
 			return o;
 		}
@@ -167,7 +176,8 @@ static int take(struct lt_app *app, int id, const char *value, FILE *err, const 
 		return LT_APP_CONTINUE;
 	case OPT_LOGLEVEL:
 		if (lt_log_level_parse(value) < 0)
-			return usage_error(app->spec, err, "bad log level (debug, info, warn, error, off)", value);
+			return usage_error(app->spec, err, "bad log level (debug, info, warn, error, off)",
+					   value);
 		app->log_level = value;
 		return LT_APP_CONTINUE;
 	case OPT_CHECK:
@@ -356,9 +366,10 @@ void lt_app_startup_log(const struct lt_app *app)
 	pq_version(pq, sizeof pq);
 	lws_version(lws, sizeof lws);
 	const char *path = app->cfg ? lt_config_path(app->cfg) : NULL;
-	snprintf(ctx, sizeof ctx, "version=%s hiredis=%d.%d.%d libpq=%s lws=%s nng=%s cjson=%s config=%s pid=%ld",
-		 LT_VERSION, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, pq, lws,
-		 nng_version(), cJSON_Version(), path ? path : "(defaults)", (long)getpid());
+	snprintf(ctx, sizeof ctx,
+		 "version=%s hiredis=%d.%d.%d libpq=%s lws=%s nng=%s cjson=%s config=%s pid=%ld", LT_VERSION,
+		 HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, pq, lws, nng_version(), cJSON_Version(),
+		 path ? path : "(defaults)", (long)getpid());
 	lt_info(ctx, "%s %s starting", app->spec->name, LT_VERSION);
 }
 
@@ -381,7 +392,10 @@ void lt_app_free(struct lt_app *app)
 	free(app);
 }
 
-const struct lt_config *lt_app_config(const struct lt_app *app) { return app->cfg; }
+const struct lt_config *lt_app_config(const struct lt_app *app)
+{
+	return app->cfg;
+}
 
 static int spec_index(const struct lt_app *app, const char *name)
 {
@@ -402,7 +416,10 @@ const char *lt_app_opt(const struct lt_app *app, const char *name)
 	return v;
 }
 
-bool lt_app_flag(const struct lt_app *app, const char *name) { return lt_app_opt(app, name) != NULL; }
+bool lt_app_flag(const struct lt_app *app, const char *name)
+{
+	return lt_app_opt(app, name) != NULL;
+}
 
 int lt_app_count(const struct lt_app *app, const char *name)
 {

@@ -38,18 +38,18 @@
 /* One program option. name is the long name without "--". */
 struct lt_app_opt {
 	const char *name;
-	char short_name;     /* 0 = none */
+	char short_name; /* 0 = none */
 	bool has_arg;
 	const char *metavar; /* shown in --help for has_arg options; NULL = "ARG" */
 	const char *help;
 };
 
 struct lt_app_spec {
-	const char *name;    /* "livetap-processor"; also the log's proc */
-	const char *summary; /* one paragraph for --help */
+	const char *name;	       /* "livetap-processor"; also the log's proc */
+	const char *summary;	       /* one paragraph for --help */
 	const struct lt_app_opt *opts; /* terminated by name == NULL; may be NULL */
-	const char *metrics_key; /* e.g. "processor.metrics_listen": lt_app_start
-				  * serves /metrics there when set; NULL = none */
+	const char *metrics_key;       /* e.g. "processor.metrics_listen": lt_app_start
+					* serves /metrics there when set; NULL = none */
 };
 
 struct lt_app;

@@ -44,7 +44,10 @@ static int64_t real_mono(void *ctx)
 
 const struct lt_clock lt_clock_real = {real_now, real_mono, NULL};
 
-static int64_t manual_read(void *ctx) { return *(const int64_t *)ctx; }
+static int64_t manual_read(void *ctx)
+{
+	return *(const int64_t *)ctx;
+}
 
 /*
  * A clock whose wall and monotonic readings are both *ms. The caller owns ms

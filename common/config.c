@@ -21,16 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CFG_FILE_MAX (1024 * 1024)
+#define CFG_FILE_MAX	 (1024 * 1024)
 #define CFG_DEFAULT_PATH "deploy/livetap.json"
 #define CFG_EXPAND_DEPTH 8
-#define CFG_VALUE_MAX 65536
+#define CFG_VALUE_MAX	 65536
 
 extern char **environ;
 
 struct cval {
-	char *text;    /* scalar types: the value as text (NULL = unset) */
-	char **items;  /* lists: owned array of owned strings */
+	char *text;   /* scalar types: the value as text (NULL = unset) */
+	char **items; /* lists: owned array of owned strings */
 	int nitems;
 	int64_t i;
 	bool b;
@@ -59,18 +59,30 @@ static int find_key(const char *key)
 	return -1;
 }
 
-static bool is_list(int type) { return type == LT_CFG_LIST || type == LT_CFG_SECRET_LIST; }
-static bool is_secret(int type) { return type == LT_CFG_SECRET || type == LT_CFG_SECRET_LIST; }
+static bool is_list(int type)
+{
+	return type == LT_CFG_LIST || type == LT_CFG_SECRET_LIST;
+}
+static bool is_secret(int type)
+{
+	return type == LT_CFG_SECRET || type == LT_CFG_SECRET_LIST;
+}
 
 static const char *type_name(int type)
 {
 	switch (type) {
-	case LT_CFG_STR: return "string";
-	case LT_CFG_INT: return "integer";
-	case LT_CFG_BOOL: return "boolean";
-	case LT_CFG_SECRET: return "secret";
-	case LT_CFG_LIST: return "list";
-	case LT_CFG_SECRET_LIST: return "secret list";
+	case LT_CFG_STR:
+		return "string";
+	case LT_CFG_INT:
+		return "integer";
+	case LT_CFG_BOOL:
+		return "boolean";
+	case LT_CFG_SECRET:
+		return "secret";
+	case LT_CFG_LIST:
+		return "list";
+	case LT_CFG_SECRET_LIST:
+		return "secret list";
 	}
 	return "?";
 }
@@ -106,7 +118,7 @@ static void cval_clear(struct cval *v)
 }
 
 static int cfg_fail(struct lt_error *e, const char *where, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int cfg_fail(struct lt_error *e, const char *where, const char *key, const char *fmt, ...)
 {
@@ -172,9 +184,11 @@ static int set_text(struct lt_config *c, size_t idx, const char *text, const cha
 		}
 		nv.i = x;
 	} else if (d->type == LT_CFG_BOOL) {
-		if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes") || !strcmp(text, "on"))
+		if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes") ||
+		    !strcmp(text, "on"))
 			nv.b = true;
-		else if (!strcmp(text, "false") || !strcmp(text, "0") || !strcmp(text, "no") || !strcmp(text, "off"))
+		else if (!strcmp(text, "false") || !strcmp(text, "0") || !strcmp(text, "no") ||
+			 !strcmp(text, "off"))
 			nv.b = false;
 		else
 			return cfg_fail(e, where, d->key, "expected true or false, got '%s'", text);
@@ -211,7 +225,7 @@ static int set_text(struct lt_config *c, size_t idx, const char *text, const cha
 static int set_json(struct lt_config *c, size_t idx, const cJSON *j, const char *where, struct lt_error *e)
 {
 	const struct lt_cfg_def *d = &lt_cfg_table[idx];
-	const char *got = cJSON_IsString(j) ? "a string"
+	const char *got = cJSON_IsString(j)   ? "a string"
 			  : cJSON_IsNumber(j) ? "a number"
 			  : cJSON_IsBool(j)   ? "a boolean"
 			  : cJSON_IsArray(j)  ? "an array"
@@ -252,7 +266,8 @@ static int set_json(struct lt_config *c, size_t idx, const cJSON *j, const char 
 		cJSON_ArrayForEach(it, j)
 		{
 			if (!cJSON_IsString(it)) {
-				rc = cfg_fail(e, where, d->key, "expected an array of strings, found a non-string element");
+				rc = cfg_fail(e, where, d->key,
+					      "expected an array of strings, found a non-string element");
 				break;
 			}
 			if (!*it->valuestring)
@@ -612,7 +627,8 @@ int lt_config_load(const char *path, const char *const *envp, struct lt_config *
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		c->v[i].source = "default";
-		if (lt_cfg_table[i].def && (rc = set_text(c, i, lt_cfg_table[i].def, "default", "settings table", e)))
+		if (lt_cfg_table[i].def &&
+		    (rc = set_text(c, i, lt_cfg_table[i].def, "default", "settings table", e)))
 			goto fail;
 	}
 	if ((rc = apply_file(c, path ? path : CFG_DEFAULT_PATH, path != NULL, e)))
@@ -655,9 +671,18 @@ static size_t must_find(const char *key, const char *getter, bool ok_type(int))
 	return (size_t)idx;
 }
 
-static bool type_str(int t) { return t == LT_CFG_STR || t == LT_CFG_SECRET; }
-static bool type_int(int t) { return t == LT_CFG_INT; }
-static bool type_bool(int t) { return t == LT_CFG_BOOL; }
+static bool type_str(int t)
+{
+	return t == LT_CFG_STR || t == LT_CFG_SECRET;
+}
+static bool type_int(int t)
+{
+	return t == LT_CFG_INT;
+}
+static bool type_bool(int t)
+{
+	return t == LT_CFG_BOOL;
+}
 
 /* The string value (owned by c), NULL when unset. Also works for secrets. */
 const char *lt_config_str(const struct lt_config *c, const char *key)
@@ -690,7 +715,10 @@ const char *lt_config_source(const struct lt_config *c, const char *key)
 	return c->v[must_find(key, "lt_config_source", NULL)].source;
 }
 
-const char *lt_config_path(const struct lt_config *c) { return c->path; }
+const char *lt_config_path(const struct lt_config *c)
+{
+	return c->path;
+}
 
 /* "key = value  (source)" per setting; secrets as *** (or "(unset)"). */
 void lt_config_dump(const struct lt_config *c, struct lt_buf *out)

@@ -26,12 +26,12 @@
 #include "common/clock.h"
 #include "common/err.h"
 
-#define LINE_MAX_BYTES 32768 /* one line, all included */
-#define MSG_MAX_BYTES 4096   /* the formatted message before escaping */
-#define TAIL_RESERVE 48      /* room kept for the closing of a line */
-#define CTX_MAX_BYTES 256    /* the per-thread context string */
+#define LINE_MAX_BYTES	  32768 /* one line, all included */
+#define MSG_MAX_BYTES	  4096	/* the formatted message before escaping */
+#define TAIL_RESERVE	  48	/* room kept for the closing of a line */
+#define CTX_MAX_BYTES	  256	/* the per-thread context string */
 #define DEFAULT_MAX_BYTES (10u * 1024 * 1024)
-#define DEFAULT_KEEP 5
+#define DEFAULT_KEEP	  5
 
 int lt_log_level_cur = LT_LOG_INFO;
 
@@ -94,7 +94,8 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 			return 0;
 		cp = (cp << 6) | (s[i] & 0x3F);
 	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
 		return 0;
 	return len;
 }
@@ -337,7 +338,10 @@ int lt_log_open_file(const char *path, size_t max_bytes, int keep)
 	return rc;
 }
 
-void lt_log_set_stderr(bool on) { atomic_store(&to_stderr, on); }
+void lt_log_set_stderr(bool on)
+{
+	atomic_store(&to_stderr, on);
+}
 
 /* Close the file output (stderr stays). Safe to call when none is open. */
 void lt_log_close(void)

@@ -32,9 +32,9 @@ enum kind { K_COUNTER, K_GAUGE, K_HISTOGRAM };
 struct lt_series {
 	struct lt_metric *fam;
 	char *v[2];
-	_Atomic uint64_t u;        /* counter value, or gauge double bits */
+	_Atomic uint64_t u;	   /* counter value, or gauge double bits */
 	_Atomic uint64_t sum_bits; /* histogram sum (double bits) */
-	_Atomic uint64_t count;    /* histogram observations */
+	_Atomic uint64_t count;	   /* histogram observations */
 	_Atomic uint64_t *buckets; /* histogram, nbounds + 1 (last = +Inf) */
 };
 
@@ -76,8 +76,8 @@ static bool valid_name(const char *s, bool colon)
 		return false;
 	for (const char *p = s; *p; p++) {
 		char c = *p;
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':') ||
-			  (p != s && c >= '0' && c <= '9');
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+			  (colon && c == ':') || (p != s && c >= '0' && c <= '9');
 		if (!ok)
 			return false;
 	}
@@ -91,7 +91,10 @@ static bool valid_label(const char *s, enum kind k)
 	return !(k == K_HISTOGRAM && strcmp(s, "le") == 0);
 }
 
-static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
 
 static void metric_free(struct lt_metric *m)
 {
@@ -113,11 +116,11 @@ static void metric_free(struct lt_metric *m)
 	free(m);
 }
 
-static struct lt_metric *reg(enum kind k, const char *name, const char *help, const double *bounds, int nbounds,
-			     const char *l1, const char *l2)
+static struct lt_metric *reg(enum kind k, const char *name, const char *help, const double *bounds,
+			     int nbounds, const char *l1, const char *l2)
 {
-	if (!valid_name(name, true) || (l1 && !valid_label(l1, k)) || (l2 && !valid_label(l2, k)) || (!l1 && l2) ||
-	    (l1 && l2 && !strcmp(l1, l2)))
+	if (!valid_name(name, true) || (l1 && !valid_label(l1, k)) || (l2 && !valid_label(l2, k)) ||
+	    (!l1 && l2) || (l1 && l2 && !strcmp(l1, l2)))
 		return NULL;
 	if (k == K_HISTOGRAM) {
 		if (!bounds || nbounds <= 0) {
@@ -173,7 +176,8 @@ out:
 	return m;
 }
 
-struct lt_metric *lt_metrics_counter(const char *name, const char *help, const char *label1, const char *label2)
+struct lt_metric *lt_metrics_counter(const char *name, const char *help, const char *label1,
+				     const char *label2)
 {
 	return reg(K_COUNTER, name, help, NULL, 0, label1, label2);
 }
@@ -288,16 +292,22 @@ void lt_metrics_observe(struct lt_series *s, double v)
 	atomic_fetch_add(&s->count, 1);
 }
 
-void lt_metrics_inc(struct lt_metric *m) { lt_metrics_add(lt_metrics_series(m, NULL, NULL), 1); }
+void lt_metrics_inc(struct lt_metric *m)
+{
+	lt_metrics_add(lt_metrics_series(m, NULL, NULL), 1);
+}
 
 double lt_metrics_value(const struct lt_series *s)
 {
 	if (!s)
 		return 0;
 	switch (s->fam->kind) {
-	case K_COUNTER: return (double)atomic_load(&s->u);
-	case K_GAUGE: return bitsd(atomic_load(&s->u));
-	case K_HISTOGRAM: return (double)atomic_load(&s->count);
+	case K_COUNTER:
+		return (double)atomic_load(&s->u);
+	case K_GAUGE:
+		return bitsd(atomic_load(&s->u));
+	case K_HISTOGRAM:
+		return (double)atomic_load(&s->count);
 	}
 	return 0;
 }
@@ -412,8 +422,9 @@ int lt_metrics_render(struct lt_buf *out)
 	for (int i = 0; i < nfamilies; i++)
 		render_family(out, families[i]);
 	pthread_mutex_unlock(&reg_mu);
-	lt_buf_puts(out, "# HELP livetap_metrics_series_dropped_total Series not created because a family was full.\n"
-			 "# TYPE livetap_metrics_series_dropped_total counter\n");
+	lt_buf_puts(
+	    out, "# HELP livetap_metrics_series_dropped_total Series not created because a family was full.\n"
+		 "# TYPE livetap_metrics_series_dropped_total counter\n");
 	lt_buf_printf(out, "livetap_metrics_series_dropped_total %llu\n",
 		      (unsigned long long)atomic_load(&series_dropped));
 	return lt_buf_err(out);
@@ -431,7 +442,7 @@ void lt_metrics_reset(void)
 
 /* ---- the /metrics server ----------------------------------------------- */
 
-#define SRV_CHUNK 4096
+#define SRV_CHUNK      4096
 #define SRV_BODY_LIMIT (64u * 1024 * 1024)
 
 struct srv_pss {
@@ -453,7 +464,8 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	(void)len;
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 || strcmp((const char *)in, "/metrics") != 0) {
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 ||
+		    strcmp((const char *)in, "/metrics") != 0) {
 			lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
 			return lws_http_transaction_completed(wsi) ? -1 : 0;
 		}
@@ -464,8 +476,9 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 			lws_return_http_status(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, NULL);
 			return lws_http_transaction_completed(wsi) ? -1 : 0;
 		}
-		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
-						pss->body.len, &p, end) ||
+		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK,
+						"text/plain; version=0.0.4; charset=utf-8", pss->body.len, &p,
+						end) ||
 		    lws_finalize_write_http_header(wsi, start, &p, end))
 			return 1;
 		lws_callback_on_writable(wsi);
@@ -479,7 +492,8 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 			n = SRV_CHUNK;
 		bool last = pss->off + n >= pss->body.len;
 		memcpy(chunk + LWS_PRE, pss->body.data + pss->off, n);
-		if (lws_write(wsi, chunk + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+		if (lws_write(wsi, chunk + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+		    (int)n)
 			return 1;
 		pss->off += n;
 		if (!last) {
@@ -504,8 +518,8 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 }
 
 static const struct lws_protocols srv_protocols[] = {
-	{"http", srv_callback, sizeof(struct srv_pss), 0, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+    {"http", srv_callback, sizeof(struct srv_pss), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 static void *srv_main(void *arg)

@@ -31,8 +31,8 @@
 #include "common/buf.h"
 
 #define LT_METRICS_MAX_FAMILIES 256
-#define LT_METRICS_MAX_SERIES 4096
-#define LT_METRICS_MAX_BUCKETS 32
+#define LT_METRICS_MAX_SERIES	4096
+#define LT_METRICS_MAX_BUCKETS	32
 
 struct lt_metric;
 struct lt_series;
@@ -43,8 +43,10 @@ struct lt_series;
  * Returns NULL on a bad name, a conflicting re-registration, or a full
  * registry. name, help and label names are copied.
  */
-struct lt_metric *lt_metrics_counter(const char *name, const char *help, const char *label1, const char *label2);
-struct lt_metric *lt_metrics_gauge(const char *name, const char *help, const char *label1, const char *label2);
+struct lt_metric *lt_metrics_counter(const char *name, const char *help, const char *label1,
+				     const char *label2);
+struct lt_metric *lt_metrics_gauge(const char *name, const char *help, const char *label1,
+				   const char *label2);
 /* bounds: nbounds strictly increasing finite upper bounds (le); +Inf is
  * implicit. NULL/0 = the default latency buckets in seconds
  * (.001 .0025 .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10). */

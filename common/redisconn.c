@@ -170,7 +170,8 @@ static int reply_ok(redisContext *c, redisReply *r, int fail_code, const char *w
 		    struct lt_error *e)
 {
 	if (!r) {
-		int code = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT) ? LT_ETIMEDOUT : LT_ECONN;
+		int code = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT) ? LT_ETIMEDOUT
+											     : LT_ECONN;
 		return lt_error_set(e, code, "redis %s: %s failed: %s", shown, what, c->errstr);
 	}
 	int rc = LT_OK;
@@ -205,9 +206,9 @@ int lt_redis_connect(const char *url, int timeout_ms, redisContext **out, struct
 	if (c->err) {
 		int saved = errno;
 		rc = (c->err == REDIS_ERR_IO && (saved == ETIMEDOUT || saved == EINPROGRESS)) ||
-				     strstr(c->errstr, "timed out")
-			     ? LT_ETIMEDOUT
-			     : LT_ECONN;
+			     strstr(c->errstr, "timed out")
+			 ? LT_ETIMEDOUT
+			 : LT_ECONN;
 		lt_error_set(e, rc, "redis %s: cannot connect: %s", shown, c->errstr);
 		goto fail;
 	}

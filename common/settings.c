@@ -13,6 +13,8 @@
  */
 #include "common/config.h"
 
+/* One setting per line reads better than the formatter's layout. */
+/* clang-format off */
 #define STR(k, d, h) {k, LT_CFG_STR, d, NULL, 0, 0, h}
 #define SECRET(k, h) {k, LT_CFG_SECRET, NULL, NULL, 0, 0, h}
 #define LIST(k, d, h) {k, LT_CFG_LIST, d, NULL, 0, 0, h}
@@ -98,3 +100,4 @@ const struct lt_cfg_def lt_cfg_table[] = {
 
 	{NULL, 0, NULL, NULL, 0, 0, NULL},
 };
+/* clang-format on */

@@ -44,10 +44,19 @@ int lt_sig_install(void)
 }
 
 /* True once a stop was asked for (by a signal or lt_sig_request_stop). */
-bool lt_sig_stop_requested(void) { return atomic_load(&stop_flag) != 0; }
+bool lt_sig_stop_requested(void)
+{
+	return atomic_load(&stop_flag) != 0;
+}
 
 /* True once per SIGHUP burst; clears the flag. */
-bool lt_sig_reload_take(void) { return atomic_exchange(&reload_flag, 0) != 0; }
+bool lt_sig_reload_take(void)
+{
+	return atomic_exchange(&reload_flag, 0) != 0;
+}
 
 /* Ask the main loop to stop; async-signal-safe. */
-void lt_sig_request_stop(void) { atomic_store(&stop_flag, 1); }
+void lt_sig_request_stop(void)
+{
+	atomic_store(&stop_flag, 1);
+}

@@ -114,19 +114,19 @@ END_TEST
 START_TEST(bad_urls)
 {
 	static const char *const urls[] = {
-		"",
-		"http://127.0.0.1:6379/0",
-		"redis://",
-		"redis://:6379/0",
-		"redis://127.0.0.1:99999/0",
-		"redis://127.0.0.1:0/0",
-		"redis://127.0.0.1:63x9/0",
-		"redis://127.0.0.1:6379/abc",
-		"redis://127.0.0.1:6379/-1",
-		"redis://[::1/0",
-		"unix://relative/path",
-		"unix:///run/redis.sock?db=x",
-		"unix:///run/redis.sock?color=blue",
+	    "",
+	    "http://127.0.0.1:6379/0",
+	    "redis://",
+	    "redis://:6379/0",
+	    "redis://127.0.0.1:99999/0",
+	    "redis://127.0.0.1:0/0",
+	    "redis://127.0.0.1:63x9/0",
+	    "redis://127.0.0.1:6379/abc",
+	    "redis://127.0.0.1:6379/-1",
+	    "redis://[::1/0",
+	    "unix://relative/path",
+	    "unix:///run/redis.sock?db=x",
+	    "unix:///run/redis.sock?color=blue",
 	};
 	for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
 		redisContext *c = NULL;
@@ -194,8 +194,9 @@ START_TEST(unix_socket)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-		       "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "redis.log", (char *)NULL);
+		execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock,
+		       "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", dir,
+		       "--logfile", "redis.log", (char *)NULL);
 		_exit(127);
 	}
 	struct stat st;

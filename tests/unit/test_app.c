@@ -20,10 +20,10 @@
 #include "tests/support/testsupport.h"
 
 static const struct lt_app_opt opts[] = {
-	{"room", 'r', true, "ID", "the room to watch"},
-	{"platform", 0, true, "P", "bilibili, douyin or kook"},
-	{"stdout", 0, false, NULL, "print messages instead of pushing them"},
-	{NULL, 0, false, NULL, NULL},
+    {"room", 'r', true, "ID", "the room to watch"},
+    {"platform", 0, true, "P", "bilibili, douyin or kook"},
+    {"stdout", 0, false, NULL, "print messages instead of pushing them"},
+    {NULL, 0, false, NULL, NULL},
 };
 static const struct lt_app_spec spec = {"livetap-test", "Tests the program skeleton.", opts, NULL};
 static const char *const no_env[] = {NULL};
@@ -95,7 +95,8 @@ START_TEST(help)
 	ck_assert_str_eq(c.err, "");
 	cap_free(&c);
 	/* -h wins even after other options, and before a bad one */
-	ck_assert_int_eq(parse(&c, &app, (const char *const[]){"x", "--room", "1", "-h", "--bogus", NULL}), 0);
+	ck_assert_int_eq(parse(&c, &app, (const char *const[]){"x", "--room", "1", "-h", "--bogus", NULL}),
+			 0);
 	ck_assert_str_eq(c.err, "");
 	cap_free(&c);
 }
@@ -134,15 +135,19 @@ END_TEST
 
 START_TEST(usage_errors)
 {
-	bad((const char *const[]){"x", "--bogus", NULL}, "livetap-test: unknown option '--bogus' (try --help)\n");
-	bad((const char *const[]){"x", "--bogus=1", NULL}, "livetap-test: unknown option '--bogus' (try --help)\n");
+	bad((const char *const[]){"x", "--bogus", NULL},
+	    "livetap-test: unknown option '--bogus' (try --help)\n");
+	bad((const char *const[]){"x", "--bogus=1", NULL},
+	    "livetap-test: unknown option '--bogus' (try --help)\n");
 	bad((const char *const[]){"x", "-z", NULL}, "livetap-test: unknown option '-z' (try --help)\n");
 	bad((const char *const[]){"x", "--room", NULL},
 	    "livetap-test: missing argument for option '--room' (try --help)\n");
-	bad((const char *const[]){"x", "-r", NULL}, "livetap-test: missing argument for option '--room' (try --help)\n");
+	bad((const char *const[]){"x", "-r", NULL},
+	    "livetap-test: missing argument for option '--room' (try --help)\n");
 	bad((const char *const[]){"x", "--config", NULL},
 	    "livetap-test: missing argument for option '--config' (try --help)\n");
-	bad((const char *const[]){"x", "stray", NULL}, "livetap-test: unexpected argument 'stray' (try --help)\n");
+	bad((const char *const[]){"x", "stray", NULL},
+	    "livetap-test: unexpected argument 'stray' (try --help)\n");
 	bad((const char *const[]){"x", "--", "stray", NULL},
 	    "livetap-test: unexpected argument 'stray' (try --help)\n");
 	bad((const char *const[]){"x", "--stdout=yes", NULL},
@@ -156,10 +161,11 @@ START_TEST(values)
 {
 	struct cap c;
 	struct lt_app *app = NULL;
-	ck_assert_int_eq(parse(&c, &app,
-			       (const char *const[]){"x", "--room", "1", "-r2", "--room=3", "--platform=kook", "--stdout",
-						     "--log-level", "debug", "-c", "/some/file.json", "--", NULL}),
-			 LT_APP_CONTINUE);
+	ck_assert_int_eq(
+	    parse(&c, &app,
+		  (const char *const[]){"x", "--room", "1", "-r2", "--room=3", "--platform=kook", "--stdout",
+					"--log-level", "debug", "-c", "/some/file.json", "--", NULL}),
+	    LT_APP_CONTINUE);
 	ck_assert_ptr_nonnull(app);
 	ck_assert_str_eq(c.err, "");
 	ck_assert_str_eq(lt_app_opt(app, "room"), "3"); /* the last one */
@@ -195,11 +201,13 @@ static char *write_config(const char *text)
 
 START_TEST(check_config)
 {
-	char *path = write_config("{\"kook\":{\"token\":\"tok-SECRET\"},\"redis\":{\"url\":\"redis://h:1/2\"}}");
+	char *path =
+	    write_config("{\"kook\":{\"token\":\"tok-SECRET\"},\"redis\":{\"url\":\"redis://h:1/2\"}}");
 	struct cap c;
 	struct lt_app *app = NULL;
-	ck_assert_int_eq(parse(&c, &app, (const char *const[]){"x", "--check-config", "--config", path, NULL}),
-			 LT_APP_CONTINUE);
+	ck_assert_int_eq(
+	    parse(&c, &app, (const char *const[]){"x", "--check-config", "--config", path, NULL}),
+	    LT_APP_CONTINUE);
 	cap_free(&c);
 	const char *const env[] = {"LIVETAP_API_KEYS=k-SECRET", NULL};
 	cap_open(&c);
@@ -231,7 +239,8 @@ START_TEST(check_config)
 	free(path);
 
 	/* A missing explicit file, and a bad log.level, also exit 1. */
-	ck_assert_int_eq(parse(&c, &app, (const char *const[]){"x", "-c", "/nonexistent.json", NULL}), LT_APP_CONTINUE);
+	ck_assert_int_eq(parse(&c, &app, (const char *const[]){"x", "-c", "/nonexistent.json", NULL}),
+			 LT_APP_CONTINUE);
 	cap_free(&c);
 	cap_open(&c);
 	ck_assert_int_eq(lt_app_setup(app, no_env, c.fo, c.fe), 1);
@@ -257,7 +266,8 @@ START_TEST(setup_logging)
 	char *dir = lt_test_tmpdir("applog");
 	char logfile[512], json[1024];
 	snprintf(logfile, sizeof logfile, "%s/app.log", dir);
-	snprintf(json, sizeof json, "{\"log\":{\"level\":\"warn\",\"file\":\"%s\",\"stderr\":false}}", logfile);
+	snprintf(json, sizeof json, "{\"log\":{\"level\":\"warn\",\"file\":\"%s\",\"stderr\":false}}",
+		 logfile);
 	char *path = write_config(json);
 	struct cap c;
 	struct lt_app *app = NULL;
@@ -272,18 +282,20 @@ START_TEST(setup_logging)
 	lt_info(NULL, "below the level");
 	lt_warn("room=r", "into the file");
 	lt_app_startup_log(app); /* info: filtered */
-	lt_app_free(app);         /* closes the file */
+	lt_app_free(app);	 /* closes the file */
 	FILE *f = fopen(logfile, "r");
 	ck_assert_ptr_nonnull(f);
 	char line[1024];
 	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
-	ck_assert_ptr_nonnull(strstr(line, "\"level\":\"warn\",\"proc\":\"livetap-test\",\"msg\":\"into the file\""));
+	ck_assert_ptr_nonnull(
+	    strstr(line, "\"level\":\"warn\",\"proc\":\"livetap-test\",\"msg\":\"into the file\""));
 	ck_assert_ptr_null(fgets(line, sizeof line, f));
 	fclose(f);
 
 	/* --log-level beats log.level */
-	ck_assert_int_eq(parse(&c, &app, (const char *const[]){"x", "-c", path, "--log-level", "debug", NULL}),
-			 LT_APP_CONTINUE);
+	ck_assert_int_eq(
+	    parse(&c, &app, (const char *const[]){"x", "-c", path, "--log-level", "debug", NULL}),
+	    LT_APP_CONTINUE);
 	cap_free(&c);
 	cap_open(&c);
 	ck_assert_int_eq(lt_app_setup(app, no_env, c.fo, c.fe), LT_APP_CONTINUE);
@@ -382,4 +394,7 @@ static Suite *app_suite(void)
 	return s;
 }
 
-int main(void) { return lt_test_run_suite(app_suite()); }
+int main(void)
+{
+	return lt_test_run_suite(app_suite());
+}

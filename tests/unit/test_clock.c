@@ -69,4 +69,7 @@ static Suite *clock_suite(void)
 	return s;
 }
 
-int main(void) { return lt_test_run_suite(clock_suite()); }
+int main(void)
+{
+	return lt_test_run_suite(clock_suite());
+}

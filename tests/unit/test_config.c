@@ -54,13 +54,15 @@ START_TEST(table_is_sane)
 {
 	/* Unique keys, known types, help on every entry, int defaults in range. */
 	for (int i = 0; lt_cfg_table[i].key; i++) {
-		ck_assert_msg(lt_cfg_table[i].help && *lt_cfg_table[i].help, "%s has no help", lt_cfg_table[i].key);
+		ck_assert_msg(lt_cfg_table[i].help && *lt_cfg_table[i].help, "%s has no help",
+			      lt_cfg_table[i].key);
 		ck_assert_int_le(lt_cfg_table[i].type, LT_CFG_SECRET_LIST);
 		for (int j = i + 1; lt_cfg_table[j].key; j++)
-			ck_assert_msg(strcmp(lt_cfg_table[i].key, lt_cfg_table[j].key) != 0, "duplicate key %s",
-				      lt_cfg_table[i].key);
+			ck_assert_msg(strcmp(lt_cfg_table[i].key, lt_cfg_table[j].key) != 0,
+				      "duplicate key %s", lt_cfg_table[i].key);
 		if (lt_cfg_table[i].type == LT_CFG_SECRET || lt_cfg_table[i].type == LT_CFG_SECRET_LIST)
-			ck_assert_msg(lt_cfg_table[i].def == NULL, "secret %s has a default", lt_cfg_table[i].key);
+			ck_assert_msg(lt_cfg_table[i].def == NULL, "secret %s has a default",
+				      lt_cfg_table[i].key);
 	}
 }
 END_TEST
@@ -153,7 +155,8 @@ END_TEST
 
 START_TEST(lists_from_file_and_env)
 {
-	char *path = write_file("l.json", "{\"fetcher\":{\"persisters\":[\"tcp://a:1\",\"\",\"tcp://b:2\"]}}");
+	char *path =
+	    write_file("l.json", "{\"fetcher\":{\"persisters\":[\"tcp://a:1\",\"\",\"tcp://b:2\"]}}");
 	const char *const env[] = {"LIVETAP_FETCHER_PROCESSORS= tcp://x:1 ,, tcp://y:2,", NULL};
 	struct lt_config *c = NULL;
 	struct lt_error e = {0};
@@ -173,8 +176,8 @@ END_TEST
 START_TEST(secrets_are_never_dumped)
 {
 	char *path = write_file("s.json", "{\"kook\":{\"token\":\"kook-SECRET-1\"}}");
-	const char *const env[] = {"LIVETAP_API_KEYS=key-SECRET-a,key-SECRET-b", "LIVETAP_BILIBILI_COOKIE=SESSDATA=SECRET",
-				   NULL};
+	const char *const env[] = {"LIVETAP_API_KEYS=key-SECRET-a,key-SECRET-b",
+				   "LIVETAP_BILIBILI_COOKIE=SESSDATA=SECRET", NULL};
 	struct lt_config *c = NULL;
 	struct lt_error e = {0};
 	ck_assert_int_eq(lt_config_load(path, env, &c, &e), LT_OK);
@@ -208,7 +211,8 @@ START_TEST(unknown_key_suggests)
 	m = load_err("{\"state_dri\":\"x\"}", no_env, NULL);
 	ck_assert_msg(strstr(m, "state_dri: unknown setting (did you mean 'state_dir'?)") != NULL, "%s", m);
 	m = load_err("{\"zzzzzz\":{\"qqqq\":1}}", no_env, NULL);
-	ck_assert_msg(strstr(m, "zzzzzz.qqqq: unknown setting") != NULL && !strstr(m, "did you mean"), "%s", m);
+	ck_assert_msg(strstr(m, "zzzzzz.qqqq: unknown setting") != NULL && !strstr(m, "did you mean"), "%s",
+		      m);
 }
 END_TEST
 
@@ -250,17 +254,19 @@ START_TEST(env_errors_name_the_variable)
 	char *path = write_file("ok.json", "{}");
 	const char *const env[] = {"LIVETAP_LOG_MAX_BYTES=12abc", NULL};
 	ck_assert_int_eq(lt_config_load(path, env, &c, &e), LT_ECONFIG);
-	ck_assert_str_eq(e.message, "environment LIVETAP_LOG_MAX_BYTES: log.max_bytes: expected an integer, got '12abc'");
+	ck_assert_str_eq(
+	    e.message, "environment LIVETAP_LOG_MAX_BYTES: log.max_bytes: expected an integer, got '12abc'");
 	const char *const env2[] = {"LIVETAP_LOG_STDERR=maybe", NULL};
 	ck_assert_int_eq(lt_config_load(path, env2, &c, &e), LT_ECONFIG);
-	ck_assert_str_eq(e.message, "environment LIVETAP_LOG_STDERR: log.stderr: expected true or false, got 'maybe'");
+	ck_assert_str_eq(e.message,
+			 "environment LIVETAP_LOG_STDERR: log.stderr: expected true or false, got 'maybe'");
 	const char *const env3[] = {"LIVETAP_LOG_MAX_BYTES=100", NULL};
 	ck_assert_int_eq(lt_config_load(path, env3, &c, &e), LT_ECONFIG);
 	ck_assert_msg(strstr(e.message, "100 is out of range 4096..") != NULL, "%s", e.message);
 	const char *const env5[] = {"LIVETAP_FETCHER_SPOOL_DIR=${bogus}/s", NULL};
 	ck_assert_int_eq(lt_config_load(path, env5, &c, &e), LT_ECONFIG);
-	ck_assert_str_eq(e.message,
-			 "environment LIVETAP_FETCHER_SPOOL_DIR: fetcher.spool_dir: ${bogus} does not name a plain setting");
+	ck_assert_str_eq(e.message, "environment LIVETAP_FETCHER_SPOOL_DIR: fetcher.spool_dir: ${bogus} does "
+				    "not name a plain setting");
 	/* Booleans accept the usual spellings. */
 	const char *const env4[] = {"LIVETAP_LOG_STDERR=off", NULL};
 	ck_assert_int_eq(lt_config_load(path, env4, &c, &e), LT_OK);
@@ -277,19 +283,19 @@ START_TEST(contract_environment_names)
 	const char *md = lt_buf_cstr(&b);
 	ck_assert_ptr_nonnull(strstr(md, "| key | environment | type | default | meaning |\n"));
 	static const char *const rows[] = {
-		"| `state_dir` | `LIVETAP_STATE_DIR` |",
-		"| `redis.url` | `LIVETAP_REDIS_URL` |",
-		"| `pg.dsn` | `LIVETAP_PG_DSN` |",
-		"| `processor.listen` | `LIVETAP_PROCESSOR_LISTEN` |",
-		"| `persister.listen` | `LIVETAP_PERSISTER_LISTEN` |",
-		"| `fetcher.processors` | `LIVETAP_FETCHER_PROCESSORS` |",
-		"| `fetcher.persisters` | `LIVETAP_FETCHER_PERSISTERS` |",
-		"| `fetcher.spool_dir` | `LIVETAP_FETCHER_SPOOL_DIR` |",
-		"| `api.listen` | `LIVETAP_API_LISTEN` |",
-		"| `api.keys` | `LIVETAP_API_KEYS` |",
-		"| `admin.password` | `LIVETAP_ADMIN_PASSWORD` |",
-		"| `bilibili.api_base` | `LIVETAP_BILIBILI_API_BASE` |",
-		"| `kook.token` | `LIVETAP_KOOK_TOKEN` |",
+	    "| `state_dir` | `LIVETAP_STATE_DIR` |",
+	    "| `redis.url` | `LIVETAP_REDIS_URL` |",
+	    "| `pg.dsn` | `LIVETAP_PG_DSN` |",
+	    "| `processor.listen` | `LIVETAP_PROCESSOR_LISTEN` |",
+	    "| `persister.listen` | `LIVETAP_PERSISTER_LISTEN` |",
+	    "| `fetcher.processors` | `LIVETAP_FETCHER_PROCESSORS` |",
+	    "| `fetcher.persisters` | `LIVETAP_FETCHER_PERSISTERS` |",
+	    "| `fetcher.spool_dir` | `LIVETAP_FETCHER_SPOOL_DIR` |",
+	    "| `api.listen` | `LIVETAP_API_LISTEN` |",
+	    "| `api.keys` | `LIVETAP_API_KEYS` |",
+	    "| `admin.password` | `LIVETAP_ADMIN_PASSWORD` |",
+	    "| `bilibili.api_base` | `LIVETAP_BILIBILI_API_BASE` |",
+	    "| `kook.token` | `LIVETAP_KOOK_TOKEN` |",
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
 		ck_assert_msg(strstr(md, rows[i]) != NULL, "missing row %s", rows[i]);
@@ -322,4 +328,7 @@ static Suite *config_suite(void)
 	return s;
 }
 
-int main(void) { return lt_test_run_suite(config_suite()); }
+int main(void)
+{
+	return lt_test_run_suite(config_suite());
+}

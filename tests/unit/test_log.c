@@ -80,7 +80,10 @@ static int count_lines(const char *s)
 }
 
 static int evaluated;
-static int bump(void) { return ++evaluated; }
+static int bump(void)
+{
+	return ++evaluated;
+}
 
 START_TEST(fields_and_levels)
 {
@@ -122,11 +125,13 @@ START_TEST(escaping_and_utf8)
 {
 	char *path = capture_stderr();
 	lt_log_init("t", LT_LOG_DEBUG);
-	lt_info("k=\"a b\" q=x\"y msg=clash bare =novalue", "q\"uote\\ nl\n tab\t ctl\x01 bad\xff\xfe 中文 end");
+	lt_info("k=\"a b\" q=x\"y msg=clash bare =novalue",
+		"q\"uote\\ nl\n tab\t ctl\x01 bad\xff\xfe 中文 end");
 	const char *out = slurp(path);
 	ck_assert_int_eq(count_lines(out), 1);
 	cJSON *j = line_json(out, 0);
-	ck_assert_str_eq(field(j, "msg"), "q\"uote\\ nl\n tab\t ctl\x01 bad\xef\xbf\xbd\xef\xbf\xbd 中文 end");
+	ck_assert_str_eq(field(j, "msg"),
+			 "q\"uote\\ nl\n tab\t ctl\x01 bad\xef\xbf\xbd\xef\xbf\xbd 中文 end");
 	ck_assert_str_eq(field(j, "k"), "a b");
 	ck_assert_str_eq(field(j, "q"), "x\"y");
 	ck_assert_str_eq(field(j, "ctx_msg"), "clash");
@@ -243,7 +248,7 @@ START_TEST(rotation)
 }
 END_TEST
 
-#define THREADS 4
+#define THREADS	   4
 #define PER_THREAD 500
 
 static void *writer(void *arg)
@@ -251,7 +256,9 @@ static void *writer(void *arg)
 	char ctx[32];
 	snprintf(ctx, sizeof ctx, "t=%d", (int)(long)arg);
 	for (int i = 0; i < PER_THREAD; i++)
-		lt_info(ctx, "message %d from a thread with some padding to make lines longer than a few bytes", i);
+		lt_info(ctx,
+			"message %d from a thread with some padding to make lines longer than a few bytes",
+			i);
 	return NULL;
 }
 
@@ -309,4 +316,7 @@ static Suite *log_suite(void)
 	return s;
 }
 
-int main(void) { return lt_test_run_suite(log_suite()); }
+int main(void)
+{
+	return lt_test_run_suite(log_suite());
+}

@@ -32,28 +32,29 @@ static void fill_registry(void)
 	lt_metrics_inc(c);
 	lt_metrics_add(lt_metrics_series(c, NULL, NULL), 41);
 
-	struct lt_metric *cl = lt_metrics_counter("livetap_test_room_messages_total",
-						  "Messages per room and type.\nSecond line with a \\ backslash.",
-						  "room", "type");
+	struct lt_metric *cl = lt_metrics_counter(
+	    "livetap_test_room_messages_total",
+	    "Messages per room and type.\nSecond line with a \\ backslash.", "room", "type");
 	lt_metrics_add(lt_metrics_series(cl, "bilibili:1", "chat"), 3);
 	lt_metrics_add(lt_metrics_series(cl, "bilibili:1", "gift"), 1);
 	lt_metrics_add(lt_metrics_series(cl, "weird\"room\\\nname", "chat"), 2);
 
-	struct lt_metric *g = lt_metrics_gauge("livetap_test_spool_bytes", "Bytes in the spool.", "room", NULL);
+	struct lt_metric *g =
+	    lt_metrics_gauge("livetap_test_spool_bytes", "Bytes in the spool.", "room", NULL);
 	lt_metrics_set(lt_metrics_series(g, "douyin:9", NULL), 1536);
 	lt_metrics_gauge_add(lt_metrics_series(g, "douyin:9", NULL), -512.5);
 	struct lt_metric *gu = lt_metrics_gauge("livetap_test_up", "Whether the thing is up.", NULL, NULL);
 	lt_metrics_set(lt_metrics_series(gu, NULL, NULL), 1);
 
-	struct lt_metric *h = lt_metrics_histogram("livetap_test_batch_seconds", "Batch latency.", NULL, 0,
-						   "platform", NULL);
+	struct lt_metric *h =
+	    lt_metrics_histogram("livetap_test_batch_seconds", "Batch latency.", NULL, 0, "platform", NULL);
 	struct lt_series *hs = lt_metrics_series(h, "kook", NULL);
-	lt_metrics_observe(hs, 0.001);  /* le=0.001 is inclusive */
+	lt_metrics_observe(hs, 0.001); /* le=0.001 is inclusive */
 	lt_metrics_observe(hs, 0.3);
-	lt_metrics_observe(hs, 100);    /* only +Inf */
+	lt_metrics_observe(hs, 100); /* only +Inf */
 	static const double sizes[] = {1, 8, 64};
-	struct lt_metric *hb = lt_metrics_histogram("livetap_test_batch_records", "Records per batch.", sizes, 3,
-						    NULL, NULL);
+	struct lt_metric *hb =
+	    lt_metrics_histogram("livetap_test_batch_records", "Records per batch.", sizes, 3, NULL, NULL);
 	lt_metrics_observe(lt_metrics_series(hb, NULL, NULL), 8);
 	lt_metrics_observe(lt_metrics_series(hb, NULL, NULL), 9);
 	/* a family with labels but no series yet renders HELP/TYPE only */
@@ -75,12 +76,15 @@ START_TEST(render_lines)
 	expect(t, "# HELP livetap_test_messages_total Messages seen.\n"
 		  "# TYPE livetap_test_messages_total counter\n"
 		  "livetap_test_messages_total 42\n");
-	expect(t, "# HELP livetap_test_room_messages_total Messages per room and type.\\nSecond line with a \\\\ "
-		  "backslash.\n");
+	expect(
+	    t,
+	    "# HELP livetap_test_room_messages_total Messages per room and type.\\nSecond line with a \\\\ "
+	    "backslash.\n");
 	expect(t, "livetap_test_room_messages_total{room=\"bilibili:1\",type=\"chat\"} 3\n");
 	expect(t, "livetap_test_room_messages_total{room=\"bilibili:1\",type=\"gift\"} 1\n");
 	expect(t, "livetap_test_room_messages_total{room=\"weird\\\"room\\\\\\nname\",type=\"chat\"} 2\n");
-	expect(t, "# TYPE livetap_test_spool_bytes gauge\nlivetap_test_spool_bytes{room=\"douyin:9\"} 1023.5\n");
+	expect(t,
+	       "# TYPE livetap_test_spool_bytes gauge\nlivetap_test_spool_bytes{room=\"douyin:9\"} 1023.5\n");
 	expect(t, "livetap_test_up 1\n");
 	expect(t, "# TYPE livetap_test_batch_seconds histogram\n");
 	expect(t, "livetap_test_batch_seconds_bucket{platform=\"kook\",le=\"0.001\"} 1\n");
@@ -120,8 +124,8 @@ START_TEST(promtool_accepts)
 	fclose(f);
 	snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' > '%s.out' 2>&1", path, path);
 	int st = system(cmd);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "promtool check metrics failed (status %d); see %s.out",
-		      st, path);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "promtool check metrics failed (status %d); see %s.out", st, path);
 	/* The checker is real: a counter without _total is rejected. */
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
@@ -140,8 +144,8 @@ START_TEST(registration_rules)
 	struct lt_metric *a = lt_metrics_counter("x_total", "h", "room", NULL);
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_eq(lt_metrics_counter("x_total", "other help", "room", NULL), a); /* same: found */
-	ck_assert_ptr_null(lt_metrics_gauge("x_total", "h", "room", NULL));           /* other kind */
-	ck_assert_ptr_null(lt_metrics_counter("x_total", "h", "platform", NULL));     /* other labels */
+	ck_assert_ptr_null(lt_metrics_gauge("x_total", "h", "room", NULL));		/* other kind */
+	ck_assert_ptr_null(lt_metrics_counter("x_total", "h", "platform", NULL));	/* other labels */
 	ck_assert_ptr_null(lt_metrics_counter("1bad", "h", NULL, NULL));
 	ck_assert_ptr_null(lt_metrics_counter("bad-name", "h", NULL, NULL));
 	ck_assert_ptr_null(lt_metrics_counter("", "h", NULL, NULL));
@@ -195,7 +199,7 @@ START_TEST(bounded_series)
 END_TEST
 
 #define THREADS 4
-#define ITERS 100000
+#define ITERS	100000
 
 struct hammer {
 	struct lt_series *c, *g, *h;
@@ -217,9 +221,9 @@ START_TEST(concurrent_updates_are_exact)
 	lt_metrics_reset();
 	static const double bounds[] = {0, 1, 2};
 	struct hammer hm = {
-		lt_metrics_series(lt_metrics_counter("c_total", "c", NULL, NULL), NULL, NULL),
-		lt_metrics_series(lt_metrics_gauge("g", "g", NULL, NULL), NULL, NULL),
-		lt_metrics_series(lt_metrics_histogram("h", "h", bounds, 3, NULL, NULL), NULL, NULL),
+	    lt_metrics_series(lt_metrics_counter("c_total", "c", NULL, NULL), NULL, NULL),
+	    lt_metrics_series(lt_metrics_gauge("g", "g", NULL, NULL), NULL, NULL),
+	    lt_metrics_series(lt_metrics_histogram("h", "h", bounds, 3, NULL, NULL), NULL, NULL),
 	};
 	pthread_t th[THREADS];
 	for (int i = 0; i < THREADS; i++)
@@ -333,4 +337,7 @@ static Suite *metrics_suite(void)
 	return s;
 }
 
-int main(void) { return lt_test_run_suite(metrics_suite()); }
+int main(void)
+{
+	return lt_test_run_suite(metrics_suite());
+}
