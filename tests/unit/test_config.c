@@ -310,6 +310,21 @@ START_TEST(contract_environment_names)
 }
 END_TEST
 
+START_TEST(shipped_config_loads)
+{
+	/* deploy/livetap.json must stay valid as the table changes. */
+	char path[1024];
+	snprintf(path, sizeof path, "%s/deploy/livetap.json", lt_test_srcdir());
+	if (access(path, R_OK) != 0)
+		return; /* not shipped yet */
+	struct lt_config *c = NULL;
+	struct lt_error e = {0};
+	ck_assert_msg(lt_config_load(path, no_env, &c, &e) == LT_OK, "%s", e.message);
+	ck_assert_str_eq(lt_config_path(c), path);
+	lt_config_free(c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -324,6 +339,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, wrong_types_and_ranges);
 	tcase_add_test(tc, env_errors_name_the_variable);
 	tcase_add_test(tc, contract_environment_names);
+	tcase_add_test(tc, shipped_config_loads);
 	suite_add_tcase(s, tc);
 	return s;
 }
