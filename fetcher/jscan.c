@@ -55,6 +55,28 @@ static const char *skip_str(const char *p, const char *end)
 	}
 }
 
+/* The first of " { } [ ] in [p, end), or end. */
+static const char *find_struct(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+	const __m128i q = _mm_set1_epi8('"'), ob = _mm_set1_epi8('{'), cb = _mm_set1_epi8('}');
+	const __m128i os = _mm_set1_epi8('['), cs = _mm_set1_epi8(']');
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, ob)),
+		                         _mm_or_si128(_mm_cmpeq_epi8(v, cb), _mm_or_si128(_mm_cmpeq_epi8(v, os),
+		                                                                           _mm_cmpeq_epi8(v, cs))));
+		int bits = _mm_movemask_epi8(m);
+		if (bits)
+			return p + __builtin_ctz((unsigned)bits);
+		p += 16;
+	}
+#endif
+	while (p < end && *p != '"' && *p != '{' && *p != '}' && *p != '[' && *p != ']')
+		p++;
+	return p;
+}
+
 static bool is_num_char(char c)
 {
 	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
@@ -87,7 +109,7 @@ static const char *skip_value(const char *p, const char *end)
 			p++;
 		return p;
 	}
-	while (p < end) {
+	while ((p = find_struct(p, end)) < end) {
 		char c = *p;
 		if (c == '"') {
 			p = skip_str(p, end);
@@ -137,6 +159,7 @@ void lt_jit_begin(struct lt_jit *it, struct lt_jv v)
 	it->first = true;
 	it->bad = false;
 	it->pending = NULL;
+	it->close = NULL;
 	if (v.p && v.n >= 2 && (v.p[0] == '{' || v.p[0] == '[')) {
 		it->p = v.p + 1;
 		it->end = v.p + v.n;
@@ -169,6 +192,7 @@ static bool jit_sep(struct lt_jit *it)
 	if (it->p >= it->end)
 		return jit_fail(it);
 	if (*it->p == '}' || *it->p == ']') {
+		it->close = it->p + 1;
 		it->p = NULL;
 		return false;
 	}
@@ -216,6 +240,14 @@ bool lt_jit_elem(struct lt_jit *it, struct lt_jv *val)
 	val->n = (size_t)(it->end - it->p);
 	it->pending = it->p;
 	return true;
+}
+
+void lt_jit_skip_to(struct lt_jit *it, const char *after)
+{
+	if (it->p && it->pending && after && after > it->pending && after <= it->end) {
+		it->pending = NULL;
+		it->p = after;
+	}
 }
 
 struct lt_jv lt_jscan_get(struct lt_jv obj, const char *key)

@@ -46,6 +46,7 @@ int lt_jscan_value(const char *s, size_t n, struct lt_jv *out, size_t *next);
 struct lt_jit {
 	const char *p, *end;
 	const char *pending; /* the value handed out last, skipped on the next step */
+	const char *close;   /* after the closing bracket, once the walk reached it */
 	bool first;
 	bool bad; /* set when the container turned out malformed */
 };
@@ -57,6 +58,10 @@ void lt_jit_begin(struct lt_jit *it, struct lt_jv v);
 bool lt_jit_member(struct lt_jit *it, struct lt_jv *key, struct lt_jv *val);
 /* The next element of an array. */
 bool lt_jit_elem(struct lt_jit *it, struct lt_jv *val);
+
+/* The caller read the value handed out last and found that it ends just
+ * before after: the walk goes on from there without skipping it again. */
+void lt_jit_skip_to(struct lt_jit *it, const char *after);
 
 /* obj[key] (compared with the raw key text); missing if absent. */
 struct lt_jv lt_jscan_get(struct lt_jv obj, const char *key);

@@ -393,13 +393,10 @@ static void extra_end(struct lt_buf *x)
  * as \"id_str\":\" right after the inner object's '{' or ',' (the same
  * text inside an inner string value would carry more backslashes, so it
  * cannot match). The id is hex, so it has no escapes; anything else is no id. */
-static struct lt_str danmu_id_str(struct lt_jv ex)
+static struct lt_str danmu_id_str(struct lt_jv s)
 {
 	static const char pat[] = "\\\"id_str\\\":\\\"";
-	struct lt_jv s;
 
-	if (!lt_jv_is(ex, '"') || lt_jscan_value(ex.p, ex.n, &s, NULL) != LT_OK)
-		return LT_STR_NULL;
 	const char *p = s.p + 1, *end = s.p + s.n - 1;
 	while (p < end) {
 		const char *hit = memmem(p, (size_t)(end - p), pat, sizeof(pat) - 1);
@@ -420,40 +417,88 @@ static struct lt_str danmu_id_str(struct lt_jv ex)
 	return LT_STR_NULL;
 }
 
+/* DANMU_MSG's info[0]: ts ([4]), rnd ([5]) and from mode_info ([15]) the
+ * id_str and the user object, in one walk that never skips the same text
+ * twice. Returns where info[0] ends (NULL if it is malformed). */
+struct danmu0 {
+	struct lt_jv ts, rnd, user;
+	struct lt_str id;
+};
+
+static const char *danmu_info0(struct lt_jv i0, struct danmu0 *d)
+{
+	struct lt_jit it, im;
+	struct lt_jv v, k, mv;
+
+	lt_jit_begin(&it, i0);
+	for (int i = 0; lt_jit_elem(&it, &v); i++) {
+		if (i == 4)
+			d->ts = v;
+		else if (i == 5)
+			d->rnd = v;
+		else if (i == 15 && lt_jv_is(v, '{')) {
+			lt_jit_begin(&im, v);
+			while (lt_jit_member(&im, &k, &mv)) {
+				struct lt_jv s;
+				if (k.n == 5 && !memcmp(k.p, "extra", 5) && lt_jv_is(mv, '"') &&
+				    lt_jscan_value(mv.p, mv.n, &s, NULL) == LT_OK) {
+					d->id = danmu_id_str(s);
+					lt_jit_skip_to(&im, s.p + s.n);
+				} else if (k.n == 4 && !memcmp(k.p, "user", 4)) {
+					d->user = mv;
+				}
+			}
+			if (im.bad || !im.close)
+				return NULL;
+			lt_jit_skip_to(&it, im.close);
+		}
+	}
+	return it.bad ? NULL : it.close;
+}
+
 static int on_danmu(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	static const int top_idx[] = {0, 1, 2, 7};
-	static const int i0_idx[] = {4, 5, 15};
-	struct lt_jv top[4], i0[3], user[2];
+	struct lt_jv top[4] = {{NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}}, user[2], v;
+	struct danmu0 d0 = {{NULL, 0}, {NULL, 0}, {NULL, 0}, LT_STR_NULL};
+	struct lt_jit it;
 	struct lt_msg m;
 	char ub[24], idb[17];
 
 	(void)cmd;
-	lt_jscan_at_many(jget(root, "info"), top_idx, 4, top);
+	lt_jit_begin(&it, jget(root, "info"));
+	for (int i = 0; i <= 7 && lt_jit_elem(&it, &v); i++) {
+		if (i == 0) {
+			top[0] = v;
+			const char *end = danmu_info0(v, &d0);
+			if (!end)
+				return LT_EPROTO;
+			lt_jit_skip_to(&it, end);
+		} else if (i == 1 || i == 2) {
+			top[i] = v;
+		} else if (i == 7) {
+			top[3] = v;
+		}
+	}
 	if (!lt_jv_is(top[0], '[') || !lt_jv_is(top[1], '"'))
 		return LT_EPROTO;
-	lt_jscan_at_many(top[0], i0_idx, 3, i0);
 	lt_jscan_at_many(top[2], (const int[]){0, 1}, 2, user);
 	msg_init(e, &m, LT_MSG_CHAT);
 	m.content = jstr(e, top[1]);
-	int64_t ts = jint(i0[0], 0);
+	int64_t ts = jint(d0.ts, 0);
 	if (ts > 0)
 		m.ts = ts;
 	int64_t uid = jint(user[0], 0);
 	m.user_name = jstr(e, user[1]);
-	struct lt_jv mode = i0[2];
 	if (uid <= 0)
-		uid = jint(jget(jget(mode, "user"), "uid"), 0);
+		uid = jint(jget(d0.user, "uid"), 0);
 	if (!m.user_name.len)
-		m.user_name = jstr(e, jget(jget(jget(mode, "user"), "base"), "name"));
+		m.user_name = jstr(e, jget(jget(d0.user, "base"), "name"));
 	uid_str(uid, ub, &m);
 	if (uid <= 0 || (m.user_name.len && memmem(m.user_name.p, m.user_name.len, "***", 3)))
 		m.flags |= LT_MSGF_ANONYMOUS;
 	if (m.flags & LT_MSGF_ANONYMOUS)
 		m.user_id = LT_STR_NULL;
-
-	/* info[0][15].extra is JSON inside a JSON string */
-	m.msg_id = danmu_id_str(jget(mode, "extra"));
+	m.msg_id = d0.id;
 	lt_buf_reset(&e->c->extra);
 	int64_t guard = jint(top[3], 0);
 	if (guard > 0)
@@ -463,7 +508,7 @@ static int on_danmu(struct em *e, struct lt_jv root, struct lt_str cmd)
 		lt_buf_reset(&e->c->key);
 		lt_buf_puts(&e->c->key, "DANMU_MSG");
 		key_int(&e->c->key, uid);
-		key_int(&e->c->key, jint(i0[1], 0));
+		key_int(&e->c->key, jint(d0.rnd, 0));
 		synth(e, &m, idb);
 	}
 	emit(e, &m);
