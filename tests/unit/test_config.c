@@ -144,10 +144,10 @@ START_TEST(precedence_default_file_env)
 	lt_config_free(c);
 
 	/* The environment's state_dir moves every default below it. */
-	const char *const env2[] = {"LIVETAP_STATE_DIR=/tmp/x", NULL};
+	const char *const env2[] = {"LIVETAP_STATE_DIR=/var/lib/ltx", NULL};
 	ck_assert_int_eq(lt_config_load(path, env2, &c, &e), LT_OK);
-	ck_assert_str_eq(lt_config_str(c, "fetcher.spool_dir"), "/tmp/x/spool");
-	ck_assert_str_eq(lt_config_list(c, "fetcher.persisters", 0, NULL), "ipc:///tmp/x/persister.ipc");
+	ck_assert_str_eq(lt_config_str(c, "fetcher.spool_dir"), "/var/lib/ltx/spool");
+	ck_assert_str_eq(lt_config_list(c, "fetcher.persisters", 0, NULL), "ipc:///var/lib/ltx/persister.ipc");
 	lt_config_free(c);
 	free(path);
 }
