@@ -563,30 +563,39 @@ static int parse_addr(const char *addr, char *host, size_t cap, int *port)
 	return LT_OK;
 }
 
-/* Try to bind host:port ourselves first: a port in use is then reported
- * without lws (whose failed context creation leaks and logs). Port 0 always
- * passes. */
-static int port_free(const char *host, int port)
+/*
+ * Resolve host (a name such as "localhost", or an address; empty = all
+ * interfaces) to a numeric address for lws, which only takes an address or
+ * an interface name, and try to bind host:port ourselves first: a port in use
+ * is then reported without lws (whose failed context creation leaks and
+ * logs). *v6 tells whether the address is IPv6. Port 0 is not bound here.
+ */
+static int resolve_and_check(char *host, size_t cap, int port, int *v6)
 {
-	if (port == 0)
-		return LT_OK;
 	char ps[16];
 	snprintf(ps, sizeof ps, "%d", port);
 	struct addrinfo hints, *res = NULL;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if (getaddrinfo(host[0] ? host : NULL, ps, &hints, &res) != 0 || !res)
 		return LT_EINVAL;
-	int rc = LT_EIO;
-	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (bind(fd, res->ai_addr, res->ai_addrlen) == 0)
-			rc = LT_OK;
-		close(fd);
+	int rc = LT_OK;
+	*v6 = res->ai_family == AF_INET6;
+	if (host[0] &&
+	    getnameinfo(res->ai_addr, res->ai_addrlen, host, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) != 0)
+		rc = LT_EINVAL;
+	if (rc == LT_OK && port != 0) {
+		rc = LT_EIO;
+		int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			int one = 1;
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+			if (bind(fd, res->ai_addr, res->ai_addrlen) == 0)
+				rc = LT_OK;
+			close(fd);
+		}
 	}
 	freeaddrinfo(res);
 	return rc;
@@ -606,7 +615,8 @@ int lt_metrics_serve(const char *addr)
 		rc = LT_EEXIST;
 		goto out;
 	}
-	if ((rc = port_free(host, port)) != LT_OK)
+	int v6 = 0;
+	if ((rc = resolve_and_check(host, sizeof host, port, &v6)) != LT_OK)
 		goto out;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_log);
 	struct lws_context_creation_info info;
@@ -616,7 +626,7 @@ int lt_metrics_serve(const char *addr)
 	info.protocols = srv_protocols;
 	info.gid = -1;
 	info.uid = -1;
-	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(host, ':') == NULL);
+	info.options = v6 || !host[0] ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6;
 	struct lws_context *ctx = lws_create_context(&info);
 	if (!ctx) {
 		rc = LT_EIO;

@@ -80,7 +80,8 @@ int lt_metrics_render(struct lt_buf *out);
 
 /*
  * Serve GET /metrics (404 for anything else) on "HOST:PORT" from a
- * background thread. PORT 0 picks a free port (see lt_metrics_port). One
+ * background thread. HOST is an address or a name ("localhost", "[::1]";
+ * empty = every interface). PORT 0 picks a free port (see lt_metrics_port). One
  * server per process. Returns LT_OK, LT_EINVAL for a bad address, LT_EEXIST
  * if already serving, LT_EIO if the port cannot be bound.
  */

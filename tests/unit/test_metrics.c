@@ -306,6 +306,12 @@ START_TEST(http_server)
 	free(body);
 	lt_metrics_stop();
 	ck_assert_int_eq(lt_metrics_port(), 0);
+	/* a host name is resolved (lws itself only takes addresses) */
+	ck_assert_int_eq(lt_metrics_serve("localhost:0"), LT_OK);
+	ck_assert_int_eq(http_get(lt_metrics_port(), "/metrics", &body), 200);
+	free(body);
+	lt_metrics_stop();
+	ck_assert_int_eq(lt_metrics_serve("no-such-host.invalid:0"), LT_EINVAL);
 	/* a port in use is reported, not ignored */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {0};
