@@ -22,7 +22,7 @@
 
 struct lt_pgsink {
 	char *dsn;
-	char *options; /* "-c client_min_messages=warning [-c search_path=…]" */
+	char *search_path; /* set after connecting; NULL = the DSN's or server's */
 	const struct lt_clock *clock;
 	PGconn *conn;
 	int64_t next_try_mono;
@@ -142,16 +142,8 @@ int lt_pgsink_open(const char *dsn, const char *search_path, const struct lt_clo
 	if (!s)
 		return LT_ENOMEM;
 	s->dsn = strdup(dsn ? dsn : "");
-	/* Quiet NOTICEs (e.g. "already exists, skipping") and the schema. */
-	size_t n = (search_path ? strlen(search_path) : 0) + 64;
-	s->options = malloc(n);
-	if (s->options) {
-		if (search_path && *search_path)
-			snprintf(s->options, n, "-c client_min_messages=warning -c search_path=%s", search_path);
-		else
-			snprintf(s->options, n, "-c client_min_messages=warning");
-	}
-	if (!s->dsn || !s->options) {
+	s->search_path = search_path && *search_path ? strdup(search_path) : NULL;
+	if (!s->dsn || (search_path && *search_path && !s->search_path)) {
 		lt_pgsink_close(s);
 		return LT_ENOMEM;
 	}
@@ -181,7 +173,7 @@ void lt_pgsink_close(struct lt_pgsink *s)
 	lt_buf_free(&s->scratch);
 	lt_buf_free(&s->one);
 	free(s->dsn);
-	free(s->options);
+	free(s->search_path);
 	free(s);
 }
 
@@ -220,6 +212,29 @@ static int fail_msg(struct lt_error *e, int code, const char *what, const char *
 	return lt_error_set(e, code, "postgres: %s: %.*s", what, n > 200 ? 200 : n, msg ? msg : "");
 }
 
+/* Quiet NOTICEs ("already exists, skipping") and select the schema. */
+static int set_session(struct lt_pgsink *s, struct lt_error *e)
+{
+	PGresult *r = PQexec(s->conn, "SET client_min_messages = warning");
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (ok && s->search_path) {
+		char *id = PQescapeIdentifier(s->conn, s->search_path, strlen(s->search_path));
+		char sql[256];
+		ok = id && snprintf(sql, sizeof sql, "SET search_path TO %s", id) < (int)sizeof sql;
+		PQfreemem(id);
+		if (ok) {
+			r = PQexec(s->conn, sql);
+			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+			PQclear(r);
+		}
+	}
+	if (!ok)
+		return fail_msg(e, PQstatus(s->conn) == CONNECTION_OK ? LT_EDB : LT_ECONN, "session settings",
+				PQerrorMessage(s->conn));
+	return LT_OK;
+}
+
 int lt_pgsink_connect(struct lt_pgsink *s, struct lt_error *e)
 {
 	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
@@ -227,14 +242,19 @@ int lt_pgsink_connect(struct lt_pgsink *s, struct lt_error *e)
 	drop_conn(s);
 	if (s->next_try_mono && lt_clock_mono(s->clock) < s->next_try_mono)
 		return lt_error_set(e, LT_EAGAIN, "postgres: waiting before reconnecting");
-	const char *keys[5] = {"dbname", "application_name", "connect_timeout", "options", NULL};
-	const char *vals[5] = {s->dsn, "livetap-persister", "5", s->options, NULL};
+	/* The DSN may carry its own options (e.g. a search_path): ours are set
+	 * by statements below, not by overriding "options". */
+	const char *keys[4] = {"dbname", "application_name", "connect_timeout", NULL};
+	const char *vals[4] = {s->dsn, "livetap-persister", "5", NULL};
 	int rc;
 	s->conn = PQconnectdbParams(keys, vals, 1);
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
 		rc = fail_msg(e, LT_ECONN, "connect", s->conn ? PQerrorMessage(s->conn) : "out of memory");
 		goto fail;
 	}
+	rc = set_session(s, e);
+	if (rc != LT_OK)
+		goto fail;
 	rc = lt_migrate_apply(s->conn, e);
 	if (rc != LT_OK)
 		goto fail;
