@@ -16,6 +16,7 @@
 #include "fetcher/fetcher.h"
 #include "fetcher/platform.h"
 #include "fetcher/replay.h"
+#include "fetcher/supervisor.h"
 
 static const struct lt_app_opt opts[] = {
 	{"platform", 'p', true, "P", "the platform: bilibili"},
@@ -125,10 +126,8 @@ static int run(struct lt_app *app)
 	const struct lt_config *cfg = lt_app_config(app);
 
 	if (lt_app_flag(app, "supervise")) {
-		/* NETFETCH: the supervisor (fetcher/supervisor.c) goes here, e.g.
-		 * return lt_supervisor_run(app); */
-		fprintf(stderr, "livetap-fetcher: --supervise is not built in yet\n");
-		return 1;
+		/* one child per leased room (fetcher/supervisor.c) */
+		return lt_supervisor_run(app);
 	}
 	const char *platform = lt_app_opt(app, "platform");
 	const char *room = lt_app_opt(app, "room");
