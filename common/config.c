@@ -460,7 +460,41 @@ static const char *env_get(const char *const *envp, const char *name)
 	return NULL;
 }
 
-/* An empty environment value counts as unset. */
+/*
+ * A secret's value read from the file named by NAME_FILE (the Docker secrets
+ * convention): at most CFG_VALUE_MAX bytes, trailing newlines dropped, and
+ * for secret lists newlines count as commas. *out is malloc'd.
+ */
+static int read_secret_file(const char *path, int type, const char *where, const char *key, char **out,
+			    struct lt_error *e)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return cfg_fail(e, where, key, "cannot read '%.200s': %s", path, strerror(errno));
+	char *buf = malloc(CFG_VALUE_MAX + 2);
+	if (!buf) {
+		fclose(f);
+		return lt_error_set(e, LT_ENOMEM, "out of memory");
+	}
+	size_t n = fread(buf, 1, CFG_VALUE_MAX + 1, f);
+	fclose(f);
+	if (n > CFG_VALUE_MAX) {
+		free(buf);
+		return cfg_fail(e, where, key, "'%.200s' is longer than 65536 bytes", path);
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	if (type == LT_CFG_SECRET_LIST)
+		for (char *p = buf; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ',';
+	*out = buf;
+	return LT_OK;
+}
+
+/* An empty environment value counts as unset. A secret may instead come
+ * from a file named by the variable with _FILE appended. */
 static int apply_env(struct lt_config *c, const char *const *envp, struct lt_error *e)
 {
 	if (!envp)
@@ -469,10 +503,28 @@ static int apply_env(struct lt_config *c, const char *const *envp, struct lt_err
 		char name[128], where[160];
 		env_name(&lt_cfg_table[i], name, sizeof name);
 		const char *v = env_get(envp, name);
-		if (!v || !*v)
+		char *from_file = NULL;
+		if ((!v || !*v) && is_secret(lt_cfg_table[i].type)) {
+			char fname[140];
+			snprintf(fname, sizeof fname, "%s_FILE", name);
+			const char *path = env_get(envp, fname);
+			if (path && *path) {
+				snprintf(where, sizeof where, "environment %s", fname);
+				int rc = read_secret_file(path, lt_cfg_table[i].type, where,
+							  lt_cfg_table[i].key, &from_file, e);
+				if (rc)
+					return rc;
+				v = from_file;
+			}
+		} else {
+			snprintf(where, sizeof where, "environment %s", name);
+		}
+		if (!v || !*v) {
+			free(from_file);
 			continue;
-		snprintf(where, sizeof where, "environment %s", name);
+		}
 		int rc = set_text(c, i, v, "env", where, e);
+		free(from_file);
 		if (rc)
 			return rc;
 	}

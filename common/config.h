@@ -8,7 +8,9 @@
  * {"section":{"key":…}} and from the environment as LIVETAP_SECTION_KEY
  * (upper case, dots to underscores) unless the table names another variable.
  * Defaults may contain ${state_dir}, replaced by the final state_dir. Secrets
- * are never printed: lt_config_dump shows them as "***".
+ * are never printed: lt_config_dump shows them as "***". A secret may also
+ * come from a key file named by its variable plus _FILE (e.g.
+ * LIVETAP_KOOK_TOKEN_FILE=/run/secrets/kook), the Docker secrets convention.
  *
  * Errors name the file, the key and what is wrong, e.g.
  *   deploy/livetap.json: redis.url: expected a string, got a number

@@ -147,7 +147,8 @@ START_TEST(precedence_default_file_env)
 	const char *const env2[] = {"LIVETAP_STATE_DIR=/var/lib/ltx", NULL};
 	ck_assert_int_eq(lt_config_load(path, env2, &c, &e), LT_OK);
 	ck_assert_str_eq(lt_config_str(c, "fetcher.spool_dir"), "/var/lib/ltx/spool");
-	ck_assert_str_eq(lt_config_list(c, "fetcher.persisters", 0, NULL), "ipc:///var/lib/ltx/persister.ipc");
+	ck_assert_str_eq(lt_config_list(c, "fetcher.persisters", 0, NULL),
+			 "ipc:///var/lib/ltx/persister.ipc");
 	lt_config_free(c);
 	free(path);
 }
@@ -197,6 +198,47 @@ START_TEST(secrets_are_never_dumped)
 	lt_buf_free(&b);
 	lt_config_free(c);
 	free(path);
+}
+END_TEST
+
+START_TEST(secrets_from_key_files)
+{
+	char *tok = write_file("kook.token", "tok-from-file\n");
+	char *keys = write_file("api.keys", "k1\nk2\n\nk3\n");
+	char *empty = write_file("empty.json", "{}");
+	char e1[600], e2[600], e3[600];
+	snprintf(e1, sizeof e1, "LIVETAP_KOOK_TOKEN_FILE=%s", tok);
+	snprintf(e2, sizeof e2, "LIVETAP_API_KEYS_FILE=%s", keys);
+	snprintf(e3, sizeof e3, "LIVETAP_ADMIN_PASSWORD_FILE=%s", "/nonexistent/pw");
+	const char *const env[] = {e1, e2, NULL};
+	struct lt_config *c = NULL;
+	struct lt_error e = {0};
+	ck_assert_msg(lt_config_load(empty, env, &c, &e) == LT_OK, "%s", e.message);
+	ck_assert_str_eq(lt_config_str(c, "kook.token"), "tok-from-file");
+	ck_assert_str_eq(lt_config_source(c, "kook.token"), "env");
+	int n = 0;
+	ck_assert_str_eq(lt_config_list(c, "api.keys", 2, &n), "k3");
+	ck_assert_int_eq(n, 3);
+	lt_config_free(c);
+	/* the variable itself wins over its _FILE */
+	const char *const env2[] = {"LIVETAP_KOOK_TOKEN=direct", e1, NULL};
+	ck_assert_int_eq(lt_config_load(empty, env2, &c, &e), LT_OK);
+	ck_assert_str_eq(lt_config_str(c, "kook.token"), "direct");
+	lt_config_free(c);
+	/* a missing key file is an error naming the variable */
+	const char *const env3[] = {e3, NULL};
+	ck_assert_int_eq(lt_config_load(empty, env3, &c, &e), LT_ECONFIG);
+	ck_assert_msg(strstr(e.message,
+			     "environment LIVETAP_ADMIN_PASSWORD_FILE: admin.password: cannot read "
+			     "'/nonexistent/pw'") == e.message,
+		      "%s", e.message);
+	/* _FILE is only for secrets */
+	const char *const env4[] = {"LIVETAP_REDIS_URL_FILE=/nonexistent", NULL};
+	ck_assert_int_eq(lt_config_load(empty, env4, &c, &e), LT_OK);
+	lt_config_free(c);
+	free(tok);
+	free(keys);
+	free(empty);
 }
 END_TEST
 
@@ -335,6 +377,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, precedence_default_file_env);
 	tcase_add_test(tc, lists_from_file_and_env);
 	tcase_add_test(tc, secrets_are_never_dumped);
+	tcase_add_test(tc, secrets_from_key_files);
 	tcase_add_test(tc, unknown_key_suggests);
 	tcase_add_test(tc, wrong_types_and_ranges);
 	tcase_add_test(tc, env_errors_name_the_variable);
