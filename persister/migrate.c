@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Created only when missing (checked under the lock), so no NOTICE. */
+static const char exists_sql[] =
+	"SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'";
 static const char create_table_sql[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations ("
+	"CREATE TABLE schema_migrations ("
 	" version integer PRIMARY KEY,"
 	" name text NOT NULL,"
 	" checksum text NOT NULL,"
@@ -89,10 +92,18 @@ fail:
  * with the advisory lock held. */
 static int apply_locked(PGconn *conn, const struct lt_migration *list, size_t n, struct lt_error *e)
 {
-	int rc = exec_cmd(conn, create_table_sql, e, "schema_migrations");
+	PGresult *r = PQexec(conn, exists_sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		int rc = db_fail(conn, r, e, "schema_migrations");
+		PQclear(r);
+		return rc;
+	}
+	int exists = atoi(PQgetvalue(r, 0, 0)) > 0;
+	PQclear(r);
+	int rc = exists ? LT_OK : exec_cmd(conn, create_table_sql, e, "schema_migrations");
 	if (rc != LT_OK)
 		return rc;
-	PGresult *r = PQexec(conn, "SELECT version, checksum FROM schema_migrations ORDER BY version");
+	r = PQexec(conn, "SELECT version, checksum FROM schema_migrations ORDER BY version");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = db_fail(conn, r, e, "reading schema_migrations");
 		PQclear(r);
