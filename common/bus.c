@@ -27,6 +27,10 @@
 /* Batches a pull socket buffers before NNG stops reading from fetchers (the
  * rest wait in the fetchers' windows); keeps a consumer's memory small. */
 #define PULL_RECVBUF 32
+/* Acks a pub socket queues per subscriber; pub drops what does not fit and a
+ * dropped ack stalls a fetcher's window until its ack timeout, so be roomy
+ * (an ack is ~100 bytes). */
+#define PUB_SENDBUF 4096
 
 struct lt_bus_consumer {
 	nng_socket pull;
@@ -104,6 +108,7 @@ int lt_bus_consumer_open(const char *listen, const char *ack_url, uint8_t consum
 		goto fail;
 	}
 	c->pub_open = true;
+	nng_socket_set_int(c->pub, NNG_OPT_SENDBUF, PUB_SENDBUF);
 	if ((rv = listen_url(c->pub, ack_url)) != 0) {
 		rc = lt_error_set(e, rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? LT_EINVAL : LT_ECONN,
 				  "bus: cannot listen on %s: %s", ack_url, nng_strerror(rv));

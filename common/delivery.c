@@ -36,8 +36,7 @@
 #define NKINDS 2
 #define ALL_KINDS 0x3u
 #define SENDS_PER_PASS 64       /* release the lock after this many sends */
-#define BLOCK_MIN_MS 5          /* retry after NNG refused a send */
-#define BLOCK_MAX_MS 100
+#define BLOCK_MS 10             /* retry after an allocation failure */
 #define PUSH_SENDBUF 64
 #define SUB_RECVBUF 1024
 
@@ -93,7 +92,14 @@ struct lt_delivery {
 	uint64_t *infl[NKINDS];
 	int n_infl[NKINDS];
 	int64_t blocked_until[NKINDS];
-	int backoff_ms[NKINDS];
+	/* When NNG's send queue of a kind is full, the message waits in an aio
+	 * and the kind is busy until its callback. */
+	nng_aio *saio[NKINDS];
+	bool sbusy[NKINDS];
+	struct send_ctx {
+		struct lt_delivery *d;
+		int k;
+	} sctx[NKINDS];
 
 	uint64_t next_seq;
 	uint64_t max_seen_seq;
@@ -324,14 +330,21 @@ void lt_delivery_flush(struct lt_delivery *d)
 
 /* ---- sending ---- */
 
-/* Send e to kind k without blocking. LT_OK, LT_EAGAIN (NNG refused: try
- * later), LT_EIO (the spool copy is unreadable: the batch was given up). */
+/* Send e to kind k without blocking: straight into NNG's queue, or, when that
+ * is full (consumers slower than us, or none connected), through the kind's
+ * send aio, which makes the kind busy until NNG takes the message or
+ * ack_timeout_ms passes. LT_OK, LT_EAGAIN (busy or out of memory: try later),
+ * LT_EIO (the spool copy is unreadable: the batch was given up). */
 static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
 {
 	struct ent *e = ring_at(d, abs);
 	nng_msg *m;
-	if (nng_msg_alloc(&m, e->len) != 0)
+	if (d->sbusy[k])
 		return LT_EAGAIN;
+	if (nng_msg_alloc(&m, e->len) != 0) {
+		d->blocked_until[k] = now + BLOCK_MS;
+		return LT_EAGAIN;
+	}
 	if (e->data) {
 		memcpy(nng_msg_body(m), e->data, e->len);
 	} else if (!e->spooled || lt_spool_read(d->spool, &e->pos, nng_msg_body(m)) != LT_OK) {
@@ -347,9 +360,11 @@ static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
 		d->st.spool_reads++;
 	}
 	if (nng_sendmsg(d->push[k], m, NNG_FLAG_NONBLOCK) != 0) {
-		nng_msg_free(m);
 		d->st.send_eagain++;
-		return LT_EAGAIN;
+		d->sbusy[k] = true;
+		nng_aio_set_msg(d->saio[k], m);
+		nng_aio_set_timeout(d->saio[k], d->ack_timeout_ms);
+		nng_send_aio(d->push[k], d->saio[k]);
 	}
 	if (e->tries[k] > 0 || e->recovered)
 		d->st.resent++;
@@ -365,10 +380,26 @@ static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
 	return LT_OK;
 }
 
-static void blocked(struct lt_delivery *d, int k, int64_t now)
+/* NNG took (or gave up on) the message waiting in kind k's send aio. A
+ * message it gave up on is still in flight for us and is resent when its
+ * ack is overdue. */
+static void send_cb(void *arg)
 {
-	d->blocked_until[k] = now + d->backoff_ms[k];
-	d->backoff_ms[k] = d->backoff_ms[k] * 2 > BLOCK_MAX_MS ? BLOCK_MAX_MS : d->backoff_ms[k] * 2;
+	struct send_ctx *c = arg;
+	struct lt_delivery *d = c->d;
+	int rv = nng_aio_result(d->saio[c->k]);
+	if (rv != 0) {
+		nng_msg *m = nng_aio_get_msg(d->saio[c->k]);
+		nng_aio_set_msg(d->saio[c->k], NULL);
+		if (m)
+			nng_msg_free(m);
+	}
+	pthread_mutex_lock(&d->mu);
+	d->sbusy[c->k] = false;
+	if (rv != 0)
+		d->st.send_failed++;
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->mu);
 }
 
 /* One pass over kind k: resends that are due, then new sends while the
@@ -377,7 +408,7 @@ static void blocked(struct lt_delivery *d, int k, int64_t now)
 static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
 {
 	uint8_t bit = (uint8_t)(1u << k);
-	if (!d->required[k] || now < d->blocked_until[k])
+	if (!d->required[k] || d->sbusy[k] || now < d->blocked_until[k])
 		return false;
 	for (int i = 0; i < d->n_infl[k]; i++) {
 		uint64_t abs = d->infl[k][i];
@@ -387,10 +418,8 @@ static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
 		if (*budget <= 0)
 			return true;
 		int rc = send_ent(d, k, abs, now);
-		if (rc == LT_EAGAIN) {
-			blocked(d, k, now);
+		if (rc == LT_EAGAIN || d->sbusy[k])
 			return false;
-		}
 		(*budget)--;
 		if (rc == LT_EIO)
 			i = -1; /* the list changed; rescan (due times moved on) */
@@ -405,17 +434,16 @@ static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
 		if (*budget <= 0)
 			return true;
 		int rc = send_ent(d, k, abs, now);
-		if (rc == LT_EAGAIN) {
-			blocked(d, k, now);
+		if (rc == LT_EAGAIN)
 			return false;
-		}
 		(*budget)--;
 		if (rc == LT_OK) {
 			d->infl[k][d->n_infl[k]++] = abs;
 			d->cursor[k]++;
 		}
+		if (d->sbusy[k])
+			return false;
 	}
-	d->backoff_ms[k] = BLOCK_MIN_MS;
 	return false;
 }
 
@@ -425,8 +453,8 @@ static int64_t next_wake(struct lt_delivery *d, int64_t now)
 	if (d->open_count > 0 && d->open_deadline < w)
 		w = d->open_deadline;
 	for (int k = 0; k < NKINDS; k++) {
-		if (!d->required[k])
-			continue;
+		if (!d->required[k] || d->sbusy[k])
+			continue; /* a busy kind is woken by its send callback */
 		if (now < d->blocked_until[k]) {
 			if (d->blocked_until[k] < w)
 				w = d->blocked_until[k];
@@ -631,7 +659,6 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 	d->required[0] = o->n_processors > 0;
 	d->required[1] = o->n_persisters > 0;
 	for (int k = 0; k < NKINDS; k++) {
-		d->backoff_ms[k] = BLOCK_MIN_MS;
 		d->infl[k] = calloc((size_t)d->max_inflight, sizeof(uint64_t));
 		if (!d->infl[k]) {
 			rc = lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
@@ -668,6 +695,11 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 			goto fail;
 		}
 		d->push_open[k] = true;
+		d->sctx[k] = (struct send_ctx){d, k};
+		if ((rv = nng_aio_alloc(&d->saio[k], send_cb, &d->sctx[k])) != 0) {
+			rc = lt_error_set(e, LT_ENOMEM, "delivery: aio: %s", nng_strerror(rv));
+			goto fail;
+		}
 		nng_socket_set_int(d->push[k], NNG_OPT_SENDBUF, PUSH_SENDBUF);
 		set_reconnect(d->push[k]);
 		if ((rc = dial_all(d->push[k], urls[k], nurls[k], false, e)) != LT_OK)
@@ -767,8 +799,16 @@ void lt_delivery_close(struct lt_delivery *d)
 	if (d->open_count > 0 && d->spool)
 		seal(d); /* the spool keeps it for the next run */
 	for (int k = 0; k < NKINDS; k++) {
+		if (d->saio[k])
+			nng_aio_stop(d->saio[k]);
 		if (d->push_open[k])
 			nng_close(d->push[k]);
+		if (d->saio[k]) {
+			nng_msg *m = nng_aio_get_msg(d->saio[k]);
+			if (m)
+				nng_msg_free(m);
+			nng_aio_free(d->saio[k]);
+		}
 		free(d->infl[k]);
 	}
 	for (size_t i = 0; i < d->ring_n; i++)

@@ -78,7 +78,8 @@ struct lt_delivery_stats {
 	uint64_t batches_sealed;
 	uint64_t sent;              /* batch sends, both kinds, first time */
 	uint64_t resent;            /* batch sends after a timeout or a restart */
-	uint64_t send_eagain;       /* sends NNG refused for now (no consumer up, queue full) */
+	uint64_t send_eagain;       /* sends that waited for room in NNG's queue */
+	uint64_t send_failed;       /* sends NNG gave up on (no consumer within ack_timeout_ms) */
 	uint64_t acks;              /* acks received that matched a pending batch */
 	uint64_t acks_stale;        /* acks for batches no longer pending or unknown */
 	uint64_t acks_bad;          /* ack messages that did not decode */
