@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/sig.h"
@@ -329,6 +330,19 @@ int lt_app_setup(struct lt_app *app, const char *const *envp, FILE *out, FILE *e
 		fprintf(err, "%s: cannot install signal handlers\n", name);
 		return 1;
 	}
+	/* Every process says what it is and since when, for dashboards. */
+	lt_metrics_set(
+	    lt_metrics_series(lt_metrics_gauge("livetap_build_info",
+					       "Always 1; the labels name the program and version.", "proc",
+					       "version"),
+			      name, LT_VERSION),
+	    1);
+	lt_metrics_set(
+	    lt_metrics_series(lt_metrics_gauge("process_start_time_seconds",
+					       "Start time of the process since the epoch, in seconds.", NULL,
+					       NULL),
+			      NULL, NULL),
+	    (double)lt_clock_wall_ms() / 1000.0);
 	return LT_APP_CONTINUE;
 }
 

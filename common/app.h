@@ -72,8 +72,9 @@ int lt_app_parse(const struct lt_app_spec *spec, int argc, char *const argv[], F
  * process environment), then either answer --check-config (the dump to out,
  * return 0; or the error to err, return 1) or set up logging (level from
  * --log-level, else log.level; log.file with rotation) and the signal flags
- * and return LT_APP_CONTINUE. A bad config prints "PROG: <error>" to err and
- * returns 1.
+ * and return LT_APP_CONTINUE. It also sets the gauges livetap_build_info
+ * {proc,version} and process_start_time_seconds. A bad config prints
+ * "PROG: <error>" to err and returns 1.
  */
 int lt_app_setup(struct lt_app *app, const char *const *envp, FILE *out, FILE *err);
 

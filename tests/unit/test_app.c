@@ -15,6 +15,7 @@
 #include "common/app.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/sig.h"
 #include "lt_config.h"
 #include "tests/support/testsupport.h"
@@ -278,6 +279,12 @@ START_TEST(setup_logging)
 	cap_close(&c);
 	cap_free(&c);
 	ck_assert_int_eq(lt_log_level_cur, LT_LOG_WARN);
+	struct lt_buf m = LT_BUF_INIT;
+	lt_metrics_render(&m);
+	ck_assert_ptr_nonnull(strstr(
+	    lt_buf_cstr(&m), "\nlivetap_build_info{proc=\"livetap-test\",version=\"" LT_VERSION "\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(lt_buf_cstr(&m), "\nprocess_start_time_seconds 1"));
+	lt_buf_free(&m);
 	ck_assert_str_eq(lt_config_str(lt_app_config(app), "log.file"), logfile);
 	lt_info(NULL, "below the level");
 	lt_warn("room=r", "into the file");
