@@ -96,6 +96,7 @@ struct lt_delivery {
 	 * and the kind is busy until its callback. */
 	nng_aio *saio[NKINDS];
 	bool sbusy[NKINDS];
+	uint64_t sseq[NKINDS]; /* the batch waiting in saio */
 	struct send_ctx {
 		struct lt_delivery *d;
 		int k;
@@ -362,6 +363,7 @@ static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
 	if (nng_sendmsg(d->push[k], m, NNG_FLAG_NONBLOCK) != 0) {
 		d->st.send_eagain++;
 		d->sbusy[k] = true;
+		d->sseq[k] = e->seq;
 		nng_aio_set_msg(d->saio[k], m);
 		nng_aio_set_timeout(d->saio[k], d->ack_timeout_ms);
 		nng_send_aio(d->push[k], d->saio[k]);
@@ -396,8 +398,18 @@ static void send_cb(void *arg)
 	}
 	pthread_mutex_lock(&d->mu);
 	d->sbusy[c->k] = false;
-	if (rv != 0)
+	if (rv != 0) {
+		/* Never handed to a consumer: try again as soon as one is there,
+		 * without counting it against the batch's back-off. */
 		d->st.send_failed++;
+		uint64_t abs = ring_find(d, d->sseq[c->k]);
+		if (abs != UINT64_MAX) {
+			struct ent *e = ring_at(d, abs);
+			e->due[c->k] = 0;
+			if (e->tries[c->k] > 0)
+				e->tries[c->k]--;
+		}
+	}
 	pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->mu);
 }

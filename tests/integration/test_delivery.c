@@ -539,6 +539,35 @@ START_TEST(full_spool_pushes_back)
 }
 END_TEST
 
+START_TEST(late_consumers_no_stall)
+{
+	struct rig *r = rig_new("dlv-late");
+	struct lt_delivery_opts o = {.ack_timeout_ms = 300};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	const int n = 3000;
+	ck_assert_int_eq(push_range(d, 0, n), LT_OK);
+	pause_ms(2500); /* nobody listening: sends wait in NNG's queue and time out */
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_gt(st.send_failed, 0);
+	ck_assert_uint_eq(st.acked_records, 0);
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	/* Batches that never reached a consumer go at once, not after their
+	 * back-off. */
+	int64_t t0 = now_ms();
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	int64_t took = now_ms() - t0;
+	ck_assert_msg(took < 2000, "drain took %lld ms after the consumers came up", (long long)took);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	lt_delivery_close(d);
+	cons_stop(p0);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(bad_acks_counted)
 {
 	struct rig *r = rig_new("dlv-badack");
@@ -593,6 +622,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, killed_sender_slow_traffic);
 	tcase_add_test(tc, tiny_window_reads_spool);
 	tcase_add_test(tc, full_spool_pushes_back);
+	tcase_add_test(tc, late_consumers_no_stall);
 	tcase_add_test(tc, bad_acks_counted);
 	suite_add_tcase(s, tc);
 	return s;
