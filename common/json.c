@@ -125,6 +125,8 @@ static inline uint8_t *put_u_escape(uint8_t *d, unsigned cp)
 static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
 {
 	size_t i = 0, run = 0;
+	if (n == 0)
+		return d; /* s may be NULL */
 	while (i < n) {
 		uint8_t c = s[i], cls = esc_class[c];
 		if (!cls) {

@@ -251,7 +251,7 @@ START_TEST(utf8_random_against_reference)
 {
 	unsigned char s[64];
 	size_t invalid = 0;
-	for (int iter = 0; iter < 200000; iter++) {
+	for (int iter = 0; iter < 100000; iter++) {
 		size_t n = rnd_below(sizeof(s) + 1);
 		bool mostly_valid = iter & 1;
 		for (size_t i = 0; i < n; i++) {
@@ -427,7 +427,7 @@ START_TEST(parse_roundtrip_random)
 	struct lt_arena a;
 	lt_arena_init(&a, 0);
 	struct lt_buf j1 = LT_BUF_INIT, j2 = LT_BUF_INIT, rep = LT_BUF_INIT;
-	for (int iter = 0; iter < 20000; iter++) {
+	for (int iter = 0; iter < 10000; iter++) {
 		struct lt_msg m = {0}, p;
 		m.platform = (uint8_t)(1 + rnd_below(LT_PLATFORM_COUNT - 1));
 		m.type = (uint8_t)rnd_below(LT_MSG_TYPE_COUNT);
