@@ -30,6 +30,7 @@
 
 #include "common/buf.h"
 #include "common/bus.h"
+#include "common/metrics.h"
 #include "common/spool.h"
 #include "common/wire.h"
 
@@ -39,6 +40,7 @@
 #define BLOCK_MS 10             /* retry after an allocation failure */
 #define PUSH_SENDBUF 64
 #define SUB_RECVBUF 1024
+#define METRICS_EVERY_MS 1000
 
 static const uint8_t wire_kind[NKINDS] = {LT_WIRE_CONSUMER_PROCESSOR, LT_WIRE_CONSUMER_PERSISTER};
 
@@ -101,6 +103,15 @@ struct lt_delivery {
 		struct lt_delivery *d;
 		int k;
 	} sctx[NKINDS];
+
+	/* Prometheus series (common/metrics.h), labelled by source, refreshed by
+	 * the worker about once a second from st. */
+	struct {
+		struct lt_series *pushed, *rejected, *acked, *sent, *resent, *corrupt, *acks_bad, *lost;
+		struct lt_series *pending, *spool_bytes, *window_bytes;
+		struct lt_delivery_stats last;
+		int64_t next_ms;
+	} m;
 
 	uint64_t next_seq;
 	uint64_t max_seen_seq;
@@ -461,7 +472,7 @@ static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
 
 static int64_t next_wake(struct lt_delivery *d, int64_t now)
 {
-	int64_t w = now + 1000;
+	int64_t w = d->m.next_ms > now ? d->m.next_ms : now + METRICS_EVERY_MS;
 	if (d->open_count > 0 && d->open_deadline < w)
 		w = d->open_deadline;
 	for (int k = 0; k < NKINDS; k++) {
@@ -481,6 +492,59 @@ static int64_t next_wake(struct lt_delivery *d, int64_t now)
 	return w;
 }
 
+static struct lt_series *counter_series(const char *name, const char *help, const char *source)
+{
+	return lt_metrics_series(lt_metrics_counter(name, help, "source", NULL), source, NULL);
+}
+
+static struct lt_series *gauge_series(const char *name, const char *help, const char *source)
+{
+	return lt_metrics_series(lt_metrics_gauge(name, help, "source", NULL), source, NULL);
+}
+
+static void metrics_init(struct lt_delivery *d)
+{
+	const char *s = d->source_id;
+	d->m.pushed = counter_series("livetap_delivery_records_pushed_total", "Records accepted for delivery.", s);
+	d->m.rejected = counter_series("livetap_delivery_records_rejected_total",
+				       "Records refused because the window and spool were full.", s);
+	d->m.acked = counter_series("livetap_delivery_records_acked_total",
+				    "Records acknowledged by every consumer kind.", s);
+	d->m.sent = counter_series("livetap_delivery_batches_sent_total", "Batch sends, first time.", s);
+	d->m.resent = counter_series("livetap_delivery_batches_resent_total",
+				     "Batch sends after an ack timeout or a restart.", s);
+	d->m.corrupt = counter_series("livetap_delivery_spool_corrupt_total",
+				      "Corrupt spool tails or records dropped on open.", s);
+	d->m.acks_bad = counter_series("livetap_delivery_acks_bad_total", "Ack messages that did not decode.", s);
+	d->m.lost = counter_series("livetap_delivery_records_lost_total",
+				   "Records given up because their spool copy was unreadable.", s);
+	d->m.pending = gauge_series("livetap_delivery_pending_records", "Sealed records not yet acknowledged.", s);
+	d->m.spool_bytes = gauge_series("livetap_delivery_spool_bytes", "Bytes in the spool on disk.", s);
+	d->m.window_bytes = gauge_series("livetap_delivery_window_bytes", "Batch bytes held in memory.", s);
+}
+
+/* Push the counters' growth since the last call into the registry. */
+static void metrics_update(struct lt_delivery *d)
+{
+	struct lt_delivery_stats *l = &d->m.last, *c = &d->st;
+	lt_metrics_add(d->m.pushed, c->pushed - l->pushed);
+	lt_metrics_add(d->m.rejected, c->rejected - l->rejected);
+	lt_metrics_add(d->m.acked, c->acked_records - l->acked_records);
+	lt_metrics_add(d->m.sent, c->sent - l->sent);
+	lt_metrics_add(d->m.resent, c->resent - l->resent);
+	lt_metrics_add(d->m.corrupt, c->spool_corrupt - l->spool_corrupt);
+	lt_metrics_add(d->m.acks_bad, c->acks_bad - l->acks_bad);
+	lt_metrics_add(d->m.lost, c->lost_records - l->lost_records);
+	*l = *c;
+	lt_metrics_set(d->m.pending, (double)c->pending_records);
+	lt_metrics_set(d->m.window_bytes, (double)d->window_bytes);
+	if (d->spool) {
+		struct lt_spool_stats ss;
+		lt_spool_stats(d->spool, &ss);
+		lt_metrics_set(d->m.spool_bytes, (double)ss.bytes);
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct lt_delivery *d = arg;
@@ -489,6 +553,10 @@ static void *worker(void *arg)
 		int64_t now = mono_ms();
 		if (d->open_count > 0 && now >= d->open_deadline && seal(d) != LT_OK)
 			d->open_deadline = now + (d->linger_ms > 10 ? d->linger_ms : 10);
+		if (now >= d->m.next_ms) {
+			metrics_update(d);
+			d->m.next_ms = now + METRICS_EVERY_MS;
+		}
 		int budget = SENDS_PER_PASS;
 		bool more = false;
 		for (int k = 0; k < NKINDS; k++)
@@ -736,6 +804,7 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 		goto fail;
 	}
 	nng_recv_aio(d->sub, d->ack_aio);
+	metrics_init(d);
 	if (pthread_create(&d->thr, NULL, worker, d) != 0) {
 		rc = lt_error_set(e, LT_ENOMEM, "delivery: cannot start thread");
 		goto fail;
@@ -810,6 +879,8 @@ void lt_delivery_close(struct lt_delivery *d)
 	}
 	if (d->open_count > 0 && d->spool)
 		seal(d); /* the spool keeps it for the next run */
+	if (d->thr_started)
+		metrics_update(d);
 	for (int k = 0; k < NKINDS; k++) {
 		if (d->saio[k])
 			nng_aio_stop(d->saio[k]);

@@ -35,6 +35,11 @@
  *
  * A consumer kind with no URL configured is not waited for.
  *
+ * Metrics: the internal thread exports the counters about once a second to
+ * common/metrics.h as livetap_delivery_* families labelled source=<source_id>
+ * (records pushed/rejected/acked/lost, batches sent/resent, spool corrupt,
+ * bad acks; gauges pending records, spool bytes, window bytes).
+ *
  * Seqs: one per batch, increasing, never repeated for a source: they continue
  * above the highest seq found in the spool, and never start below the wall
  * clock in microseconds.
