@@ -89,12 +89,17 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 	const char *name = names[pick(10)];
 	int64_t s = ms / 1000;
 	seqno++;
+	/* every random draw up front: the order in which a compiler evaluates
+	 * printf's arguments must not change the capture */
+	uint64_t R[29];
+	for (int i = 0; i < 29; i++)
+		R[i] = rnd();
 
 	if (r < 500) {
 		struct lt_buf text = LT_BUF_INIT;
 		lt_buf_init(&text, 0);
 		sentence(&text);
-		bool anon = pick(20) == 0;
+		bool anon = (int)(R[0] % 20) == 0;
 		lt_buf_printf(b,
 		              "{\"cmd\":\"%s\",\"info\":[[0,1,25,16777215,%lld,%u,0,\"%08x\",0,0,0,\"\",0,\"{}\",\"{}\","
 		              "{\"mode\":0,\"show_player_type\":0,\"extra\":\"{\\\"send_from_me\\\":false,\\\"mode\\\":0,"
@@ -118,12 +123,12 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		              "{\"activity_identity\":\"\",\"activity_source\":0,\"not_show\":0},0],"
 		              "\"%s\",[%llu,\"%s\",0,0,0,10000,1,\"\"],[],[%d,0,9868950,\">50000\",0],[\"\",\"\"],0,0,null,"
 		              "{\"ts\":%lld,\"ct\":\"%08X\"},0,0,null,null,0,%d,[%d],null],\"dm_v2\":\"\"}",
-		              pick(8) == 0 ? "DANMU_MSG:4:0:2:2:2:0" : "DANMU_MSG", (long long)ms, (unsigned)rnd(),
-		              (unsigned)rnd(), lt_buf_cstr(&text), (unsigned)rnd(), pick(10),
-		              (unsigned long long)rnd(), (unsigned long long)seqno, anon ? 0ULL : (unsigned long long)uid,
-		              anon ? "***" : name, (unsigned long long)rnd(), name, (unsigned long long)rnd(),
-		              lt_buf_cstr(&text), anon ? 0ULL : (unsigned long long)uid, anon ? "***" : name, pick(40),
-		              (long long)s, (unsigned)rnd(), pick(100), pick(30));
+		              (int)(R[1] % 8) == 0 ? "DANMU_MSG:4:0:2:2:2:0" : "DANMU_MSG", (long long)ms, (unsigned)R[2],
+		              (unsigned)R[3], lt_buf_cstr(&text), (unsigned)R[4], (int)(R[5] % 10),
+		              (unsigned long long)R[6], (unsigned long long)seqno, anon ? 0ULL : (unsigned long long)uid,
+		              anon ? "***" : name, (unsigned long long)R[7], name, (unsigned long long)R[8],
+		              lt_buf_cstr(&text), anon ? 0ULL : (unsigned long long)uid, anon ? "***" : name, (int)(R[9] % 40),
+		              (long long)s, (unsigned)R[10], (int)(R[11] % 100), (int)(R[12] % 30));
 		lt_buf_free(&text);
 	} else if (r < 720) {
 		Ltbili__InteractWord w = LTBILI__INTERACT_WORD__INIT;
@@ -131,7 +136,7 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		Ltbili__InteractBase base = LTBILI__INTERACT_BASE__INIT;
 		w.uid = uid;
 		w.uname = (char *)name;
-		w.msg_type = pick(20) == 0 ? 2 : pick(30) == 0 ? 3 : 1;
+		w.msg_type = (int)(R[13] % 20) == 0 ? 2 : (int)(R[14] % 30) == 0 ? 3 : 1;
 		w.room_id = atoll(room);
 		w.timestamp = s;
 		w.score = ms;
@@ -143,7 +148,7 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		w.uinfo = &ui;
 		uint8_t pb[512];
 		size_t n = ltbili__interact_word__pack(&w, pb);
-		lt_buf_printf(b, "{\"cmd\":\"INTERACT_WORD_V2\",\"data\":{\"dmscore\":%d,\"pb\":\"", pick(30));
+		lt_buf_printf(b, "{\"cmd\":\"INTERACT_WORD_V2\",\"data\":{\"dmscore\":%d,\"pb\":\"", (int)(R[15] % 30));
 		b64(b, pb, n);
 		lt_buf_puts(b, "\"}}");
 	} else if (r < 840) {
@@ -154,10 +159,10 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		              "\"identities\":[1],\"fans_medal\":{\"target_id\":0,\"medal_level\":0,\"medal_name\":\"\","
 		              "\"medal_color\":0,\"is_lighted\":0,\"guard_level\":0,\"score\":0},"
 		              "\"contribution_info\":{\"grade\":0},\"dmscore\":%d,\"seq\":%llu}}",
-		              (unsigned long long)uid, name, pick(30), (unsigned long long)seqno);
+		              (unsigned long long)uid, name, (int)(R[16] % 30), (unsigned long long)seqno);
 	} else if (r < 920) {
-		int g = pick(6);
-		int num = 1 + pick(3) * pick(5);
+		int g = (int)(R[17] % 6);
+		int num = 1 + (int)(R[18] % 3) * (int)(R[19] % 5);
 		int price = g == 0 ? 100 : 1000 * (1 + g);
 		lt_buf_printf(b,
 		              "{\"cmd\":\"SEND_GIFT\",\"data\":{\"action\":\"投喂\",\"batch_combo_id\":\"\","
@@ -166,7 +171,7 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		              "\"giftType\":5,\"guard_level\":0,\"medal_info\":{\"anchor_roomid\":0,\"medal_level\":0,"
 		              "\"medal_name\":\"\",\"target_id\":0},\"num\":%d,\"price\":%d,\"rnd\":\"%llu\","
 		              "\"tid\":\"%lld%06llu\",\"timestamp\":%lld,\"total_coin\":%d,\"uid\":%llu,\"uname\":\"%s\"}}",
-		              g == 0 ? "silver" : "gold", 30000 + g, gifts[g], num, price, (unsigned long long)rnd() % 100000000,
+		              g == 0 ? "silver" : "gold", 30000 + g, gifts[g], num, price, (unsigned long long)R[20] % 100000000,
 		              (long long)ms, (unsigned long long)(seqno % 1000000), (long long)s, price * num,
 		              (unsigned long long)uid, name);
 	} else if (r < 940) {
@@ -182,7 +187,7 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		sg.gift_list = list;
 		it.gift_id = 31036;
 		it.gift_name = "小花花";
-		it.num = 1 + pick(10);
+		it.num = 1 + (int)(R[21] % 10);
 		it.price = 100;
 		it.total_coin = it.price * it.num;
 		it.coin_type = "gold";
@@ -198,10 +203,10 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		lt_buf_printf(b,
 		              "{\"cmd\":\"ONLINE_RANK_COUNT\",\"data\":{\"count\":%d,\"count_text\":\"%d\","
 		              "\"online_count\":%d,\"online_count_text\":\"%d\"},\"seq\":%llu}",
-		              1000 + pick(9000), 1000 + pick(9000), 2000 + pick(9000), 2000 + pick(9000),
+		              1000 + (int)(R[22] % 9000), 1000 + (int)(R[23] % 9000), 2000 + (int)(R[24] % 9000), 2000 + (int)(R[25] % 9000),
 		              (unsigned long long)seqno);
 	} else if (r < 970) {
-		int n = 10000 + pick(90000);
+		int n = 10000 + (int)(R[26] % 90000);
 		lt_buf_printf(b,
 		              "{\"cmd\":\"WATCHED_CHANGE\",\"data\":{\"num\":%d,\"text_small\":\"%d\","
 		              "\"text_large\":\"%d人看过\"},\"seq\":%llu}",
@@ -228,7 +233,7 @@ static void message(struct lt_buf *b, const char *room, int64_t ms)
 		lt_buf_printf(b,
 		              "{\"cmd\":\"ROOM_REAL_TIME_MESSAGE_UPDATE\",\"data\":{\"roomid\":%s,\"fans\":%d,"
 		              "\"red_notice\":-1,\"fans_club\":%d,\"seq\":%llu}}",
-		              room, 100000 + pick(1000), 1000 + pick(100), (unsigned long long)seqno);
+		              room, 100000 + (int)(R[27] % 1000), 1000 + (int)(R[28] % 100), (unsigned long long)seqno);
 	}
 }
 
@@ -247,7 +252,7 @@ int main(int argc, char **argv)
 	unsigned long long messages = 0;
 	FILE *f;
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
 			return usage();
@@ -269,7 +274,6 @@ int main(int argc, char **argv)
 			path = v;
 		else
 			return usage();
-		i++;
 	}
 	if (!path || frames < 0 || batch < 1 || batch > 100000)
 		return usage();
