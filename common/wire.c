@@ -226,13 +226,15 @@ int lt_wire_batch_begin(struct lt_buf *out, uint8_t kind, uint8_t flags, const c
  * lt_wire_batch_begin) and bump its count. Returns LT_OK; LT_ETOOBIG when m
  * is over a field limit or the batch is full (LT_WIRE_BATCH_MAX_RECORDS or
  * LT_WIRE_BATCH_MAX_BYTES) and LT_EINVAL for a bad enum or a buffer that holds
- * no batch header: in those cases the batch is unchanged and stays usable.
+ * no DATA batch header (acks carry no records): in those cases the batch is
+ * unchanged and stays usable.
  * Otherwise out's sticky error (allocation, out's own limit). */
 int lt_wire_batch_add(struct lt_buf *out, const struct lt_msg *m)
 {
 	if (out->err)
 		return out->err;
-	if (out->len < LT_WIRE_HDR_MIN + 1 || !out->data || memcmp(out->data, "LTB", 3) != 0)
+	if (out->len < LT_WIRE_HDR_MIN + 1 || !out->data || memcmp(out->data, "LTB", 3) != 0 ||
+	    out->data[4] != LT_WIRE_KIND_DATA)
 		return LT_EINVAL;
 	int rc = rec_check(m);
 	if (rc)

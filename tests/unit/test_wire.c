@@ -573,7 +573,12 @@ START_TEST(ack_roundtrip)
 	ck_assert_uint_eq(wb.count, 0);
 	ck_assert_str_eq(wb.source_id, "kook:42");
 	ck_assert_uint_eq(wb.body_len, 0);
-	/* An ack carrying anything is out of shape. */
+	/* Records cannot be added to an ack... */
+	struct lt_msg m = chat_msg();
+	size_t len = b.len;
+	ck_assert_int_eq(lt_wire_batch_add(&b, &m), LT_EINVAL);
+	ck_assert_uint_eq(b.len, len);
+	/* ...and an ack carrying anything is out of shape. */
 	lt_buf_u32le(&b, 0);
 	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_EPROTO);
 	b.len -= 4;
