@@ -25,6 +25,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 
+#include <cJSON.h>
+
 #include "common/bus.h"
 #include "common/delivery.h"
 #include "common/metrics.h"
@@ -40,7 +42,44 @@ struct tally {
 	pthread_mutex_t mu;
 	uint32_t seen[MAXN];
 	uint64_t distinct, records, bad;
+	/* Over distinct messages: chats per user "uN" and chats with "yyds". */
+	long user_chats[16];
+	long chats, planted;
 };
+
+/* The index in a msg_id "m-N" (these tests) or "SOURCE/N" (lt-producer). */
+static int msg_index(struct lt_str id)
+{
+	char buf[160];
+	if (id.len == 0 || id.len >= sizeof(buf))
+		return -1;
+	memcpy(buf, id.p, id.len);
+	buf[id.len] = '\0';
+	const char *num = strncmp(buf, "m-", 2) == 0 ? buf + 2 : strrchr(buf, '/');
+	if (!num)
+		return -1;
+	if (*num == '/')
+		num++;
+	char *end;
+	long v = strtol(num, &end, 10);
+	return *end == '\0' && end != num && v >= 0 && v < MAXN ? (int)v : -1;
+}
+
+static void tally_first(struct tally *t, const struct lt_msg *m)
+{
+	if (m->type != LT_MSG_CHAT)
+		return;
+	t->chats++;
+	if (m->user_id.len >= 2 && m->user_id.len < 8 && m->user_id.p[0] == 'u') {
+		int u = 0;
+		for (uint32_t i = 1; i < m->user_id.len; i++)
+			u = u * 10 + (m->user_id.p[i] - '0');
+		if (u >= 0 && u < 16)
+			t->user_chats[u]++;
+	}
+	if (memmem(m->content.p, m->content.len, "yyds", 4))
+		t->planted++;
+}
 
 struct tcons {
 	struct lt_bus_consumer *c;
@@ -88,11 +127,12 @@ static void *cons_main(void *arg)
 			pthread_mutex_lock(&tc->t->mu);
 			int r;
 			while ((r = lt_wire_iter_next(&it, &m)) != LT_EEOF) {
-				int idx = -1;
-				if (r == LT_OK && m.msg_id.len > 2 && sscanf(m.msg_id.p, "m-%d", &idx) == 1 &&
-				    idx >= 0 && idx < MAXN) {
-					if (tc->t->seen[idx]++ == 0)
+				int idx = r == LT_OK ? msg_index(m.msg_id) : -1;
+				if (idx >= 0) {
+					if (tc->t->seen[idx]++ == 0) {
 						tc->t->distinct++;
+						tally_first(tc->t, &m);
+					}
 					tc->t->records++;
 				} else {
 					tc->t->bad++;
@@ -580,6 +620,72 @@ START_TEST(late_consumers_no_stall)
 }
 END_TEST
 
+/* Run lt-producer once; returns its parsed JSON summary. */
+static cJSON *run_producer(struct rig *r)
+{
+	char cmd[4096], line[16384];
+	snprintf(cmd, sizeof(cmd),
+		 "%s/tests/support/lt-producer --processors %s --persisters %s --count 3000 --users 7 "
+		 "--plant yyds --plant-every 5 --spool %s --seed 9 --ts-base 1732212345000 --room 77 "
+		 "--ack-timeout-ms 300 --drain-timeout 20000",
+		 lt_test_builddir(), r->proc_url[0], r->pers_url, r->spool);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+	ck_assert_int_eq(pclose(f), 0);
+	cJSON *j = cJSON_Parse(line);
+	ck_assert_msg(j != NULL, "not JSON: %s", line);
+	return j;
+}
+
+static long jnum(const cJSON *j, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	ck_assert_msg(cJSON_IsNumber(v), "no number %s", key);
+	return (long)v->valuedouble;
+}
+
+START_TEST(producer_tool)
+{
+	struct rig *r = rig_new("dlv-producer");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	cJSON *a = run_producer(r);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "drained")));
+	ck_assert_int_eq(jnum(a, "sent"), 3000);
+	ck_assert_uint_eq(r->tq.distinct, 3000);
+	ck_assert_uint_eq(r->tp.distinct, 3000);
+	/* The summary says what the consumers saw. */
+	ck_assert_int_eq(jnum(a, "chats"), r->tq.chats);
+	ck_assert_int_eq(jnum(a, "planted"), r->tq.planted);
+	ck_assert_int_gt(r->tq.planted, 0);
+	ck_assert_int_lt(r->tq.planted, r->tq.chats);
+	const cJSON *um = cJSON_GetObjectItemCaseSensitive(a, "user_messages");
+	for (int u = 0; u < 16; u++) {
+		char key[8];
+		snprintf(key, sizeof(key), "u%d", u);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(um, key);
+		ck_assert_int_eq(v ? (long)v->valuedouble : 0, r->tq.user_chats[u]);
+	}
+	ck_assert_int_eq(r->tq.user_chats[7], 0); /* --users 7 */
+	/* Same flags again: identical messages, so nothing new is distinct. */
+	cJSON *b = run_producer(r);
+	ck_assert_int_eq(jnum(b, "planted"), jnum(a, "planted"));
+	char *ua = cJSON_PrintUnformatted(um);
+	char *ub = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "user_messages"));
+	ck_assert_str_eq(ua, ub);
+	ck_assert_uint_eq(r->tq.distinct, 3000);
+	ck_assert_uint_ge(r->tq.records, 6000);
+	free(ua);
+	free(ub);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	cons_stop(p0);
+	cons_stop(q0);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(bad_acks_counted)
 {
 	struct rig *r = rig_new("dlv-badack");
@@ -635,6 +741,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, tiny_window_reads_spool);
 	tcase_add_test(tc, full_spool_pushes_back);
 	tcase_add_test(tc, late_consumers_no_stall);
+	tcase_add_test(tc, producer_tool);
 	tcase_add_test(tc, bad_acks_counted);
 	suite_add_tcase(s, tc);
 	return s;
