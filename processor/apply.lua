@@ -6,11 +6,14 @@
 --   in KEYS[1]'s cluster slot.
 -- ARGV[1] = now (ms, the processor's clock; injected in tests)
 -- ARGV[2] = the plan: a JSON array of ops (built by processor.c, see below)
--- ARGV[3], ARGV[4], ... = per message: msg_id, normalized JSON
+-- ARGV[3], ARGV[4], ARGV[5], ... = per message: msg_id, normalized JSON,
+--   marker set (ts / 600000)
 --
--- Exactly once. First, per message, SET live:{ROOM}:seen:<msg_id> 1 NX EX
--- 7200; a message whose marker was new is XADDed to live:{ROOM}:messages and
--- PUBLISHed on live:{ROOM}; one whose marker existed does nothing. The C side
+-- Exactly once. First, per message, its marker: msg_id is added to the set
+-- live:{ROOM}:seen:<ts/600000> (kept 2 hours after its last use); a message
+-- whose marker was new is XADDed to live:{ROOM}:messages and PUBLISHed on
+-- live:{ROOM}; one whose marker existed (or that came twice in the batch)
+-- does nothing. The C side
 -- has already aggregated the batch: identical ops (same kind, key, field) are
 -- one op carrying its total and its contributions as a flat list
 -- {message index, amount, ...}. When every marker was new (the usual case)
@@ -53,7 +56,13 @@ local base = KEYS[1]
 local pre = base .. ':'
 local now = tonumber(ARGV[1])
 local plan = cjson.decode(ARGV[2])
-local nmsg = (#ARGV - 2) / 2
+local nmsg = (#ARGV - 2) / 3
+-- phase timings (microseconds), returned after the counts for benchmarks
+local function usec()
+  local t = redis.call('TIME')
+  return t[1] * 1000000 + t[2]
+end
+local t_start = usec()
 
 local SEEN_TTL = 7200
 local STREAM_MS = 300000
@@ -62,15 +71,53 @@ local SESSION_TTL = 7200
 local BUCKET_MS = 10000
 local WINDOWS = { {'1m', 6, 1}, {'5m', 30, 5}, {'30m', 180, 30} }
 
--- 1. markers, stream, channel
+-- 1. markers, stream, channel. The markers of messages whose ts falls in
+-- the same 10 minutes share one set live:{ROOM}:seen:<ts/600000>, so a batch
+-- costs one SMISMEMBER and one SADD per set instead of a SET per message
+-- (and a member is about half the memory of a key). Each touched set is kept
+-- SEEN_TTL seconds after its last use; a redelivered message has the same ts,
+-- hence the same set.
 local fresh = {}
 local nfresh = 0
+local byset, setorder = {}, {}
 for i = 1, nmsg do
-  local id = ARGV[1 + 2 * i]
-  if redis.call('SET', pre .. 'seen:' .. id, '1', 'NX', 'EX', SEEN_TTL) then
-    fresh[i - 1] = true
-    nfresh = nfresh + 1
-    local json = ARGV[2 + 2 * i]
+  local sk = ARGV[3 * i + 2]
+  local g = byset[sk]
+  if g == nil then
+    g = {}
+    byset[sk] = g
+    setorder[#setorder + 1] = sk
+  end
+  g[#g + 1] = i
+end
+local inbatch = {}
+for _, sk in ipairs(setorder) do
+  local g = byset[sk]
+  local key = pre .. 'seen:' .. sk
+  local added = {}
+  for from = 1, #g, 1000 do
+    local ids = {}
+    for j = from, math.min(from + 999, #g) do ids[#ids + 1] = ARGV[3 * g[j]] end
+    local member = redis.call('SMISMEMBER', key, unpack(ids))
+    for j = 1, #ids do
+      local id = ids[j]
+      if member[j] == 0 and not inbatch[sk .. ':' .. id] then
+        inbatch[sk .. ':' .. id] = true
+        local i = g[from + j - 1]
+        fresh[i - 1] = true
+        nfresh = nfresh + 1
+        added[#added + 1] = id
+      end
+    end
+  end
+  for from = 1, #added, 1000 do
+    redis.call('SADD', key, unpack(added, from, math.min(from + 999, #added)))
+  end
+  if #added > 0 then redis.call('EXPIRE', key, SEEN_TTL) end
+end
+for i = 1, nmsg do
+  if fresh[i - 1] then
+    local json = ARGV[3 * i + 1]
     redis.call('XADD', pre .. 'messages', '*', 'm', json)
     redis.call('PUBLISH', base, json)
   end
@@ -79,6 +126,8 @@ if nfresh > 0 then
   redis.call('XTRIM', pre .. 'messages', 'MINID', '~', tostring(now - STREAM_MS))
 end
 local allfresh = (nfresh == nmsg)
+
+local t_marked = usec()
 
 -- 2. hot-word tick: move the cursors, subtract the buckets they pass
 local touched = {}
@@ -112,6 +161,8 @@ for _, w in ipairs(WINDOWS) do
   end
   cursor[name] = cur
 end
+
+local t_ticked = usec()
 
 -- 3. the ops
 local function sum(op)
@@ -153,6 +204,7 @@ local function cur_session()
   return pre .. 'session:' .. session
 end
 
+local deferred, deferred_keys, expire_later, recent = {}, {}, {}, {}
 local applied = 0
 for _, op in ipairs(plan) do
   local kind, key, field, ttl = op[1], op[2], op[3], op[5]
@@ -167,23 +219,25 @@ for _, op in ipairs(plan) do
       end
       did = true
     end
-  elseif kind == 'hmin' or kind == 'hmax' then
+  elseif kind == 'hmin' or kind == 'hmax' or kind == 'hset' then
+    -- deferred: one HMGET and one HSET per key after the loop
     local v
     if kind == 'hmin' then
       v = reduce(op, function(a, b) return a < b end)
-    else
+    elseif kind == 'hmax' then
       v = reduce(op, function(a, b) return a > b end)
+    elseif anyfresh(op) then
+      v = op[7]
     end
     if v ~= nil then
-      local old = tonumber(redis.call('HGET', pre .. key, field))
-      if old == nil or (kind == 'hmin' and v < old) or (kind == 'hmax' and v > old) then
-        redis.call('HSET', pre .. key, field, string.format('%d', v))
+      local d = deferred[key]
+      if d == nil then
+        d = {fields = {}, kinds = {}, values = {}}
+        deferred[key] = d
+        deferred_keys[#deferred_keys + 1] = key
       end
-      did = true
-    end
-  elseif kind == 'hset' then
-    if anyfresh(op) then
-      redis.call('HSET', pre .. key, field, op[7])
+      local f = #d.fields + 1
+      d.fields[f], d.kinds[f], d.values[f] = field, kind, v
       did = true
     end
   elseif kind == 'word' then
@@ -270,35 +324,93 @@ for _, op in ipairs(plan) do
       local k = pre .. key
       if not expire[k] then
         expire[k] = true
-        redis.call('EXPIRE', k, ttl)
+        expire_later[#expire_later + 1] = k
+        expire_later[#expire_later + 1] = ttl
       end
     end
   end
 end
 
+local t_ops = usec()
+
+-- min/max/set fields: one HMGET (for min/max) and one HSET per key
+for _, key in ipairs(deferred_keys) do
+  local d = deferred[key]
+  local want = {}
+  for f = 1, #d.fields do
+    if d.kinds[f] ~= 'hset' then want[#want + 1] = d.fields[f] end
+  end
+  local old = {}
+  if #want > 0 then
+    local got = redis.call('HMGET', pre .. key, unpack(want))
+    for j = 1, #want do old[want[j]] = tonumber(got[j]) end
+  end
+  for f = 1, #d.fields do
+    -- a key whose hmax field (last_seen) was already within the last
+    -- minute had its TTL refreshed then: skip this batch's EXPIRE
+    local o = old[d.fields[f]]
+    if d.kinds[f] == 'hmax' and o ~= nil and o >= now - 60000 then recent[pre .. key] = true end
+  end
+  local args = {}
+  for f = 1, #d.fields do
+    local name, kind, v = d.fields[f], d.kinds[f], d.values[f]
+    local o = old[name]
+    if kind == 'hset' or o == nil or (kind == 'hmin' and v < o) or (kind == 'hmax' and v > o) then
+      args[#args + 1] = name
+      if kind == 'hset' then args[#args + 1] = v else args[#args + 1] = string.format('%d', v) end
+    end
+  end
+  if #args > 0 then redis.call('HSET', pre .. key, unpack(args)) end
+end
+
+for j = 1, #expire_later, 2 do
+  if not recent[expire_later[j]] then
+    redis.call('EXPIRE', expire_later[j], expire_later[j + 1])
+  end
+end
+
+local t_deferred = usec()
+
 -- 4. rescore the trend of every word whose window counts changed
 if ntouched > 0 then
   local w1, w5, w30 = pre .. 'hotwords:1m', pre .. 'hotwords:5m', pre .. 'hotwords:30m'
   local t1, t5 = pre .. 'hotwords:trend:1m', pre .. 'hotwords:trend:5m'
-  for word, _ in pairs(touched) do
-    local c1 = tonumber(redis.call('ZSCORE', w1, word)) or 0
-    local c5 = tonumber(redis.call('ZSCORE', w5, word)) or 0
-    local c30 = tonumber(redis.call('ZSCORE', w30, word)) or 0
-    local r30 = c30 / 30
-    if c1 > 0 then
-      redis.call('ZADD', t1, (c1 - r30) / (r30 + 1), word)
-    else
-      redis.call('ZREM', t1, word)
+  local words = {}
+  for word, _ in pairs(touched) do words[#words + 1] = word end
+  -- in chunks, so that unpack stays far below Lua's C stack limit
+  for from = 1, #words, 1000 do
+    local chunk = {}
+    for j = from, math.min(from + 999, #words) do chunk[#chunk + 1] = words[j] end
+    local s1 = redis.call('ZMSCORE', w1, unpack(chunk))
+    local s5 = redis.call('ZMSCORE', w5, unpack(chunk))
+    local s30 = redis.call('ZMSCORE', w30, unpack(chunk))
+    local add1, add5, rem1, rem5 = {}, {}, {}, {}
+    for j, word in ipairs(chunk) do
+      local c1, c5, c30 = tonumber(s1[j]) or 0, tonumber(s5[j]) or 0, tonumber(s30[j]) or 0
+      local r30 = c30 / 30
+      if c1 > 0 then
+        add1[#add1 + 1] = (c1 - r30) / (r30 + 1)
+        add1[#add1 + 1] = word
+      else
+        rem1[#rem1 + 1] = word
+      end
+      if c5 > 0 then
+        add5[#add5 + 1] = (c5 / 5 - r30) / (r30 + 1)
+        add5[#add5 + 1] = word
+      else
+        rem5[#rem5 + 1] = word
+      end
     end
-    if c5 > 0 then
-      redis.call('ZADD', t5, (c5 / 5 - r30) / (r30 + 1), word)
-    else
-      redis.call('ZREM', t5, word)
-    end
+    if #add1 > 0 then redis.call('ZADD', t1, unpack(add1)) end
+    if #add5 > 0 then redis.call('ZADD', t5, unpack(add5)) end
+    if #rem1 > 0 then redis.call('ZREM', t1, unpack(rem1)) end
+    if #rem5 > 0 then redis.call('ZREM', t5, unpack(rem5)) end
   end
   for _, k in ipairs({w1, w5, w30, t1, t5}) do
     redis.call('EXPIRE', k, HW_TTL)
   end
 end
 
-return {nmsg, nfresh, applied}
+local t_end = usec()
+return {nmsg, nfresh, applied, t_marked - t_start, t_ticked - t_marked, t_ops - t_ticked,
+        t_deferred - t_ops, t_end - t_deferred}

@@ -7,7 +7,7 @@
  * room, and per room: render each message's JSON, segment chat text, run the
  * plugins' on_message (which add ops), add the session ops, serialise the
  * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now, plan and
- * (msg_id, json) pairs in one EVALSHA. Ops are aggregated in a hash table
+ * (msg_id, json, marker set) triples in one EVALSHA. Ops are aggregated in a hash table
  * keyed by (kind, key, field); each keeps its total and a linked list of
  * (message index, amount) contributions in one shared vector, so that the
  * script can apply the total when all markers are new and the sum over the
@@ -35,6 +35,7 @@
 #define ROOM_IDLE_MS (31 * 60000) /* forget a room after this long */
 #define ROOM_KEY_MAX (16 + LT_MSG_ROOM_MAX)
 #define TS_PAST_MS (24 * 3600000LL)
+#define SEEN_SET_MS 600000 /* messages' markers are grouped by 10 minutes of ts */
 
 enum op_kind {
 	K_HINCR,
@@ -119,6 +120,8 @@ struct lt_processor {
 	const char **argv;
 	size_t *lens;
 	size_t capargv;
+	char (*sets)[24];    /* each message's marker set, as text */
+	size_t capsets;
 	struct lt_segment_words words;
 	uint8_t blocked[LT_SEGMENT_MAX_WORDS];
 	struct room_seen *rooms;
@@ -566,6 +569,7 @@ void lt_processor_close(struct lt_processor *p)
 	free(p->json_off);
 	free(p->argv);
 	free(p->lens);
+	free(p->sets);
 	free(p->rooms);
 	free(p->pg_dsn);
 	lt_buf_free(&p->json);
@@ -703,8 +707,15 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	p->json_off[n] = (uint32_t)p->json.len;
 	if (ops_plan(&p->ops, &p->plan) != LT_OK)
 		return LT_ENOMEM;
-	if (reserve_argv(p, 3 + 2 * n) != LT_OK)
+	if (reserve_argv(p, 3 + 3 * n) != LT_OK)
 		return LT_ENOMEM;
+	if (n > p->capsets) {
+		char(*g)[24] = realloc(p->sets, n * sizeof(*g));
+		if (!g)
+			return LT_ENOMEM;
+		p->sets = g;
+		p->capsets = n;
+	}
 	snprintf(key, sizeof(key), "live:{%s}", room);
 	snprintf(nowtxt, sizeof(nowtxt), "%lld", (long long)now);
 	p->argv[0] = key;
@@ -715,18 +726,23 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	p->lens[2] = p->plan.len;
 	for (size_t i = 0; i < n; i++) {
 		const struct lt_msg *m = &p->items[from + i].m;
-		p->argv[3 + 2 * i] = m->msg_id.p;
-		p->lens[3 + 2 * i] = m->msg_id.len;
-		p->argv[4 + 2 * i] = (const char *)p->json.data + p->json_off[i];
-		p->lens[4 + 2 * i] = p->json_off[i + 1] - p->json_off[i];
+		int64_t set = m->ts >= 0 ? m->ts / SEEN_SET_MS : 0;
+		p->argv[3 + 3 * i] = m->msg_id.p;
+		p->lens[3 + 3 * i] = m->msg_id.len;
+		p->argv[4 + 3 * i] = (const char *)p->json.data + p->json_off[i];
+		p->lens[4 + 3 * i] = p->json_off[i + 1] - p->json_off[i];
+		p->lens[5 + 3 * i] = (size_t)snprintf(p->sets[i], sizeof(p->sets[i]), "%lld", (long long)set);
+		p->argv[5 + 3 * i] = p->sets[i];
 	}
-	rc = lt_redis_sink_apply(p->sink, (int)(3 + 2 * n), p->argv, p->lens, &r);
+	rc = lt_redis_sink_apply(p->sink, (int)(3 + 3 * n), p->argv, p->lens, &r);
 	if (rc != LT_OK)
 		return rc;
 	room_seen(p, room, now);
 	p->st.messages += (uint64_t)r.messages;
 	p->st.fresh += (uint64_t)r.fresh;
 	p->st.duplicates += (uint64_t)(r.messages - r.fresh);
+	for (int k = 0; k < LT_REDIS_PHASES && k < 5; k++)
+		p->st.script_us[k] += (uint64_t)r.phase_us[k];
 	lt_metrics_add(p->m.messages, (uint64_t)r.messages);
 	lt_metrics_add(p->m.dups, (uint64_t)(r.messages - r.fresh));
 	if (r.fresh < r.messages)

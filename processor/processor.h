@@ -42,6 +42,9 @@ struct lt_processor_stats {
 	uint64_t redis_errors;        /* LT_EREDIS returns */
 	uint64_t plugin_failures;
 	int64_t last_apply_us;        /* duration of the last LT_OK apply */
+	/* cumulative time inside apply.lua by phase (µs): markers/stream/publish,
+	 * hot-word tick, ops, per-key min/max/set, trend (for benchmarks) */
+	uint64_t script_us[5];
 };
 
 /* Create a processor: loads the segmenter's dictionary, initialises the

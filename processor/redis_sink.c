@@ -169,11 +169,15 @@ int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, co
 		}
 		break;
 	}
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[0]->type == REDIS_REPLY_INTEGER &&
 	    r->element[1]->type == REDIS_REPLY_INTEGER && r->element[2]->type == REDIS_REPLY_INTEGER) {
 		out->messages = r->element[0]->integer;
 		out->fresh = r->element[1]->integer;
 		out->applied = r->element[2]->integer;
+		for (size_t i = 0; i < LT_REDIS_PHASES; i++)
+			out->phase_us[i] = i + 3 < r->elements && r->element[i + 3]->type == REDIS_REPLY_INTEGER
+						   ? r->element[i + 3]->integer
+						   : 0;
 		rc = LT_OK;
 	} else {
 		lt_error("redis=script", "apply script failed: %s",

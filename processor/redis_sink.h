@@ -21,10 +21,14 @@ struct lt_redis_sink;
 
 /* What apply.lua answered: messages it was given, how many were new, how
  * many ops applied. */
+#define LT_REDIS_PHASES 5
 struct lt_redis_apply_reply {
 	long long messages;
 	long long fresh;
 	long long applied;
+	/* time spent in the script's phases (µs, Redis's clock): markers +
+	 * stream + publish, hot-word tick, ops, per-key min/max/set, trend */
+	long long phase_us[LT_REDIS_PHASES];
 };
 
 /* Remember url (redis:// or unix://, as common/redisconn.h reads it; copied)

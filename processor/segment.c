@@ -17,6 +17,22 @@
 
 #define EMOTICON_MAX 32 /* bytes between '[' and ']' for an emoticon code */
 
+/* Live chat repeats itself ("666666", "哈哈哈哈"): a direct-mapped cache of
+ * short texts and their words spares friso most of the work. 4096 entries of
+ * under 400 bytes: 1.6 MB. */
+#define CACHE_SLOTS 4096
+#define CACHE_TEXT_MAX 96
+#define CACHE_WORDS_MAX 256
+
+struct cache_slot {
+	uint32_t hash;
+	uint16_t text_len;   /* 0 = empty */
+	uint16_t words_len;  /* bytes of NUL-terminated words */
+	uint8_t n;
+	char text[CACHE_TEXT_MAX];
+	char words[CACHE_WORDS_MAX];
+};
+
 struct lt_segment {
 	friso_t friso;
 	friso_config_t cfg;
@@ -24,6 +40,7 @@ struct lt_segment {
 	struct lt_buf text;  /* the folded, NUL-terminated text for friso */
 	char **slang;        /* sorted, for bsearch */
 	size_t nslang;
+	struct cache_slot *cache; /* NULL if it could not be allocated */
 };
 
 /* Decode one UTF-8 sequence at p[0..n): the code point and its length, or 0
@@ -250,6 +267,7 @@ int lt_segment_open(const char *dict_dir, struct lt_segment **out, struct lt_err
 		goto fail;
 	}
 	qsort(s->slang, s->nslang, sizeof(char *), slang_cmp);
+	s->cache = calloc(CACHE_SLOTS, sizeof(*s->cache)); /* optional */
 	*out = s;
 	return LT_OK;
 fail:
@@ -270,6 +288,7 @@ void lt_segment_close(struct lt_segment *s)
 	for (size_t i = 0; i < s->nslang; i++)
 		free(s->slang[i]);
 	free(s->slang);
+	free(s->cache);
 	lt_buf_free(&s->text);
 	free(s);
 }
@@ -312,10 +331,48 @@ static int keep_token(struct lt_segment *s, friso_token_t t, char *w, size_t n)
 	return 1;
 }
 
+static uint32_t text_hash(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 16777619u;
+	return h;
+}
+
+static void add_word(struct lt_segment_words *out, const char *w, size_t n)
+{
+	for (int i = 0; i < out->n; i++)
+		if (out->w[i].len == n && memcmp(out->w[i].p, w, n) == 0)
+			return;
+	if (out->n == LT_SEGMENT_MAX_WORDS)
+		return;
+	memcpy(out->buf + out->used, w, n);
+	out->buf[out->used + n] = '\0';
+	out->w[out->n].p = out->buf + out->used;
+	out->w[out->n].len = (uint32_t)n;
+	out->n++;
+	out->used += n + 1;
+}
+
 int lt_segment_words(struct lt_segment *s, const char *text, size_t len, struct lt_segment_words *out)
 {
+	struct cache_slot *slot = NULL;
+	uint32_t h = 0;
+
 	out->n = 0;
 	out->used = 0;
+	if (s->cache && len > 0 && len <= CACHE_TEXT_MAX) {
+		h = text_hash(text, len);
+		slot = &s->cache[h & (CACHE_SLOTS - 1)];
+		if (slot->text_len == len && slot->hash == h && memcmp(slot->text, text, len) == 0) {
+			for (size_t off = 0; off < slot->words_len;) {
+				size_t n = strlen(slot->words + off);
+				add_word(out, slot->words + off, n);
+				off += n + 1;
+			}
+			return LT_OK;
+		}
+	}
 	lt_buf_reset(&s->text);
 	if (lt_segment_fold(text, len, &s->text) != LT_OK)
 		return LT_OK; /* out of memory: no words for this text */
@@ -326,23 +383,21 @@ int lt_segment_words(struct lt_segment *s, const char *text, size_t len, struct 
 		friso_token_t t = s->task->token;
 		char w[LT_SEGMENT_WORD_MAX + 1];
 		size_t n = strnlen(t->word, sizeof(t->word));
-		int dup = 0;
 
 		if (n > LT_SEGMENT_WORD_MAX)
 			continue;
 		memcpy(w, t->word, n);
 		w[n] = '\0';
-		if (!keep_token(s, t, w, n))
-			continue;
-		for (int i = 0; i < out->n && !dup; i++)
-			dup = out->w[i].len == n && memcmp(out->w[i].p, w, n) == 0;
-		if (dup || out->n == LT_SEGMENT_MAX_WORDS)
-			continue;
-		memcpy(out->buf + out->used, w, n + 1);
-		out->w[out->n].p = out->buf + out->used;
-		out->w[out->n].len = (uint32_t)n;
-		out->n++;
-		out->used += n + 1;
+		if (keep_token(s, t, w, n))
+			add_word(out, w, n);
+	}
+	if (slot && out->used <= CACHE_WORDS_MAX) {
+		slot->hash = h;
+		slot->text_len = (uint16_t)len;
+		memcpy(slot->text, text, len);
+		memcpy(slot->words, out->buf, out->used);
+		slot->words_len = (uint16_t)out->used;
+		slot->n = (uint8_t)out->n;
 	}
 	return LT_OK;
 }

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_processor: how fast lt_processor_apply gets realistic live chat into
+ * the real Redis (LIVETAP_REDIS_URL; exit 77 = skipped without it).
+ *
+ * Generates a deterministic stream of Chinese chat, gifts, likes and entries
+ * from 2,000 users in 4 rooms, in batches of --batch messages (default 1000,
+ * as a fetcher sends under load), applies --messages of them (default
+ * 200,000), then prints messages/s, batch latency percentiles, segmenter-only
+ * throughput and the peak RSS. Bounded to a few seconds of CPU.
+ *
+ *   bench_processor [--messages N] [--batch N] [--disable PLUGIN,...]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <hiredis/hiredis.h>
+
+#include "common/buf.h"
+#include "common/redisconn.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "processor/processor.h"
+#include "processor/segment.h"
+
+static const char *const phrases[] = {
+	"主播太强了", "哈哈哈哈哈", "666666", "破防了", "前方高能", "yyds", "这波操作可以", "下次一定",
+	"awsl", "笑死我了", "泪目", "爷青回", "蚌埠住了", "有一说一", "绝绝子", "好家伙", "芜湖起飞",
+	"2333333", "kksk", "主播晚上好", "今天的歌真好听", "这个游戏叫什么名字", "来了来了", "[doge]",
+	"[笑哭]", "谢谢老板", "老板大气", "弹幕护体", "关注了", "一键三连", "这也太离谱了吧", "真香",
+};
+#define NPHRASES (sizeof(phrases) / sizeof(phrases[0]))
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 11);
+}
+
+/* Redis's own CPU seconds (user + sys) from INFO cpu; -1 on failure. */
+static double redis_cpu(const char *url)
+{
+	redisContext *c = NULL;
+	redisReply *r;
+	double v = -1;
+	const char *u, *sy;
+
+	if (lt_redis_connect(url, 2000, &c, NULL) != LT_OK)
+		return -1;
+	r = redisCommand(c, "INFO cpu");
+	if (r && r->type == REDIS_REPLY_STRING && (u = strstr(r->str, "used_cpu_user:")) &&
+	    (sy = strstr(r->str, "used_cpu_sys:")))
+		v = atof(u + 14) + atof(sy + 13);
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Fill one batch of n messages for room r, sequence seq. */
+static void make_batch(struct lt_buf *b, int n, int room, uint64_t seq, int64_t now, long *msgno)
+{
+	static const char *const rooms[] = {"9001", "9002", "9003", "9004"};
+	char text[256], id[32], uid[16], name[32];
+
+	lt_wire_batch_begin(b, LT_WIRE_KIND_DATA, 0, "bench", seq);
+	for (int i = 0; i < n; i++) {
+		struct lt_msg m = {0};
+		uint32_t r = next_rand();
+		int k = 1 + (int)(r % 3);
+		text[0] = '\0';
+		for (int j = 0; j < k; j++)
+			strncat(text, phrases[next_rand() % NPHRASES], sizeof(text) - strlen(text) - 1);
+		snprintf(id, sizeof(id), "bench-%ld-%ld", (long)now, (*msgno)++);
+		snprintf(uid, sizeof(uid), "%u", 10000 + next_rand() % 2000);
+		snprintf(name, sizeof(name), "观众%s", uid);
+		m.platform = LT_PLATFORM_BILIBILI;
+		m.ts = now - (int64_t)(r % 2000);
+		m.room = lt_str_c(rooms[room]);
+		m.msg_id = lt_str_c(id);
+		m.user_id = lt_str_c(uid);
+		m.user_name = lt_str_c(name);
+		switch (r % 20) {
+		case 0:
+			m.type = LT_MSG_GIFT;
+			m.count = 1 + r % 10;
+			m.value = 100 * m.count;
+			m.content = lt_str_c("辣条");
+			break;
+		case 1:
+			m.type = LT_MSG_LIKE;
+			m.count = 1 + r % 5;
+			break;
+		case 2:
+			m.type = LT_MSG_ENTER;
+			break;
+		default:
+			m.type = LT_MSG_CHAT;
+			m.content = lt_str_c(text);
+		}
+		lt_wire_batch_add(b, &m);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *url = getenv("LIVETAP_REDIS_URL");
+	long total = 200000, bsize = 1000, msgno = 0;
+	struct lt_processor_opts o = {0};
+	struct lt_processor *p = NULL;
+	struct lt_error e = {0};
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor_stats st;
+	struct rusage ru;
+	int64_t *lat, t0, t1, now = lt_clock_wall_ms();
+	double rcpu0, rcpu1, pcpu0, pcpu1;
+	long nb;
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--messages") == 0)
+			total = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--batch") == 0)
+			bsize = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--disable") == 0)
+			o.disable = argv[i + 1];
+	}
+	if (!url || !*url) {
+		fprintf(stderr, "bench_processor: LIVETAP_REDIS_URL not set; skipped\n");
+		return 77;
+	}
+	if (bsize < 1 || bsize > 60000 || total < bsize) {
+		fprintf(stderr, "bench_processor: bad --messages/--batch\n");
+		return 2;
+	}
+	lt_log_init("bench_processor", LT_LOG_WARN);
+	o.redis_url = url;
+	o.redis_timeout_ms = 10000;
+	if (lt_processor_open(&o, &p, &e) != LT_OK) {
+		fprintf(stderr, "bench_processor: %s\n", e.message);
+		return 1;
+	}
+	nb = total / bsize;
+	lat = calloc((size_t)nb, sizeof(*lat));
+	if (!lat)
+		return 1;
+
+	/* segmenter alone, on the same kind of text */
+	{
+		struct lt_segment *s = NULL;
+		struct lt_segment_words *w = malloc(sizeof(*w));
+		long words = 0, n = 50000;
+		char text[256];
+		if (!w || lt_segment_open(NULL, &s, &e) != LT_OK)
+			return 1;
+		t0 = lt_clock_mono_us();
+		for (long i = 0; i < n; i++) {
+			text[0] = '\0';
+			for (int j = 0; j < 2; j++)
+				strncat(text, phrases[next_rand() % NPHRASES], sizeof(text) - strlen(text) - 1);
+			lt_segment_words(s, text, strlen(text), w);
+			words += w->n;
+		}
+		t1 = lt_clock_mono_us();
+		printf("segment: %ld texts, %.2f words/text, %.0f texts/s\n", n, (double)words / (double)n,
+		       (double)n * 1e6 / (double)(t1 - t0));
+		lt_segment_close(s);
+		free(w);
+	}
+
+	rcpu0 = redis_cpu(url);
+	pcpu0 = self_cpu();
+	t0 = lt_clock_mono_us();
+	for (long i = 0; i < nb; i++) {
+		int64_t a;
+		int rc;
+		make_batch(&b, (int)bsize, (int)(i % 4), (uint64_t)i + 1, now, &msgno);
+		a = lt_clock_mono_us();
+		rc = lt_processor_apply(p, b.data, b.len, now);
+		lat[i] = lt_clock_mono_us() - a;
+		if (rc != LT_OK) {
+			fprintf(stderr, "bench_processor: apply failed: %s\n", lt_strerror(rc));
+			return 1;
+		}
+	}
+	t1 = lt_clock_mono_us();
+	rcpu1 = redis_cpu(url);
+	pcpu1 = self_cpu();
+	lt_processor_stats(p, &st);
+	qsort(lat, (size_t)nb, sizeof(*lat), cmp_i64);
+	getrusage(RUSAGE_SELF, &ru);
+	printf("apply: %ld messages in %ld batches of %ld: %.0f messages/s (incl. generating the batches)\n",
+	       nb * bsize, nb, bsize, (double)(nb * bsize) * 1e6 / (double)(t1 - t0));
+	printf("apply latency per batch: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", (double)lat[nb / 2] / 1000.0,
+	       (double)lat[(nb * 99) / 100] / 1000.0, (double)lat[nb - 1] / 1000.0);
+	/* on a shared machine wall time mostly measures the neighbours: CPU
+	 * seconds say what each side could do with a core of its own */
+	printf("cpu: redis %.2f s (%.0f messages per redis-cpu-second), processor %.2f s (%.0f messages per "
+	       "cpu-second, incl. generating)\n",
+	       rcpu1 - rcpu0, (double)(nb * bsize) / (rcpu1 - rcpu0), pcpu1 - pcpu0,
+	       (double)(nb * bsize) / (pcpu1 - pcpu0));
+	printf("inside the script (ms): markers+stream+publish %.0f, tick %.0f, ops %.0f, min/max/set %.0f, trend %.0f\n",
+	       st.script_us[0] / 1e3, st.script_us[1] / 1e3, st.script_us[2] / 1e3, st.script_us[3] / 1e3,
+	       st.script_us[4] / 1e3);
+	printf("fresh %llu, duplicates %llu; peak RSS %.1f MB\n", (unsigned long long)st.fresh,
+	       (unsigned long long)st.duplicates, (double)ru.ru_maxrss / 1024.0);
+
+	free(lat);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+	return st.fresh == (uint64_t)(nb * bsize) ? 0 : 1;
+}
