@@ -41,10 +41,10 @@ struct lt_bus_batch {
 };
 
 struct lt_bus_consumer_stats {
-	uint64_t received;     /* batches received */
+	uint64_t received; /* batches received */
 	uint64_t received_bytes;
 	uint64_t acks_sent;
-	uint64_t ack_errors;   /* acks that could not be encoded or published */
+	uint64_t ack_errors; /* acks that could not be encoded or published */
 };
 
 /* Bind a pull socket at listen_url and a pub socket at ack_url (NULL means

@@ -34,12 +34,12 @@
 #include "common/spool.h"
 #include "common/wire.h"
 
-#define NKINDS 2
-#define ALL_KINDS 0x3u
-#define SENDS_PER_PASS 64       /* release the lock after this many sends */
-#define BLOCK_MS 10             /* retry after an allocation failure */
-#define PUSH_SENDBUF 64
-#define SUB_RECVBUF 1024
+#define NKINDS		 2
+#define ALL_KINDS	 0x3u
+#define SENDS_PER_PASS	 64 /* release the lock after this many sends */
+#define BLOCK_MS	 10 /* retry after an allocation failure */
+#define PUSH_SENDBUF	 64
+#define SUB_RECVBUF	 1024
 #define METRICS_EVERY_MS 1000
 
 static const uint8_t wire_kind[NKINDS] = {LT_WIRE_CONSUMER_PROCESSOR, LT_WIRE_CONSUMER_PERSISTER};
@@ -67,7 +67,7 @@ struct lt_delivery {
 	size_t window_max;
 
 	pthread_mutex_t mu;
-	pthread_cond_t wake;    /* the worker waits here */
+	pthread_cond_t wake;	/* the worker waits here */
 	pthread_cond_t drained; /* drain waits here */
 	pthread_t thr;
 	bool thr_started;
@@ -146,7 +146,10 @@ static struct ent *ring_at(struct lt_delivery *d, uint64_t abs)
 	return &d->ring[(d->ring_head + (size_t)(abs - d->head_abs)) % d->ring_cap];
 }
 
-static uint64_t ring_end(const struct lt_delivery *d) { return d->head_abs + d->ring_n; }
+static uint64_t ring_end(const struct lt_delivery *d)
+{
+	return d->head_abs + d->ring_n;
+}
 
 static int ring_push(struct lt_delivery *d, const struct ent *e)
 {
@@ -505,7 +508,8 @@ static struct lt_series *gauge_series(const char *name, const char *help, const 
 static void metrics_init(struct lt_delivery *d)
 {
 	const char *s = d->source_id;
-	d->m.pushed = counter_series("livetap_delivery_records_pushed_total", "Records accepted for delivery.", s);
+	d->m.pushed =
+	    counter_series("livetap_delivery_records_pushed_total", "Records accepted for delivery.", s);
 	d->m.rejected = counter_series("livetap_delivery_records_rejected_total",
 				       "Records refused because the window and spool were full.", s);
 	d->m.acked = counter_series("livetap_delivery_records_acked_total",
@@ -515,10 +519,12 @@ static void metrics_init(struct lt_delivery *d)
 				     "Batch sends after an ack timeout or a restart.", s);
 	d->m.corrupt = counter_series("livetap_delivery_spool_corrupt_total",
 				      "Corrupt spool tails or records dropped on open.", s);
-	d->m.acks_bad = counter_series("livetap_delivery_acks_bad_total", "Ack messages that did not decode.", s);
+	d->m.acks_bad =
+	    counter_series("livetap_delivery_acks_bad_total", "Ack messages that did not decode.", s);
 	d->m.lost = counter_series("livetap_delivery_records_lost_total",
 				   "Records given up because their spool copy was unreadable.", s);
-	d->m.pending = gauge_series("livetap_delivery_pending_records", "Sealed records not yet acknowledged.", s);
+	d->m.pending =
+	    gauge_series("livetap_delivery_pending_records", "Sealed records not yet acknowledged.", s);
 	d->m.spool_bytes = gauge_series("livetap_delivery_spool_bytes", "Bytes in the spool on disk.", s);
 	d->m.window_bytes = gauge_series("livetap_delivery_window_bytes", "Batch bytes held in memory.", s);
 }
@@ -647,8 +653,12 @@ static bool recover_cb(void *ctx, const struct lt_spool_pos *pos, const uint8_t 
 		d->st.spool_corrupt++;
 		return false;
 	}
-	struct ent e = {.seq = b.seq, .count = b.count, .len = (uint32_t)len, .pos = *pos,
-			.spooled = true, .recovered = true};
+	struct ent e = {.seq = b.seq,
+			.count = b.count,
+			.len = (uint32_t)len,
+			.pos = *pos,
+			.spooled = true,
+			.recovered = true};
 	for (int k = 0; k < NKINDS; k++)
 		if (!d->required[k])
 			e.acked |= (uint8_t)(1u << k);
@@ -682,7 +692,8 @@ static int dial_all(nng_socket s, const char *const *urls, int n, bool ack, stru
 			return lt_error_set(e, LT_ECONN, "delivery: bad consumer URL %s", urls[i]);
 		int rv = nng_dial(s, u, NULL, NNG_FLAG_NONBLOCK);
 		if (rv != 0) {
-			int rc = lt_error_set(e, LT_ECONN, "delivery: cannot dial %s: %s", u, nng_strerror(rv));
+			int rc =
+			    lt_error_set(e, LT_ECONN, "delivery: cannot dial %s: %s", u, nng_strerror(rv));
 			free(u);
 			return rc;
 		}
@@ -702,7 +713,8 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 	int rc, rv;
 	char *dir = NULL;
 	if (!o || !out || !o->source_id || !*o->source_id || strlen(o->source_id) > LT_WIRE_SOURCE_MAX)
-		return lt_error_set(e, LT_EINVAL, "delivery: source_id must be 1..%d bytes", LT_WIRE_SOURCE_MAX);
+		return lt_error_set(e, LT_EINVAL, "delivery: source_id must be 1..%d bytes",
+				    LT_WIRE_SOURCE_MAX);
 	if (o->n_processors < 0 || o->n_persisters < 0 || (o->n_processors == 0 && o->n_persisters == 0))
 		return lt_error_set(e, LT_ECONFIG, "delivery: no processor or persister URL");
 	if (o->batch_max < 0 || o->linger_ms < 0 || o->ack_timeout_ms < 0 || o->max_inflight < 0)

@@ -57,52 +57,52 @@
 struct lt_delivery;
 
 struct lt_delivery_opts {
-	const char *source_id;              /* 1..LT_WIRE_SOURCE_MAX bytes, e.g. "bilibili:21452505" */
-	const char *const *processors;      /* NNG URLs the processors bind */
+	const char *source_id;	       /* 1..LT_WIRE_SOURCE_MAX bytes, e.g. "bilibili:21452505" */
+	const char *const *processors; /* NNG URLs the processors bind */
 	int n_processors;
-	const char *const *persisters;      /* NNG URLs the persisters bind */
+	const char *const *persisters; /* NNG URLs the persisters bind */
 	int n_persisters;
-	const char *spool_dir;              /* NULL: memory only (a killed sender loses its window) */
-	int batch_max;                      /* records per batch; 0 = 128 */
-	size_t batch_bytes_max;             /* encoded bytes per batch; 0 = 1 MB */
-	int linger_ms;                      /* 0 = 5 */
-	int ack_timeout_ms;                 /* 0 = 2000 */
-	int ack_timeout_max_ms;             /* backoff cap; 0 = 30000 */
-	int max_inflight;                   /* unacked batches in flight per kind; 0 = 256 */
-	size_t window_bytes;                /* batch data kept in memory; 0 = 16 MB */
-	size_t spool_max_bytes;             /* disk cap; 0 = 1 GB */
-	size_t spool_segment_bytes;         /* 0 = 4 MB */
-	bool fsync;                         /* fdatasync the spool after every batch */
+	const char *spool_dir;	    /* NULL: memory only (a killed sender loses its window) */
+	int batch_max;		    /* records per batch; 0 = 128 */
+	size_t batch_bytes_max;	    /* encoded bytes per batch; 0 = 1 MB */
+	int linger_ms;		    /* 0 = 5 */
+	int ack_timeout_ms;	    /* 0 = 2000 */
+	int ack_timeout_max_ms;	    /* backoff cap; 0 = 30000 */
+	int max_inflight;	    /* unacked batches in flight per kind; 0 = 256 */
+	size_t window_bytes;	    /* batch data kept in memory; 0 = 16 MB */
+	size_t spool_max_bytes;	    /* disk cap; 0 = 1 GB */
+	size_t spool_segment_bytes; /* 0 = 4 MB */
+	bool fsync;		    /* fdatasync each sealed batch (the sealing push waits for the disk) */
 };
 
 struct lt_delivery_stats {
-	uint64_t pushed;            /* records accepted by push */
-	uint64_t rejected;          /* push returned LT_EAGAIN (full) */
-	uint64_t invalid;           /* push refused a record it could not encode */
-	uint64_t clamped;           /* records cut at msg.h limits on push */
+	uint64_t pushed;   /* records accepted by push */
+	uint64_t rejected; /* push returned LT_EAGAIN (full) */
+	uint64_t invalid;  /* push refused a record it could not encode */
+	uint64_t clamped;  /* records cut at msg.h limits on push */
 	uint64_t batches_sealed;
-	uint64_t sent;              /* batch sends, both kinds, first time */
-	uint64_t resent;            /* batch sends after a timeout or a restart */
-	uint64_t send_eagain;       /* sends that waited for room in NNG's queue */
-	uint64_t send_failed;       /* sends NNG gave up on (no consumer within ack_timeout_ms) */
-	uint64_t acks;              /* acks received that matched a pending batch */
-	uint64_t acks_stale;        /* acks for batches no longer pending or unknown */
-	uint64_t acks_bad;          /* ack messages that did not decode */
-	uint64_t acked_records;     /* records acked by every required kind */
+	uint64_t sent;		/* batch sends, both kinds, first time */
+	uint64_t resent;	/* batch sends after a timeout or a restart */
+	uint64_t send_eagain;	/* sends that waited for room in NNG's queue */
+	uint64_t send_failed;	/* sends NNG gave up on (no consumer within ack_timeout_ms) */
+	uint64_t acks;		/* acks received that matched a pending batch */
+	uint64_t acks_stale;	/* acks for batches no longer pending or unknown */
+	uint64_t acks_bad;	/* ack messages that did not decode */
+	uint64_t acked_records; /* records acked by every required kind */
 	uint64_t acked_batches;
-	uint64_t pending_records;   /* sealed, not yet acked by every kind */
+	uint64_t pending_records; /* sealed, not yet acked by every kind */
 	uint64_t pending_batches;
-	uint64_t open_records;      /* in the batch still open (lost if killed now) */
-	uint64_t window_bytes;      /* batch data held in memory */
-	uint64_t spool_bytes;       /* bytes on disk */
+	uint64_t open_records; /* in the batch still open (lost if killed now) */
+	uint64_t window_bytes; /* batch data held in memory */
+	uint64_t spool_bytes;  /* bytes on disk */
 	uint64_t spool_segments;
 	uint64_t spool_writes;
-	uint64_t spool_reads;       /* batches re-read from disk to be sent */
-	uint64_t spool_corrupt;     /* corrupt records/tails truncated on open */
+	uint64_t spool_reads;	    /* batches re-read from disk to be sent */
+	uint64_t spool_corrupt;	    /* corrupt records/tails truncated on open */
 	uint64_t recovered_batches; /* found in the spool on open (resent) */
 	uint64_t recovered_records;
-	uint64_t spool_errors;      /* write/read failures */
-	uint64_t lost_records;      /* in batches whose spool copy became unreadable (given up) */
+	uint64_t spool_errors; /* write/read failures */
+	uint64_t lost_records; /* in batches whose spool copy became unreadable (given up) */
 	uint64_t next_seq;
 };
 

@@ -20,9 +20,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define SEG_MAGIC "LTSPOOL1"
-#define SEG_HDR 8u
-#define REC_HDR 8u
+#define SEG_MAGIC    "LTSPOOL1"
+#define SEG_HDR	     8u
+#define REC_HDR	     8u
 #define SEG_NAME_LEN 24 /* 20 digits + ".seg" */
 
 struct seg {
@@ -36,9 +36,9 @@ struct lt_spool {
 	struct lt_spool_opts o;
 	struct seg *segs; /* sorted by id */
 	size_t nsegs, capsegs;
-	int wfd;           /* active segment (segs[nsegs-1]) or -1 */
-	uint64_t wid;      /* its id, 0 if none */
-	int rfd;           /* cached read descriptor */
+	int wfd;      /* active segment (segs[nsegs-1]) or -1 */
+	uint64_t wid; /* its id, 0 if none */
+	int rfd;      /* cached read descriptor */
 	uint64_t rid;
 	uint64_t next_id;
 	struct lt_spool_stats st;
@@ -463,7 +463,8 @@ int lt_spool_read(struct lt_spool *s, const struct lt_spool_pos *pos, uint8_t *d
 			return LT_EIO;
 	}
 	uint8_t hdr[REC_HDR];
-	if (!read_full(s->rfd, hdr, REC_HDR, (off_t)pos->off) || !read_full(s->rfd, dst, pos->len, (off_t)pos->off + REC_HDR))
+	if (!read_full(s->rfd, hdr, REC_HDR, (off_t)pos->off) ||
+	    !read_full(s->rfd, dst, pos->len, (off_t)pos->off + REC_HDR))
 		return LT_EIO;
 	if (get32(hdr) != pos->len || get32(hdr + 4) != crc_of(dst, pos->len))
 		return LT_EPROTO;
@@ -520,7 +521,8 @@ char *lt_spool_dir_for(const char *base, const char *source_id)
 	p[k++] = '/';
 	for (size_t i = 0; i < sl; i++) {
 		unsigned char c = (unsigned char)source_id[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-') {
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		    c == '-') {
 			p[k++] = (char)c;
 		} else {
 			p[k++] = '%';

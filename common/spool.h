@@ -36,25 +36,25 @@ struct lt_spool;
 struct lt_spool_opts {
 	size_t segment_bytes; /* 0 = 4 MB */
 	size_t max_bytes;     /* disk cap over all segments; 0 = 1 GB */
-	bool fsync;           /* fdatasync after every append */
+	bool fsync;	      /* fdatasync after every append */
 };
 
 /* Where a record lives; returned by append and by the open scan. */
 struct lt_spool_pos {
-	uint64_t seg;  /* segment id */
-	uint32_t off;  /* offset of the record header in the segment */
-	uint32_t len;  /* data length */
+	uint64_t seg; /* segment id */
+	uint32_t off; /* offset of the record header in the segment */
+	uint32_t len; /* data length */
 };
 
 struct lt_spool_stats {
-	uint64_t bytes;           /* on disk, all segments */
+	uint64_t bytes; /* on disk, all segments */
 	uint64_t segments;
-	uint64_t live;            /* records not yet released */
+	uint64_t live; /* records not yet released */
 	uint64_t appends;
 	uint64_t reads;
-	uint64_t corrupt;         /* corrupt tails truncated (one per segment) */
+	uint64_t corrupt;	  /* corrupt tails truncated (one per segment) */
 	uint64_t truncated_bytes; /* bytes cut off by those truncations */
-	uint64_t recovered;       /* records found on open and kept */
+	uint64_t recovered;	  /* records found on open and kept */
 	uint64_t deleted_segments;
 };
 

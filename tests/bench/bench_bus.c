@@ -32,8 +32,8 @@
 #include "common/wire.h"
 
 #define PER_BATCH 64
-#define SOURCE "bench:1"
-#define LAT_MAX 40000
+#define SOURCE	  "bench:1"
+#define LAT_MAX	  40000
 
 static int64_t mono_ns(void)
 {
@@ -162,8 +162,8 @@ static int bench_raw(const char *dir)
 	wait_records(s, n, t0 + 30000000000);
 	double secs = (double)(mono_ns() - t0) / 1e9;
 	long got = atomic_load(&s->records);
-	printf("bench_bus raw: %ld records in %.3f s over ipc, %d per message (%zu bytes): %.0f records/s\n", got,
-	       secs, PER_BATCH, b.len, (double)got / secs);
+	printf("bench_bus raw: %ld records in %.3f s over ipc, %d per message (%zu bytes): %.0f records/s\n",
+	       got, secs, PER_BATCH, b.len, (double)got / secs);
 	nng_close(push);
 	sink_stop(s);
 	lt_buf_free(&b);
@@ -215,9 +215,10 @@ static int bench_delivery(const char *dir)
 	double secs = (double)(mono_ns() - t0) / 1e9;
 	struct lt_delivery_stats st;
 	lt_delivery_stats(d, &st);
-	printf("bench_bus delivery: %ld records pushed in %.3f s, acked by both kinds in %.3f s: %.0f records/s "
-	       "(spool on, batches %" PRIu64 ", resent %" PRIu64 ", eagain %ld)\n",
-	       n, (double)(t1 - t0) / 1e9, secs, (double)n / secs, st.batches_sealed, st.resent, eagain);
+	printf(
+	    "bench_bus delivery: %ld records pushed in %.3f s, acked by both kinds in %.3f s: %.0f records/s "
+	    "(spool on, batches %" PRIu64 ", resent %" PRIu64 ", eagain %ld)\n",
+	    n, (double)(t1 - t0) / 1e9, secs, (double)n / secs, st.batches_sealed, st.resent, eagain);
 	lt_delivery_close(d);
 	long gp = atomic_load(&p->records), gq = atomic_load(&q->records);
 	sink_stop(p);

@@ -34,7 +34,7 @@
 #include "common/wire.h"
 #include "tests/support/testsupport.h"
 
-#define MAXN 20000
+#define MAXN   20000
 #define SOURCE "bilibili:4242"
 
 /* What one consumer kind has seen, shared by its consumers. */
@@ -285,16 +285,16 @@ START_TEST(ack_urls)
 	struct {
 		const char *in, *out;
 	} cases[] = {
-		{"ipc:///run/lt/proc.ipc", "ipc:///run/lt/proc-ack.ipc"},
-		{"ipc:///run/lt.d/proc", "ipc:///run/lt.d/proc-ack"},
-		{"inproc://p", "inproc://p-ack"},
-		{"tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556"},
-		{"tcp://[::1]:7000", "tcp://[::1]:7001"},
-		{"tcp://127.0.0.1", NULL},
-		{"tcp://127.0.0.1:65535", NULL},
-		{"tcp://h:0", NULL},
-		{"ws://h:80/x", NULL},
-		{"ipc://", NULL},
+	    {"ipc:///run/lt/proc.ipc", "ipc:///run/lt/proc-ack.ipc"},
+	    {"ipc:///run/lt.d/proc", "ipc:///run/lt.d/proc-ack"},
+	    {"inproc://p", "inproc://p-ack"},
+	    {"tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556"},
+	    {"tcp://[::1]:7000", "tcp://[::1]:7001"},
+	    {"tcp://127.0.0.1", NULL},
+	    {"tcp://127.0.0.1:65535", NULL},
+	    {"tcp://h:0", NULL},
+	    {"ws://h:80/x", NULL},
+	    {"ipc://", NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *got = lt_bus_ack_url(cases[i].in);
@@ -307,7 +307,8 @@ START_TEST(ack_urls)
 	}
 	struct lt_bus_consumer *c = NULL;
 	ck_assert_int_eq(lt_bus_consumer_open("ipc:///x.ipc", NULL, 7, &c, NULL), LT_EINVAL);
-	ck_assert_int_eq(lt_bus_consumer_open("bogus://x", NULL, LT_WIRE_CONSUMER_PROCESSOR, &c, NULL), LT_EINVAL);
+	ck_assert_int_eq(lt_bus_consumer_open("bogus://x", NULL, LT_WIRE_CONSUMER_PROCESSOR, &c, NULL),
+			 LT_EINVAL);
 	ck_assert_ptr_null(c);
 }
 END_TEST
@@ -347,9 +348,9 @@ START_TEST(all_delivered_to_both_kinds)
 	lt_delivery_close(d);
 	/* The same counters reached the Prometheus registry. */
 	struct lt_series *acked = lt_metrics_series(
-		lt_metrics_counter("livetap_delivery_records_acked_total", "", "source", NULL), SOURCE, NULL);
+	    lt_metrics_counter("livetap_delivery_records_acked_total", "", "source", NULL), SOURCE, NULL);
 	struct lt_series *pending = lt_metrics_series(
-		lt_metrics_gauge("livetap_delivery_pending_records", "", "source", NULL), SOURCE, NULL);
+	    lt_metrics_gauge("livetap_delivery_pending_records", "", "source", NULL), SOURCE, NULL);
 	ck_assert_ptr_nonnull(acked);
 	ck_assert_double_eq(lt_metrics_value(acked), n);
 	ck_assert_double_eq(lt_metrics_value(pending), 0);
@@ -468,7 +469,8 @@ END_TEST
 static long kill_and_recover(const char *tag, int batch_max, int pace_us, long kill_at)
 {
 	struct rig *r = rig_new(tag);
-	_Atomic long *pushed = mmap(NULL, sizeof(*pushed), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	_Atomic long *pushed =
+	    mmap(NULL, sizeof(*pushed), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ck_assert_ptr_ne(pushed, MAP_FAILED);
 	atomic_store(pushed, 0);
 	pid_t pid = fork();
@@ -710,7 +712,8 @@ START_TEST(bad_acks_counted)
 	/* An ack for a batch the sender does not have is stale, not a crash. */
 	struct lt_bus_consumer *c = NULL;
 	nng_close(pub);
-	ck_assert_int_eq(lt_bus_consumer_open(r->proc_url[0], NULL, LT_WIRE_CONSUMER_PROCESSOR, &c, NULL), LT_OK);
+	ck_assert_int_eq(lt_bus_consumer_open(r->proc_url[0], NULL, LT_WIRE_CONSUMER_PROCESSOR, &c, NULL),
+			 LT_OK);
 	deadline = now_ms() + 5000;
 	while (st.acks_stale == 0 && now_ms() < deadline) {
 		ck_assert_int_eq(lt_bus_consumer_ack(c, SOURCE, 12345), LT_OK);

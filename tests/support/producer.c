@@ -31,7 +31,7 @@
 #include "common/msg.h"
 #include "lt_config.h"
 
-#define MAX_URLS 16
+#define MAX_URLS  16
 #define MAX_USERS 10000000
 
 struct popts {
@@ -39,7 +39,7 @@ struct popts {
 	const char *room;
 	int platform;
 	long count;
-	double rate;       /* messages/s; 0 = as fast as accepted */
+	double rate; /* messages/s; 0 = as fast as accepted */
 	long users;
 	const char *plant;
 	long plant_every;
@@ -58,8 +58,8 @@ struct popts {
 };
 
 static const char *const words[] = {
-	"主播", "今天", "好厉害", "哈哈哈", "来了", "晚上好", "这个", "操作", "真的", "可以",
-	"弹幕", "礼物", "谢谢", "加油", "牛", "下次一定", "破防", "awsl", "学到了", "好听",
+    "主播", "今天", "好厉害", "哈哈哈", "来了", "晚上好",   "这个", "操作", "真的",   "可以",
+    "弹幕", "礼物", "谢谢",   "加油",	"牛",	"下次一定", "破防", "awsl", "学到了", "好听",
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
@@ -94,23 +94,22 @@ static void sleep_until_ns(int64_t t)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: lt-producer --processors URL[,URL] --persisters URL[,URL] [options]\n"
-		"  --source ID        source id (default PLATFORM:ROOM#OFFSET)\n"
-		"  --platform NAME    bilibili|douyin|kook (default bilibili)\n"
-		"  --room ID          room id (default 1)\n"
-		"  --count N          messages to send (default 1000)\n"
-		"  --rate X           messages per second, 0 = as fast as accepted (default 0)\n"
-		"  --users K          distinct users (default 100)\n"
-		"  --plant WORD       a word to put in some chats (default none)\n"
-		"  --plant-every N    put it in chat i when i %% N == 0 (default 10)\n"
-		"  --spool DIR        spool directory (default: memory only)\n"
-		"  --seed S           content seed (default 1)\n"
-		"  --offset I         index of the first message (default 0)\n"
-		"  --ts-base MS       ts of message 0 (default now; printed in the summary)\n"
-		"  --drain-timeout MS wait this long for acks at the end (default 60000)\n"
-		"  --batch-max N, --linger-ms N, --ack-timeout-ms N   delivery tuning\n"
-		"  --help, --version\n");
+	fprintf(f, "usage: lt-producer --processors URL[,URL] --persisters URL[,URL] [options]\n"
+		   "  --source ID        source id (default PLATFORM:ROOM#OFFSET)\n"
+		   "  --platform NAME    bilibili|douyin|kook (default bilibili)\n"
+		   "  --room ID          room id (default 1)\n"
+		   "  --count N          messages to send (default 1000)\n"
+		   "  --rate X           messages per second, 0 = as fast as accepted (default 0)\n"
+		   "  --users K          distinct users (default 100)\n"
+		   "  --plant WORD       a word to put in some chats (default none)\n"
+		   "  --plant-every N    put it in chat i when i %% N == 0 (default 10)\n"
+		   "  --spool DIR        spool directory (default: memory only)\n"
+		   "  --seed S           content seed (default 1)\n"
+		   "  --offset I         index of the first message (default 0)\n"
+		   "  --ts-base MS       ts of message 0 (default now; printed in the summary)\n"
+		   "  --drain-timeout MS wait this long for acks at the end (default 60000)\n"
+		   "  --batch-max N, --linger-ms N, --ack-timeout-ms N   delivery tuning\n"
+		   "  --help, --version\n");
 }
 
 static int split_urls(char *s, const char **out, int *n)
@@ -136,41 +135,70 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
 
 static int parse_args(int argc, char **argv, struct popts *o)
 {
-	enum { O_SOURCE = 256, O_ROOM, O_PLATFORM, O_COUNT, O_RATE, O_USERS, O_PLANT, O_PLANT_EVERY,
-	       O_PROCS, O_PERS, O_SPOOL, O_SEED, O_OFFSET, O_TS_BASE, O_DRAIN, O_BATCH, O_LINGER,
-	       O_ACKTO, O_HELP, O_VERSION };
-	static const struct option lo[] = {
-		{"source", required_argument, NULL, O_SOURCE},
-		{"room", required_argument, NULL, O_ROOM},
-		{"platform", required_argument, NULL, O_PLATFORM},
-		{"count", required_argument, NULL, O_COUNT},
-		{"rate", required_argument, NULL, O_RATE},
-		{"users", required_argument, NULL, O_USERS},
-		{"plant", required_argument, NULL, O_PLANT},
-		{"plant-every", required_argument, NULL, O_PLANT_EVERY},
-		{"processors", required_argument, NULL, O_PROCS},
-		{"persisters", required_argument, NULL, O_PERS},
-		{"spool", required_argument, NULL, O_SPOOL},
-		{"seed", required_argument, NULL, O_SEED},
-		{"offset", required_argument, NULL, O_OFFSET},
-		{"ts-base", required_argument, NULL, O_TS_BASE},
-		{"drain-timeout", required_argument, NULL, O_DRAIN},
-		{"batch-max", required_argument, NULL, O_BATCH},
-		{"linger-ms", required_argument, NULL, O_LINGER},
-		{"ack-timeout-ms", required_argument, NULL, O_ACKTO},
-		{"help", no_argument, NULL, O_HELP},
-		{"version", no_argument, NULL, O_VERSION},
-		{NULL, 0, NULL, 0},
+	enum {
+		O_SOURCE = 256,
+		O_ROOM,
+		O_PLATFORM,
+		O_COUNT,
+		O_RATE,
+		O_USERS,
+		O_PLANT,
+		O_PLANT_EVERY,
+		O_PROCS,
+		O_PERS,
+		O_SPOOL,
+		O_SEED,
+		O_OFFSET,
+		O_TS_BASE,
+		O_DRAIN,
+		O_BATCH,
+		O_LINGER,
+		O_ACKTO,
+		O_HELP,
+		O_VERSION
 	};
-	*o = (struct popts){.room = "1", .platform = LT_PLATFORM_BILIBILI, .count = 1000, .users = 100,
-			    .plant_every = 10, .seed = 1, .ts_base = -1, .drain_ms = 60000};
+	static const struct option lo[] = {
+	    {"source", required_argument, NULL, O_SOURCE},
+	    {"room", required_argument, NULL, O_ROOM},
+	    {"platform", required_argument, NULL, O_PLATFORM},
+	    {"count", required_argument, NULL, O_COUNT},
+	    {"rate", required_argument, NULL, O_RATE},
+	    {"users", required_argument, NULL, O_USERS},
+	    {"plant", required_argument, NULL, O_PLANT},
+	    {"plant-every", required_argument, NULL, O_PLANT_EVERY},
+	    {"processors", required_argument, NULL, O_PROCS},
+	    {"persisters", required_argument, NULL, O_PERS},
+	    {"spool", required_argument, NULL, O_SPOOL},
+	    {"seed", required_argument, NULL, O_SEED},
+	    {"offset", required_argument, NULL, O_OFFSET},
+	    {"ts-base", required_argument, NULL, O_TS_BASE},
+	    {"drain-timeout", required_argument, NULL, O_DRAIN},
+	    {"batch-max", required_argument, NULL, O_BATCH},
+	    {"linger-ms", required_argument, NULL, O_LINGER},
+	    {"ack-timeout-ms", required_argument, NULL, O_ACKTO},
+	    {"help", no_argument, NULL, O_HELP},
+	    {"version", no_argument, NULL, O_VERSION},
+	    {NULL, 0, NULL, 0},
+	};
+	*o = (struct popts){.room = "1",
+			    .platform = LT_PLATFORM_BILIBILI,
+			    .count = 1000,
+			    .users = 100,
+			    .plant_every = 10,
+			    .seed = 1,
+			    .ts_base = -1,
+			    .drain_ms = 60000};
 	long v;
 	int c, li = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", lo, &li)) != -1) {
 		switch (c) {
-		case O_SOURCE: o->source = optarg; break;
-		case O_ROOM: o->room = optarg; break;
+		case O_SOURCE:
+			o->source = optarg;
+			break;
+		case O_ROOM:
+			o->room = optarg;
+			break;
 		case O_PLATFORM:
 			o->platform = lt_platform_parse(optarg, strlen(optarg));
 			if (o->platform == LT_PLATFORM_UNKNOWN)
@@ -191,7 +219,9 @@ static int parse_args(int argc, char **argv, struct popts *o)
 			if (!parse_long(optarg, 1, MAX_USERS, &o->users))
 				goto bad;
 			break;
-		case O_PLANT: o->plant = optarg; break;
+		case O_PLANT:
+			o->plant = optarg;
+			break;
 		case O_PLANT_EVERY:
 			if (!parse_long(optarg, 1, 1000000000L, &o->plant_every))
 				goto bad;
@@ -204,7 +234,9 @@ static int parse_args(int argc, char **argv, struct popts *o)
 			if (split_urls(optarg, o->pers, &o->npers) != 0)
 				goto bad;
 			break;
-		case O_SPOOL: o->spool = optarg; break;
+		case O_SPOOL:
+			o->spool = optarg;
+			break;
 		case O_SEED:
 			if (!parse_long(optarg, 0, INT64_MAX, &v))
 				goto bad;
@@ -239,8 +271,12 @@ static int parse_args(int argc, char **argv, struct popts *o)
 				goto bad;
 			o->ack_timeout_ms = (int)v;
 			break;
-		case O_HELP: usage(stdout); exit(0);
-		case O_VERSION: printf("lt-producer %s\n", LT_VERSION); exit(0);
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		case O_VERSION:
+			printf("lt-producer %s\n", LT_VERSION);
+			exit(0);
 		default:
 			fprintf(stderr, "lt-producer: unknown flag or missing value: %s (see --help)\n",
 				argv[optind - 1]);
@@ -273,7 +309,8 @@ static bool make_msg(const struct popts *o, long i, struct lt_msg *m, char *id, 
 	memset(m, 0, sizeof(*m));
 	m->platform = (uint8_t)o->platform;
 	m->room = lt_str_c(o->room);
-	m->ts = o->ts_base + (o->rate > 0 ? (int64_t)((double)(i - o->offset) * 1000.0 / o->rate) : (i - o->offset));
+	m->ts = o->ts_base +
+		(o->rate > 0 ? (int64_t)((double)(i - o->offset) * 1000.0 / o->rate) : (i - o->offset));
 	snprintf(id, idcap, "%s/%ld", o->source, i);
 	snprintf(uid, 32, "u%ld", u);
 	snprintf(uname, 64, "用户%ld", u);
@@ -301,7 +338,8 @@ static bool make_msg(const struct popts *o, long i, struct lt_msg *m, char *id, 
 		m->value = m->count * 100;
 		snprintf(text, textcap, "送出 小心心 x%" PRId64, m->count);
 		snprintf(extra, extracap,
-			 "{\"gift_name\":\"小心心\",\"count\":%" PRId64 ",\"value\":%" PRId64 ",\"currency\":\"silver\"}",
+			 "{\"gift_name\":\"小心心\",\"count\":%" PRId64 ",\"value\":%" PRId64
+			 ",\"currency\":\"silver\"}",
 			 m->count, m->value);
 		m->content = lt_str_c(text);
 		m->extra = lt_str_c(extra);
@@ -326,8 +364,9 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < sizeof(checked) / sizeof(checked[0]); k++) {
 		for (const char *p = checked[k]; *p; p++) {
 			if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
-				fprintf(stderr, "lt-producer: --source, --room and --plant may not hold quotes, "
-						"backslashes or control characters\n");
+				fprintf(stderr,
+					"lt-producer: --source, --room and --plant may not hold quotes, "
+					"backslashes or control characters\n");
 				return 2;
 			}
 		}
@@ -340,15 +379,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct lt_delivery_opts dopts = {
-		.source_id = o.source,
-		.processors = o.procs,
-		.n_processors = o.nprocs,
-		.persisters = o.pers,
-		.n_persisters = o.npers,
-		.spool_dir = o.spool,
-		.batch_max = o.batch_max,
-		.linger_ms = o.linger_ms,
-		.ack_timeout_ms = o.ack_timeout_ms,
+	    .source_id = o.source,
+	    .processors = o.procs,
+	    .n_processors = o.nprocs,
+	    .persisters = o.pers,
+	    .n_persisters = o.npers,
+	    .spool_dir = o.spool,
+	    .batch_max = o.batch_max,
+	    .linger_ms = o.linger_ms,
+	    .ack_timeout_ms = o.ack_timeout_ms,
 	};
 	struct lt_delivery *d = NULL;
 	struct lt_error e = {0};
@@ -364,7 +403,8 @@ int main(int argc, char **argv)
 		char id[128], uid[32], uname[64], text[256], extra[256];
 		struct lt_msg m;
 		long u;
-		bool pl = make_msg(&o, i, &m, id, sizeof(id), uid, uname, text, sizeof(text), extra, sizeof(extra), &u);
+		bool pl = make_msg(&o, i, &m, id, sizeof(id), uid, uname, text, sizeof(text), extra,
+				   sizeof(extra), &u);
 		if (o.rate > 0)
 			sleep_until_ns(t0 + (int64_t)((double)(i - o.offset) * 1e9 / o.rate));
 		int rc;
@@ -394,16 +434,19 @@ int main(int argc, char **argv)
 	struct lt_delivery_stats st;
 	lt_delivery_stats(d, &st);
 	double push_s = (double)(t_push - t0) / 1e9, total_s = (double)(t_end - t0) / 1e9;
-	printf("{\"source\":\"%s\",\"platform\":\"%s\",\"room\":\"%s\",\"offset\":%ld,\"sent\":%ld,\"invalid\":%ld,"
-	       "\"chats\":%ld,\"gifts\":%ld,\"likes\":%ld,\"plant\":\"%s\",\"planted\":%ld,\"ts_base\":%" PRId64 ","
-	       "\"drained\":%s,\"pending\":%" PRIu64 ",\"eagain\":%" PRIu64 ",\"push_seconds\":%.3f,"
-	       "\"total_seconds\":%.3f,\"rate\":%.0f,\"delivery\":{\"batches\":%" PRIu64 ",\"sent\":%" PRIu64
-	       ",\"resent\":%" PRIu64 ",\"acked_records\":%" PRIu64 ",\"recovered_records\":%" PRIu64
-	       ",\"spool_corrupt\":%" PRIu64 "},\"user_messages\":{",
-	       o.source, lt_platform_name(o.platform), o.room, o.offset, sent, invalid, chats, gifts, likes,
-	       o.plant ? o.plant : "", planted, o.ts_base, drc == LT_OK ? "true" : "false", st.pending_records,
-	       eagain, push_s, total_s, total_s > 0 ? (double)sent / total_s : 0.0, st.batches_sealed, st.sent,
-	       st.resent, st.acked_records, st.recovered_records, st.spool_corrupt);
+	printf(
+	    "{\"source\":\"%s\",\"platform\":\"%s\",\"room\":\"%s\",\"offset\":%ld,\"sent\":%ld,\"invalid\":%"
+	    "ld,"
+	    "\"chats\":%ld,\"gifts\":%ld,\"likes\":%ld,\"plant\":\"%s\",\"planted\":%ld,\"ts_base\":%" PRId64
+	    ","
+	    "\"drained\":%s,\"pending\":%" PRIu64 ",\"eagain\":%" PRIu64 ",\"push_seconds\":%.3f,"
+	    "\"total_seconds\":%.3f,\"rate\":%.0f,\"delivery\":{\"batches\":%" PRIu64 ",\"sent\":%" PRIu64
+	    ",\"resent\":%" PRIu64 ",\"acked_records\":%" PRIu64 ",\"recovered_records\":%" PRIu64
+	    ",\"spool_corrupt\":%" PRIu64 "},\"user_messages\":{",
+	    o.source, lt_platform_name(o.platform), o.room, o.offset, sent, invalid, chats, gifts, likes,
+	    o.plant ? o.plant : "", planted, o.ts_base, drc == LT_OK ? "true" : "false", st.pending_records,
+	    eagain, push_s, total_s, total_s > 0 ? (double)sent / total_s : 0.0, st.batches_sealed, st.sent,
+	    st.resent, st.acked_records, st.recovered_records, st.spool_corrupt);
 	bool first = true;
 	for (long u = 0; u < o.users; u++) {
 		if (!per_user[u])
