@@ -888,6 +888,20 @@ static int open_output(struct fetcher *f, struct lt_app *app, const char *source
 	return LT_OK;
 }
 
+/* True unless every endpoint of conf is known to be plain http:// / ws://
+ * (without a ws_url the host list from the bootstrap may name wss://). */
+static bool needs_tls(const struct lt_platform_conf *conf)
+{
+	const char *bases[] = {conf->api_base, conf->aux_base};
+
+	if (!conf->ws_url || strncmp(conf->ws_url, "ws://", 5) != 0)
+		return true;
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++)
+		if (bases[i] && strncmp(bases[i], "http://", 7) != 0)
+			return true;
+	return !conf->api_base && !conf->skip_bootstrap;
+}
+
 int lt_fetcher_run(struct lt_app *app, const struct lt_platform_ops *ops, const struct lt_platform_conf *conf)
 {
 	const struct lt_config *cfg = lt_app_config(app);
@@ -929,7 +943,10 @@ int lt_fetcher_run(struct lt_app *app, const struct lt_platform_ops *ops, const 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* TLS only when an endpoint needs it: OpenSSL's set-up is most of a
+	 * fetcher's memory, and an emulator on localhost speaks plain ws:// */
+	if (needs_tls(conf))
+		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.timeout_secs = 15;
 	info.connect_timeout_secs = 10;
 	info.fd_limit_per_thread = 64;
