@@ -15,16 +15,18 @@
 -- live:{ROOM}; one whose marker existed (or that came twice in the batch)
 -- does nothing. The C side
 -- has already aggregated the batch: identical ops (same kind, key, field) are
--- one op carrying its total and its contributions as a flat list
--- {message index, amount, ...}. When every marker was new (the usual case)
+-- one op carrying its total and its contributions as a string
+-- "message index:amount,...". When every marker was new (the usual case)
 -- the script applies the total; otherwise it sums only the contributions of
 -- new messages. So a batch delivered twice changes nothing the second time,
 -- and a batch that overlaps an earlier one counts only what is new.
 --
 -- An op is an array: {kind, key, field, total, ttl, contributions, extra}
---   hincr / zincr   HINCRBY / ZINCRBY key field sum
+--   hincr           add the sum to hash field
+--   zincr           ZINCRBY key sum field
 --   hmin / hmax     keep the smallest / largest value of field
---   hset            HSET key field extra, if any contribution is new
+--   hset            set field to extra, if any contribution is new
+--   (the hash ops of one key are applied together: one HMGET, one HSET)
 --   word            one hot word (field) in 10-second bucket `key`
 --   pub             PUBLISH extra on live:{ROOM}[:key], if new
 --   once            if new and SET key NX EX ttl: PUBLISH extra on the room
@@ -165,9 +167,25 @@ end
 local t_ticked = usec()
 
 -- 3. the ops
+-- Contributions come as a string "idx:amount,idx:amount,..." that is only
+-- parsed when some marker was not new: in the usual all-new batch the
+-- script reads the totals and never pays for the per-message detail.
+local function contribs(op)
+  local c = op[6]
+  if type(c) == 'string' then
+    local t = {}
+    for i, a in string.gmatch(c, '(%-?%d+):(%-?%d+)') do
+      t[#t + 1] = tonumber(i)
+      t[#t + 1] = tonumber(a)
+    end
+    op[6] = t
+    c = t
+  end
+  return c
+end
 local function sum(op)
   if allfresh then return op[4] end
-  local c = op[6]
+  local c = contribs(op)
   local s = 0
   for j = 1, #c, 2 do
     if fresh[c[j]] then s = s + c[j + 1] end
@@ -176,7 +194,7 @@ local function sum(op)
 end
 local function anyfresh(op)
   if allfresh then return nfresh > 0 end
-  local c = op[6]
+  local c = contribs(op)
   for j = 1, #c, 2 do
     if fresh[c[j]] then return true end
   end
@@ -184,7 +202,7 @@ local function anyfresh(op)
 end
 local function reduce(op, better)
   if allfresh then return op[4] end
-  local c = op[6]
+  local c = contribs(op)
   local v = nil
   for j = 1, #c, 2 do
     if fresh[c[j]] and (v == nil or better(c[j + 1], v)) then v = c[j + 1] end
@@ -209,20 +227,20 @@ local applied = 0
 for _, op in ipairs(plan) do
   local kind, key, field, ttl = op[1], op[2], op[3], op[5]
   local did = false
-  if kind == 'hincr' or kind == 'zincr' then
+  if kind == 'zincr' then
     local n = sum(op)
     if n ~= 0 then
-      if kind == 'hincr' then
-        redis.call('HINCRBY', pre .. key, field, n)
-      else
-        redis.call('ZINCRBY', pre .. key, n, field)
-      end
+      redis.call('ZINCRBY', pre .. key, n, field)
       did = true
     end
-  elseif kind == 'hmin' or kind == 'hmax' or kind == 'hset' then
-    -- deferred: one HMGET and one HSET per key after the loop
+  elseif kind == 'hincr' or kind == 'hmin' or kind == 'hmax' or kind == 'hset' then
+    -- deferred: per key, one HMGET of the old values and one HSET of the
+    -- new ones after the loop (atomic inside the script, so no race)
     local v
-    if kind == 'hmin' then
+    if kind == 'hincr' then
+      v = sum(op)
+      if v == 0 then v = nil end
+    elseif kind == 'hmin' then
       v = reduce(op, function(a, b) return a < b end)
     elseif kind == 'hmax' then
       v = reduce(op, function(a, b) return a > b end)
@@ -333,7 +351,7 @@ end
 
 local t_ops = usec()
 
--- min/max/set fields: one HMGET (for min/max) and one HSET per key
+-- hash fields (incr/min/max/set): one HMGET (old values) and one HSET per key
 for _, key in ipairs(deferred_keys) do
   local d = deferred[key]
   local want = {}
@@ -355,7 +373,10 @@ for _, key in ipairs(deferred_keys) do
   for f = 1, #d.fields do
     local name, kind, v = d.fields[f], d.kinds[f], d.values[f]
     local o = old[name]
-    if kind == 'hset' or o == nil or (kind == 'hmin' and v < o) or (kind == 'hmax' and v > o) then
+    if kind == 'hincr' then
+      args[#args + 1] = name
+      args[#args + 1] = string.format('%d', (o or 0) + v)
+    elseif kind == 'hset' or o == nil or (kind == 'hmin' and v < o) or (kind == 'hmax' and v > o) then
       args[#args + 1] = name
       if kind == 'hset' then args[#args + 1] = v else args[#args + 1] = string.format('%d', v) end
     end

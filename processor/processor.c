@@ -11,7 +11,8 @@
  * keyed by (kind, key, field); each keeps its total and a linked list of
  * (message index, amount) contributions in one shared vector, so that the
  * script can apply the total when all markers are new and the sum over the
- * new ones otherwise.
+ * new ones otherwise (the contributions travel as a string the script only
+ * parses in that second case).
  */
 #include "processor/processor.h"
 
@@ -355,7 +356,7 @@ int lt_ops_session(struct lt_ops *o, const struct lt_proc_msg *pm, const char *f
 	return ops_add(o, pm, K_SESS, "", field, amount, 0, NULL, 0);
 }
 
-/* The plan: a JSON array of {kind, key, field, total, ttl, [idx, amt, ...], extra}. */
+/* The plan: a JSON array of [kind, key, field, total, ttl, "idx:amt,...", extra]. */
 static int ops_plan(const struct lt_ops *o, struct lt_buf *out)
 {
 	lt_buf_reset(out);
@@ -368,10 +369,10 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *out)
 		lt_json_str(out, op->key, strlen(op->key));
 		lt_buf_putc(out, ',');
 		lt_json_str(out, op->field, strlen(op->field));
-		lt_buf_printf(out, ",%lld,%d,[", (long long)op->total, op->ttl);
+		lt_buf_printf(out, ",%lld,%d,\"", (long long)op->total, op->ttl);
 		for (int32_t c = op->head; c >= 0; c = o->c[c].next)
-			lt_buf_printf(out, "%s%d,%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
-		lt_buf_putc(out, ']');
+			lt_buf_printf(out, "%s%d:%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
+		lt_buf_putc(out, '"');
 		if (op->extra) {
 			lt_buf_putc(out, ',');
 			lt_json_str(out, op->extra, op->extra_len);
