@@ -41,6 +41,7 @@
 #define PUSH_SENDBUF	 64
 #define SUB_RECVBUF	 1024
 #define METRICS_EVERY_MS 1000
+#define COMPACT_MIN	 4096 /* ring entries before compaction is considered */
 
 static const uint8_t wire_kind[NKINDS] = {LT_WIRE_CONSUMER_PROCESSOR, LT_WIRE_CONSUMER_PERSISTER};
 
@@ -196,6 +197,44 @@ static void ring_pop_done(struct lt_delivery *d)
 			d->cursor[k] = d->head_abs;
 }
 
+/* Drop finished entries that sit behind an older pending one (a batch one
+ * kind keeps not acking), so the ring's memory follows the pending batches,
+ * not the traffic. Absolute positions change: the cursors and in-flight lists
+ * are remapped (by seq); callers must not hold positions across this. */
+static void ring_compact(struct lt_delivery *d)
+{
+	struct ent *n = malloc(d->ring_cap * sizeof(*n));
+	if (!n)
+		return;
+	for (int k = 0; k < NKINDS; k++)
+		for (int i = 0; i < d->n_infl[k]; i++)
+			d->infl[k][i] = ring_at(d, d->infl[k][i])->seq;
+	uint64_t cur[NKINDS];
+	bool cur_set[NKINDS] = {false, false};
+	size_t j = 0;
+	for (uint64_t a = d->head_abs; a < ring_end(d); a++) {
+		struct ent *e = ring_at(d, a);
+		for (int k = 0; k < NKINDS; k++) {
+			if (!cur_set[k] && a >= d->cursor[k]) {
+				cur[k] = d->head_abs + j;
+				cur_set[k] = true;
+			}
+		}
+		if (e->acked != ALL_KINDS)
+			n[j++] = *e;
+	}
+	free(d->ring);
+	d->ring = n;
+	d->ring_head = 0;
+	d->ring_n = j;
+	for (int k = 0; k < NKINDS; k++) {
+		d->cursor[k] = cur_set[k] ? cur[k] : d->head_abs + j;
+		for (int i = 0; i < d->n_infl[k]; i++)
+			d->infl[k][i] = ring_find(d, d->infl[k][i]);
+	}
+	d->st.ring_compactions++;
+}
+
 /* The batch is acked by every required kind (or given up): forget it. */
 static void ent_done(struct lt_delivery *d, struct ent *e)
 {
@@ -212,6 +251,8 @@ static void ent_done(struct lt_delivery *d, struct ent *e)
 		lt_spool_release(d->spool, &e->pos);
 	e->spooled = false;
 	ring_pop_done(d);
+	if (d->ring_n > COMPACT_MIN && d->ring_n > 2 * d->st.pending_batches)
+		ring_compact(d);
 	if (d->st.pending_batches == 0 && d->open_count == 0)
 		pthread_cond_broadcast(&d->drained);
 }
@@ -859,6 +900,7 @@ void lt_delivery_stats(struct lt_delivery *d, struct lt_delivery_stats *out)
 	out->open_records = d->open_count;
 	out->window_bytes = d->window_bytes;
 	out->next_seq = d->next_seq;
+	out->ring_entries = d->ring_n;
 	if (d->spool) {
 		struct lt_spool_stats ss;
 		lt_spool_stats(d->spool, &ss);

@@ -90,6 +90,8 @@ struct lt_delivery_stats {
 	uint64_t acks_bad;	/* ack messages that did not decode */
 	uint64_t acked_records; /* records acked by every required kind */
 	uint64_t acked_batches;
+	uint64_t ring_entries; /* batches tracked in memory: pending ones and finished ones behind them */
+	uint64_t ring_compactions;
 	uint64_t pending_records; /* sealed, not yet acked by every kind */
 	uint64_t pending_batches;
 	uint64_t open_records; /* in the batch still open (lost if killed now) */

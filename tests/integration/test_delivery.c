@@ -88,6 +88,7 @@ struct tcons {
 	atomic_bool stop;
 	_Atomic int64_t withhold_until; /* mono ms: no acks before this */
 	atomic_ulong batches;
+	bool skip_first; /* set before start: do not ack the first batch seen */
 };
 
 static int64_t now_ms(void)
@@ -139,8 +140,10 @@ static void *cons_main(void *arg)
 				}
 			}
 			pthread_mutex_unlock(&tc->t->mu);
-			atomic_fetch_add(&tc->batches, 1);
-			if (now_ms() >= atomic_load(&tc->withhold_until))
+			bool skip = tc->skip_first && atomic_fetch_add(&tc->batches, 1) == 0;
+			if (!tc->skip_first)
+				atomic_fetch_add(&tc->batches, 1);
+			if (!skip && now_ms() >= atomic_load(&tc->withhold_until))
 				lt_bus_consumer_ack(tc->c, wb.source_id, wb.seq);
 		}
 		lt_bus_batch_free(&b);
@@ -688,6 +691,47 @@ START_TEST(producer_tool)
 }
 END_TEST
 
+START_TEST(one_unacked_batch_keeps_memory_bounded)
+{
+	struct rig *r = rig_new("dlv-compact");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	/* The persister drops the ack of the first batch it sees; the ring must
+	 * not keep every later (finished) batch behind it. */
+	struct tcons *q0 = calloc(1, sizeof(*q0));
+	q0->skip_first = true;
+	q0->t = &r->tq;
+	ck_assert_int_eq(lt_bus_consumer_open(r->pers_url, NULL, LT_WIRE_CONSUMER_PERSISTER, &q0->c, NULL),
+			 LT_OK);
+	ck_assert_int_eq(pthread_create(&q0->thr, NULL, cons_main, q0), 0);
+	struct lt_delivery_opts o = {.batch_max = 1, .ack_timeout_ms = 5000, .ack_timeout_max_ms = 5000};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	pause_ms(300);
+	const int n = 12000;
+	ck_assert_int_eq(push_range(d, 0, n), LT_OK);
+	struct lt_delivery_stats st;
+	int64_t deadline = now_ms() + 4500; /* before the resend at 5 s */
+	do {
+		pause_ms(20);
+		lt_delivery_stats(d, &st);
+	} while (st.acked_records < (uint64_t)n - 1 && now_ms() < deadline);
+	ck_assert_uint_eq(st.acked_records, n - 1);
+	ck_assert_uint_eq(st.pending_batches, 1);
+	ck_assert_uint_gt(st.ring_compactions, 0);
+	ck_assert_uint_le(st.ring_entries, 4096 + 1);
+	/* The dropped ack is made good by a resend; then everything is done. */
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_ge(st.resent, 1);
+	ck_assert_uint_eq(st.ring_entries, 0);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(bad_acks_counted)
 {
 	struct rig *r = rig_new("dlv-badack");
@@ -744,6 +788,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, tiny_window_reads_spool);
 	tcase_add_test(tc, full_spool_pushes_back);
 	tcase_add_test(tc, late_consumers_no_stall);
+	tcase_add_test(tc, one_unacked_batch_keeps_memory_bounded);
 	tcase_add_test(tc, producer_tool);
 	tcase_add_test(tc, bad_acks_counted);
 	suite_add_tcase(s, tc);
