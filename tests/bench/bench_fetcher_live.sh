@@ -79,6 +79,8 @@ run_mode() {
 	sleep "$secs"
 	t1=$(ticks "${fpids[@]}")
 	read -r rss pss priv < <(mem "${fpids[@]}")
+	connected=$(curl -s "http://127.0.0.1:$port/emu/stats" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["rooms"]))')
+	echo "rooms connected at the emulator: $connected of $n"
 	python3 - "$mode" "$n" "$rate" "$secs" "$hz" "$t0" "$t1" "$rss" "$pss" "$priv" <<'PY'
 import sys
 mode, n, rate, secs, hz, t0, t1, rss, pss, priv = sys.argv[1:]

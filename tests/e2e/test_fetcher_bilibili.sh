@@ -13,8 +13,9 @@
 # often as it was sent. Cases: plain (bootstrap with the signed getDanmuInfo,
 # auth, heartbeats seen in live:{ROOM}:status, versions 0/2/3 mixed, --record
 # then --replay gives the same lines), dropped connections and reconnects,
-# garbage frames counted without a crash, a stalled server, live end, and a
-# room that does not exist.
+# garbage frames counted without a crash, a stalled server, live end, a
+# room that does not exist, a server that refuses (state error), and Redis
+# down (messages flow anyway).
 set -euo pipefail
 
 build=${1:?usage: test_fetcher_bilibili.sh BUILDDIR}
@@ -199,6 +200,15 @@ wait "$fetcher_pid" || err_rc=$?
 st=$(status_field $room state)
 [ "$err_rc" = 3 ] && [ "$st" = error ] && pass "a room that keeps failing goes to error (exit 3, last_error: $(status_field $room last_error))" \
 	|| fail "keeps failing: exit $err_rc, state '$st'"
+
+# ---- 8. Redis down: the status cannot be written, messages flow all the same ----
+room=10008
+start_emu noredis --generate --rate 100 --seed 8
+LIVETAP_REDIS_URL=redis://127.0.0.1:1/0 start_fetcher noredis $room
+sleep 3
+stop "$fetcher_pid"; stop "$emu_pid"
+[ "$stop_rc" = 0 ] || true
+if out=$(compare noredis); then pass "Redis unreachable, messages still flow: $out"; else fail "noredis: $out"; fi
 
 echo "logs in $tmp"
 [ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }
