@@ -547,6 +547,40 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+START_TEST(test_postgres_refuses_one_record)
+{
+	/* cJSON takes this extra, PostgreSQL's jsonb does not (numeric
+	 * overflow): the transaction fails as a whole, then batch by batch, then
+	 * record by record; only the one record is left out. */
+	struct lt_msg a[3] = {
+		mk(LT_MSG_CHAT, "r10", "ok1", "u1", "a", "fine", T0),
+		mk(LT_MSG_GIFT, "r10", "poison", "u1", "a", "gift", T0 + 1),
+		mk(LT_MSG_CHAT, "r10", "ok2", "u1", "a", "fine too", T0 + 2),
+	};
+	a[1].extra = LT_STR("{\"gift_name\":\"x\",\"value\":1e999999}");
+	struct lt_msg b[2] = {
+		mk(LT_MSG_CHAT, "r10", "ok3", "u2", "b", "other batch", T0 + 3),
+		mk(LT_MSG_CHAT, "r10", "ok4", "u2", "b", "签到", T0 + 4),
+	};
+	ck_assert_int_eq(add("src-p", 1, b, 2), LT_OK);
+	ck_assert_int_eq(add("src-p", 2, a, 3), LT_OK);
+	flush_ok();
+	ck_assert(acked("src-p", 1) && acked("src-p", 2));
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r10'"), 4);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE msg_id = 'poison'"), 0);
+	ck_assert_int_eq(q_long("SELECT messages FROM user_statistics WHERE user_id = 'u1'"), 2);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM gift_records"), 0);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM checkins WHERE user_id = 'u2'"), 1);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM error_logs WHERE kind = 'bad_record' AND "
+				"message LIKE 'refused by PostgreSQL%' AND details->>'source_id' = 'src-p'"),
+			 1);
+	struct lt_persister_stats st;
+	lt_persister_stats(fx.p, &st);
+	ck_assert_uint_eq(st.records_bad, 1);
+	ck_assert_uint_eq(st.rows_new, 4);
+}
+END_TEST
+
 static void small_batches(struct lt_persister_opts *o)
 {
 	o->batch_rows = 10;
@@ -770,6 +804,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_sessions);
 	tcase_add_test(tc, test_default_partition_then_partition);
 	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_postgres_refuses_one_record);
 	suite_add_tcase(s, tc);
 	/* Tests that make their own persister. */
 	TCase *own = tcase_create("custom");
