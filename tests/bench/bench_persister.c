@@ -9,11 +9,14 @@
  *
  *   LIVETAP_PG_DSN=… build/tests/bench/bench_persister [ROWS]   (default 200000)
  *
- * Then the same batches again, to measure the duplicate path (nothing new).
+ * Then the same batches again, to measure the duplicate path (nothing new),
+ * then as many new rows through two persisters at once (each with its own
+ * connection, as when fetchers push to several persisters).
  * Works in a fresh schema that it drops at the end. Exits 77 without
  * LIVETAP_PG_DSN.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +53,12 @@ static const char *const chat_lines[] = {
 
 static uint64_t acks;
 
+/* ctx: the uint64_t ack counter of the caller. */
 static void on_ack(void *ctx, const char *source_id, uint64_t seq)
 {
-	(void)ctx;
 	(void)source_id;
 	(void)seq;
-	acks++;
+	(*(uint64_t *)ctx)++;
 }
 
 /* CPU seconds of this process. */
@@ -94,11 +97,11 @@ static long rss_kb(void)
 }
 
 /* Build batch number k (deterministic) into out. */
-static void build(struct lt_buf *out, uint64_t k, int64_t t0)
+static void build(struct lt_buf *out, uint64_t k, int64_t t0, const char *source)
 {
 	char ids[PER_BATCH][24], uids[PER_BATCH][16], names[PER_BATCH][24], rooms[PER_BATCH][16];
 	char extra[PER_BATCH][128];
-	lt_wire_batch_begin(out, LT_WIRE_KIND_DATA, 0, "bench:source", k + 1);
+	lt_wire_batch_begin(out, LT_WIRE_KIND_DATA, 0, source, k + 1);
 	for (int i = 0; i < PER_BATCH; i++) {
 		uint64_t n = k * PER_BATCH + (uint64_t)i;
 		uint64_t h = n * 0x9E3779B97F4A7C15ull;
@@ -150,14 +153,14 @@ static double run(struct lt_persister *p, uint64_t nbatches, int64_t t0, double 
 	int64_t start = lt_clock_mono_us();
 	*worst_ms = 0;
 	for (uint64_t k = 0; k < nbatches; k++) {
-		build(&b, k, t0);
+		build(&b, k, t0, "bench:source");
 		if (lt_persister_add_batch(p, b.data, b.len) != LT_OK) {
 			fprintf(stderr, "bench_persister: add_batch failed\n");
 			exit(1);
 		}
 		if (lt_persister_next_due_ms(p) == 0 || k + 1 == nbatches) {
 			int64_t f0 = lt_clock_mono_us();
-			int rc = lt_persister_flush(p, true, on_ack, NULL, &e);
+			int rc = lt_persister_flush(p, true, on_ack, &acks, &e);
 			double ms = (double)(lt_clock_mono_us() - f0) / 1000.0;
 			if (ms > *worst_ms)
 				*worst_ms = ms;
@@ -172,6 +175,51 @@ static double run(struct lt_persister *p, uint64_t nbatches, int64_t t0, double 
 	cpu[1] = b0 >= 0 && b1 >= 0 ? b1 - b0 : 0;
 	cpu[0] = self_cpu() - c0 + cpu[1];
 	return (double)(lt_clock_mono_us() - start) / 1e6;
+}
+
+/* One of several persisters writing at once (as when fetchers push to
+ * several): batches from, from + step, … below to, on its own connection. */
+struct worker {
+	pthread_t th;
+	const char *dsn, *schema;
+	uint64_t from, to, step;
+	int64_t t0;
+	char source[32];
+	uint64_t acks, inserted;
+	int failed;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct lt_persister_opts o;
+	lt_persister_opts_default(&o);
+	o.pg_dsn = w->dsn;
+	o.pg_search_path = w->schema;
+	o.hotwords_top = 0;
+	struct lt_persister *p = NULL;
+	struct lt_error e = {0};
+	struct lt_buf b = LT_BUF_INIT;
+	if (lt_persister_open(&o, &p, &e) != LT_OK) {
+		w->failed = 1;
+		return NULL;
+	}
+	for (uint64_t k = w->from; k < w->to && !w->failed; k += w->step) {
+		build(&b, k, w->t0, w->source);
+		if (lt_persister_add_batch(p, b.data, b.len) != LT_OK)
+			w->failed = 1;
+		if ((lt_persister_next_due_ms(p) == 0 || k + w->step >= w->to) &&
+		    lt_persister_flush(p, true, on_ack, &w->acks, &e) != LT_OK) {
+			fprintf(stderr, "bench_persister: %s: %s\n", w->source, e.message);
+			w->failed = 1;
+		}
+	}
+	struct lt_persister_stats st;
+	lt_persister_stats(p, &st);
+	w->inserted = st.rows_new;
+	lt_buf_free(&b);
+	lt_persister_close(p);
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -235,12 +283,28 @@ int main(int argc, char **argv)
 	       (double)(nbatches * PER_BATCH) / s_dup, s_dup, st.rows_dup, st.rows_new - inserted);
 	printf("                  %.0f rows per CPU second (%.2f CPU s, backend %.2f)\n",
 	       (double)(nbatches * PER_BATCH) / cpu_dup[0], cpu_dup[0], cpu_dup[1]);
+	/* Two persisters at once, on new messages (each its own batches). */
+	struct worker w[2];
+	int64_t w0 = lt_clock_mono_us();
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct worker){.dsn = dsn, .schema = schema, .from = nbatches + (uint64_t)i,
+				       .to = 2 * nbatches, .step = 2, .t0 = t0};
+		snprintf(w[i].source, sizeof w[i].source, "bench:p%d", i);
+		pthread_create(&w[i].th, NULL, work, &w[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(w[i].th, NULL);
+	double s_two = (double)(lt_clock_mono_us() - w0) / 1e6;
+	uint64_t two = w[0].inserted + w[1].inserted;
+	printf("  two persisters: %.0f rows/s wall together (%.2f s; %" PRIu64 " inserted)\n", (double)two / s_two,
+	       s_two, two);
 	double load[1] = {0};
 	if (getloadavg(load, 1) == 1)
 		printf("  machine load average: %.1f (wall figures shrink with it; CPU figures much less)\n", load[0]);
 	printf("  acks: %" PRIu64 " (expected %" PRIu64 "), commits: %" PRIu64 "\n", acks, 2 * nbatches, st.commits);
 	printf("  peak RSS: %.1f MB (%.1f MB after connecting)\n", (double)rss_kb() / 1024.0, (double)rss0 / 1024.0);
-	int ok = inserted == nbatches * PER_BATCH && st.rows_new == inserted && acks == 2 * nbatches;
+	int ok = inserted == nbatches * PER_BATCH && st.rows_new == inserted && acks == 2 * nbatches &&
+		 two == nbatches * PER_BATCH && !w[0].failed && !w[1].failed && w[0].acks + w[1].acks == nbatches;
 
 	lt_persister_close(p);
 	snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SCHEMA %s CASCADE", schema);
