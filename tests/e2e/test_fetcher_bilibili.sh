@@ -210,6 +210,57 @@ stop "$fetcher_pid"; stop "$emu_pid"
 [ "$stop_rc" = 0 ] || true
 if out=$(compare noredis); then pass "Redis unreachable, messages still flow: $out"; else fail "noredis: $out"; fi
 
+# ---- 9. through the real pipeline: pushed, applied, acknowledged ----------------
+# A processor (Redis) and a persister (PostgreSQL, private schema) on ipc://
+# sockets in a private state dir; the fetcher pushes (no --stdout). Every
+# message sent must be in live_messages exactly once and in the room's
+# Redis stream, and the fetcher's spool must be empty (everything acked).
+if [ -n "${LIVETAP_PG_DSN:-}" ] && [ -x "$build/processor/livetap-processor" ] && [ -x "$build/persister/livetap-persister" ]; then
+	room=10009
+	schema=fetch_e2e_$$
+	state=$tmp/pipe-state
+	mkdir -p "$state"
+	PGOPTIONS= psql "$LIVETAP_PG_DSN" -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA $schema" >/dev/null
+	redis-cli -u "$LIVETAP_REDIS_URL" --scan --pattern "live:{bilibili:$room}:*" | while read -r k; do
+		redis-cli -u "$LIVETAP_REDIS_URL" del "$k" >/dev/null
+	done
+	cons=()
+	for prog in persister processor; do
+		PGOPTIONS="-c search_path=$schema" LIVETAP_STATE_DIR=$state \
+			"$build/$prog/livetap-$prog" >"$tmp/pipe.$prog.out" 2>"$tmp/pipe.$prog.err" &
+		cons+=($!)
+		pids+=($!)
+	done
+	for _ in $(seq 1 100); do
+		[ -S "$state/processor.ipc" ] && [ -S "$state/persister.ipc" ] && break
+		sleep 0.1
+	done
+	start_emu pipe --generate --rate 100 --seed 21 --mix-versions
+	LIVETAP_BILIBILI_API_BASE=http://127.0.0.1:$emu_port LIVETAP_BILIBILI_WS_URL=ws://127.0.0.1:$emu_port/sub \
+	LIVETAP_FETCHER_HEARTBEAT_S=1 LIVETAP_STATE_DIR=$state \
+		"$fetcher_bin" --platform bilibili --room $room >"$tmp/pipe.out" 2>"$tmp/pipe.err" &
+	fetcher_pid=$!
+	pids+=($!)
+	sleep 3
+	stop "$emu_pid"          # the stream ends first, so nothing is sent after the fetcher stops
+	sleep 1.5                # the last batches are acked
+	stop "$fetcher_pid"
+	[ "$stop_rc" = 0 ] && pass "pipeline: fetcher exits 0" || fail "pipeline: fetcher exit $stop_rc"
+	PGOPTIONS="-c search_path=$schema" psql "$LIVETAP_PG_DSN" -qAt -c \
+		"SELECT json_build_object('type', type, 'msg_id', msg_id) FROM live_messages WHERE platform = 'bilibili' AND room_id = '$room'" \
+		>"$tmp/pipe.out"
+	if out=$(compare pipe); then pass "pipeline: PostgreSQL has $out"; else fail "pipeline (PostgreSQL): $out"; fi
+	rows=$(wc -l <"$tmp/pipe.out")
+	xlen=$(redis-cli -u "$LIVETAP_REDIS_URL" xlen "live:{bilibili:$room}:messages")
+	[ "$xlen" = "$rows" ] && pass "pipeline: Redis stream has the same $xlen messages" || fail "pipeline: stream $xlen vs $rows rows"
+	left=$(find "$state/spool" -type f -size +0 2>/dev/null | wc -l)
+	[ "$left" = 0 ] && pass "pipeline: every batch acknowledged (spool empty)" || fail "pipeline: $left spool files left"
+	for p in "${cons[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	PGOPTIONS= psql "$LIVETAP_PG_DSN" -q -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+else
+	fail "pipeline case needs LIVETAP_PG_DSN and the processor and persister built"
+fi
+
 echo "logs in $tmp"
 [ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }
 echo "all checks passed"

@@ -516,7 +516,7 @@ static void render_interact(struct bili *s, struct bili_conn *bc, struct lt_buf 
 	pb_uint(&pb, 6, strtoull(bc->room, NULL, 10));
 	pb_uint(&pb, 7, (uint64_t)(m->ts / 1000));
 	pb_uint(&pb, 8, (uint64_t)m->ts * 1000 + emu_rand(s->e) % 1000);
-	pb_uint(&pb, 15, (uint64_t)m->ts * 1000000);
+	pb_uint(&pb, 15, (uint64_t)m->ts * 1000000 + emu_rand(s->e) % 1000000); /* ns, like the real one */
 	pb_bytes(&pb, 22, uinfo.data, uinfo.len);
 
 	lt_buf_printf(b, "{\"cmd\":\"INTERACT_WORD_V2\",\"data\":{\"dmscore\":%u,\"pb\":\"", 10 + emu_rand(s->e) % 20);

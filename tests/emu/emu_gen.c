@@ -13,9 +13,12 @@
  *
  * Generated messages carry platform ids the way the platform would: chat a
  * 32-hex id_str, gifts a numeric tid, super chats a numeric id; the others
- * have none (msg_id empty), like on the real platform.
+ * have none (msg_id empty), like on the real platform. The ids start with
+ * the second the run began, so a restarted emulator never repeats one; all
+ * else (text, users, kinds, amounts) depends on the seed only.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +80,10 @@ static const struct {
 };
 
 static uint64_t gen_counter;
+/* The platform ids of one run: the wall-clock second the generator started,
+ * so that a restarted emulator (same seed, same chat) never repeats an id
+ * that consumers have already seen and rightly dropped as a duplicate. */
+static uint32_t run_nonce;
 
 static struct lt_str arena_str(struct lt_arena *a, const char *s, size_t n)
 {
@@ -91,12 +98,35 @@ static struct lt_str arena_printf_buf(struct lt_arena *a, struct lt_buf *b)
 	return s;
 }
 
+#define GEN_LIKERS 64
+static uint32_t recent_likers[GEN_LIKERS];
+static unsigned n_likers;
+
+/* A user for a like who has not liked lately: the platform sends one click
+ * event per user and burst, so two identical like events in one frame would
+ * be unrealistic (and indistinguishable for any deduplicating consumer). */
+static uint32_t pick_liker(struct emu *e)
+{
+	uint32_t u = emu_rand(e) % GEN_USERS;
+
+	for (int tries = 0; tries < 64; tries++) {
+		bool seen = false;
+		for (unsigned i = 0; i < GEN_LIKERS && i < n_likers; i++)
+			seen |= recent_likers[i] == u;
+		if (!seen)
+			break;
+		u = emu_rand(e) % GEN_USERS;
+	}
+	recent_likers[n_likers++ % GEN_LIKERS] = u;
+	return u;
+}
+
 /* A user from the pool; low indices talk more (a skewed draw). */
-static void pick_user(struct emu *e, struct lt_arena *a, struct lt_msg *m)
+static void pick_user(struct emu *e, struct lt_arena *a, struct lt_msg *m, bool liker)
 {
 	char buf[128];
 	uint32_t r = emu_rand(e) % GEN_USERS;
-	uint32_t u = (emu_rand(e) & 3) == 0 ? r % 12 : r; /* a quarter of the time: a regular */
+	uint32_t u = liker ? pick_liker(e) : (emu_rand(e) & 3) == 0 ? r % 12 : r; /* a quarter: a regular */
 	uint64_t uid = 3493100000ULL + (uint64_t)u * 7919ULL + (e ? emu_options(e)->seed % 1000 : 0);
 	int n;
 
@@ -127,7 +157,9 @@ void emu_generate(struct emu *e, const char *room, struct lt_arena *a, struct lt
 	m->ts = emu_now_ms();
 	m->room = lt_str_c(room);
 	gen_counter++;
-	pick_user(e, a, m);
+	if (!run_nonce)
+		run_nonce = (uint32_t)(emu_now_ms() / 1000);
+	pick_user(e, a, m, type == LT_MSG_LIKE);
 
 	switch (type) {
 	case LT_MSG_CHAT: {
@@ -137,7 +169,7 @@ void emu_generate(struct emu *e, const char *room, struct lt_arena *a, struct lt
 		else
 			lt_buf_puts(&b, p1);
 		m->content = arena_printf_buf(a, &b);
-		lt_buf_printf(&b, "%08x%08x%08x%08x", emu_rand(e), emu_rand(e), emu_rand(e), emu_rand(e));
+		lt_buf_printf(&b, "%08x%08x%08x%08x", run_nonce, emu_rand(e), emu_rand(e), emu_rand(e));
 		m->msg_id = arena_printf_buf(a, &b);
 		break;
 	}
@@ -156,8 +188,7 @@ void emu_generate(struct emu *e, const char *room, struct lt_arena *a, struct lt
 		}
 		m->count = (emu_rand(e) % 4 == 0) ? 1 + emu_rand(e) % 10 : 1;
 		m->value = g->price * m->count;
-		lt_buf_printf(&b, "%" PRIu64, (uint64_t)2500000000000000000ULL + (uint64_t)(emu_rand(e) % 1000000) * 1000000 +
-		                                  gen_counter % 1000000);
+		lt_buf_printf(&b, "%" PRIu64, (uint64_t)run_nonce * 1000000000 + gen_counter);
 		m->msg_id = arena_printf_buf(a, &b);
 		lt_buf_printf(&b, "投喂 %s", g->name);
 		m->content = arena_printf_buf(a, &b);
@@ -175,7 +206,7 @@ void emu_generate(struct emu *e, const char *room, struct lt_arena *a, struct lt
 	case LT_MSG_SUPERCHAT: {
 		static const int64_t prices[] = {30, 30, 50, 100, 500};
 		int64_t price = prices[emu_rand(e) % 5];
-		lt_buf_printf(&b, "%" PRIu64, (uint64_t)9000000 + gen_counter);
+		lt_buf_printf(&b, "%" PRIu64, (uint64_t)(run_nonce % 100000) * 10000000 + gen_counter);
 		m->msg_id = arena_printf_buf(a, &b);
 		lt_buf_printf(&b, "主播加油！%s", phrases[emu_rand(e) % np]);
 		m->content = arena_printf_buf(a, &b);
