@@ -385,12 +385,33 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *out)
 
 /* ---- plugins ------------------------------------------------------------ */
 
+/* Disable pg after a failure, and every enabled plugin that depends on it,
+ * directly or not. */
 static void plugin_fail(struct lt_processor *p, struct plug *pg, const char *hook, int rc)
 {
+	int changed = 1;
+
 	pg->enabled = 0;
 	p->st.plugin_failures++;
 	lt_metrics_add(pg->failures, 1);
 	lt_error("plugin=disabled", "plugin %s failed in %s (%s); disabled", pg->pl->name, hook, lt_strerror(rc));
+	while (changed) {
+		changed = 0;
+		for (int i = 0; i < p->nplugs; i++) {
+			struct plug *q = &p->plugs[i];
+			for (const char *const *d = q->pl->depends_on; q->enabled && d && *d; d++) {
+				int k;
+				for (k = 0; k < p->nplugs && strcmp(p->plugs[k].pl->name, *d) != 0; k++)
+					;
+				if (k == p->nplugs || !p->plugs[k].enabled) {
+					lt_error("plugin=disabled", "plugin %s: needs %s, which failed; disabled", q->pl->name,
+						 *d);
+					q->enabled = 0;
+					changed = 1;
+				}
+			}
+		}
+	}
 }
 
 static int listed(const char *list, const char *name)
@@ -421,7 +442,7 @@ static struct plug *find_plug(struct lt_processor *p, const char *name)
 
 /* Order: dependencies first, then priority; a plugin whose dependency is
  * missing or disabled is disabled. Then init in that order. */
-static void plugins_setup(struct lt_processor *p, const char *disable)
+static void plugins_setup(struct lt_processor *p, const char *disable, const struct lt_plugin *const *extra)
 {
 	struct plug sorted[MAX_PLUGINS];
 	int placed[MAX_PLUGINS] = {0};
@@ -434,6 +455,17 @@ static void plugins_setup(struct lt_processor *p, const char *disable)
 		pg->pl = builtin[i];
 		pg->enabled = !listed(disable, builtin[i]->name);
 		pg->failures = lt_metrics_series(fam, builtin[i]->name, NULL);
+	}
+	for (; extra && *extra; extra++) {
+		struct plug *pg;
+		if (p->nplugs == MAX_PLUGINS) {
+			lt_error("plugin=disabled", "plugin %s: more than %d plugins", (*extra)->name, MAX_PLUGINS);
+			continue;
+		}
+		pg = &p->plugs[p->nplugs++];
+		pg->pl = *extra;
+		pg->enabled = !listed(disable, (*extra)->name);
+		pg->failures = lt_metrics_series(fam, (*extra)->name, NULL);
 	}
 	for (;;) {
 		int best = -1;
@@ -548,7 +580,7 @@ int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **o
 							      "Time to apply one batch to Redis.", NULL, 0, NULL,
 							      NULL),
 					 NULL, NULL);
-	plugins_setup(p, o->disable);
+	plugins_setup(p, o->disable, o->extra_plugins);
 	*out = p;
 	return LT_OK;
 fail:

@@ -22,6 +22,7 @@
 #include "common/err.h"
 
 struct lt_processor;
+struct lt_plugin;
 
 struct lt_processor_opts {
 	const char *redis_url;        /* required: redis://host:port/db or unix:///path */
@@ -30,6 +31,9 @@ struct lt_processor_opts {
 	const char *pg_dsn;           /* keyword rules' database; NULL = no rules */
 	int keywords_refresh_ms;      /* 0 = 30000 */
 	const char *disable;          /* comma-separated plugin names to leave out; NULL = none */
+	/* more plugins (plugin.h) after the built-in ones, NULL-terminated; the
+	 * array and the plugins must outlive the processor. NULL = none. */
+	const struct lt_plugin *const *extra_plugins;
 };
 
 struct lt_processor_stats {

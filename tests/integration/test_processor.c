@@ -36,6 +36,7 @@
 #include "common/redisconn.h"
 #include "common/wire.h"
 #include "processor/hotwords.h"
+#include "processor/plugin.h"
 #include "processor/plugins/keywords.h"
 #include "processor/processor.h"
 #include "tests/support/testsupport.h"
@@ -626,6 +627,159 @@ START_TEST(plugins_keywords_checkin_fortune)
 }
 END_TEST
 
+/* ---- plugin lifecycle: order, dependencies, failures ---------------------- */
+
+static char calls[256];
+
+static void note(const char *name)
+{
+	if (strlen(calls) + strlen(name) + 2 < sizeof(calls)) {
+		strcat(calls, name);
+		strcat(calls, ",");
+	}
+}
+
+static int t_init_fail(const struct lt_plugin_env *env, void **state, struct lt_error *e)
+{
+	(void)env;
+	(void)state;
+	return lt_error_set(e, LT_EINVAL, "refusing on purpose");
+}
+
+static int t_b_msg(void *st, struct lt_proc_msg *pm, struct lt_ops *o)
+{
+	(void)st;
+	(void)pm;
+	(void)o;
+	note("b");
+	return LT_OK;
+}
+
+static int t_a_msg(void *st, struct lt_proc_msg *pm, struct lt_ops *o)
+{
+	(void)st;
+	(void)pm;
+	(void)o;
+	note("a");
+	return LT_OK;
+}
+
+static int t_flaky_msg(void *st, struct lt_proc_msg *pm, struct lt_ops *o)
+{
+	(void)st;
+	note("f");
+	if (lt_str_eqc(pm->m->content, "boom"))
+		return LT_EINVAL;
+	return lt_ops_hincr(o, pm, "flaky", "calls", 1, 60);
+}
+
+static int t_after_msg(void *st, struct lt_proc_msg *pm, struct lt_ops *o)
+{
+	(void)st;
+	(void)pm;
+	(void)o;
+	note("x");
+	return LT_OK;
+}
+
+static const char *const dep_b[] = {"t_b", NULL};
+static const char *const dep_badinit[] = {"t_badinit", NULL};
+static const char *const dep_flaky[] = {"t_flaky", NULL};
+static const char *const dep_nope[] = {"nope", NULL};
+static const struct lt_plugin t_badinit = {.name = "t_badinit", .priority = 1, .init = t_init_fail};
+static const struct lt_plugin t_needsbad = {.name = "t_needsbad", .priority = 2, .depends_on = dep_badinit,
+					    .on_message = t_a_msg};
+static const struct lt_plugin t_missing = {.name = "t_missing", .priority = 3, .depends_on = dep_nope,
+					   .on_message = t_a_msg};
+static const struct lt_plugin t_a = {.name = "t_a", .priority = 5, .depends_on = dep_b, .on_message = t_a_msg};
+static const struct lt_plugin t_b = {.name = "t_b", .priority = 90, .on_message = t_b_msg};
+static const struct lt_plugin t_flaky = {.name = "t_flaky", .priority = 95, .on_message = t_flaky_msg};
+static const struct lt_plugin t_after = {.name = "t_after", .priority = 96, .depends_on = dep_flaky,
+					 .on_message = t_after_msg};
+
+START_TEST(plugin_order_dependencies_and_failures)
+{
+	static const struct lt_plugin *const extra[] = {&t_a,      &t_badinit, &t_needsbad, &t_missing,
+							&t_flaky, &t_after,   &t_b,        NULL};
+	struct lt_processor_opts o = {.redis_url = lt_test_redis_url(), .extra_plugins = extra};
+	struct lt_processor *p = NULL;
+	struct lt_processor_stats st;
+	struct lt_error e = {0};
+	struct lt_msg ms[3];
+	struct lt_buf b = LT_BUF_INIT;
+	char room[64], key[160], names[256];
+	int64_t now = lt_clock_wall_ms();
+	redisContext *c = rconn();
+
+	ck_assert_int_eq(lt_processor_open(&o, &p, &e), LT_OK);
+	lt_processor_plugins(p, names, sizeof(names));
+	ck_assert_str_eq(names, "keywords,hotwords,userstats,checkin,fortune,t_b,t_a,t_flaky,t_after");
+	room_name(room, sizeof(room), "plug");
+	ms[0] = mk(room, LT_MSG_CHAT, "q0", "u1", "a", "one", now);
+	ms[1] = mk(room, LT_MSG_CHAT, "q1", "u1", "a", "boom", now);
+	ms[2] = mk(room, LT_MSG_CHAT, "q2", "u1", "a", "three", now);
+	batch(&b, ms, 3, 1);
+	calls[0] = '\0';
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	/* b before a (dependency beats priority); flaky fails on "boom" and takes
+	 * its dependent with it; the batch itself is applied in full */
+	ck_assert_str_eq(calls, "b,a,f,x,b,a,f,b,a,");
+	lt_processor_plugins(p, names, sizeof(names));
+	ck_assert_str_eq(names, "keywords,hotwords,userstats,checkin,fortune,t_b,t_a");
+	lt_processor_stats(p, &st);
+	ck_assert_int_eq(st.plugin_failures, 2);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 3);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:flaky", room);
+	ck_assert_int_eq(hget_ll(c, key, "calls"), 1);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+START_TEST(sessions)
+{
+	char room[64], key[160];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg ms[4];
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	redisContext *c = rconn();
+	redisReply *r;
+
+	room_name(room, sizeof(room), "sess");
+	ms[0] = mk(room, LT_MSG_LIVE_START, "s0", "", "", "", now - 100);
+	batch(&b, ms, 1, 1);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ms[0] = mk(room, LT_MSG_CHAT, "s1", "u1", "a", "hi", now - 50);
+	ms[1] = mk(room, LT_MSG_GIFT, "s2", "u1", "a", "x", now - 40);
+	ms[1].count = 2;
+	ms[1].value = 20;
+	ms[2] = mk(room, LT_MSG_LIKE, "s3", "u2", "b", "", now - 30);
+	batch(&b, ms, 3, 2);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ms[0] = mk(room, LT_MSG_LIVE_END, "s4", "", "", "", now - 10);
+	batch(&b, ms, 1, 3);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:session:%lld", room, (long long)(now - 100));
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 1);
+	ck_assert_int_eq(hget_ll(c, key, "gifts"), 2);
+	ck_assert_int_eq(hget_ll(c, key, "gift_value"), 20);
+	ck_assert_int_eq(hget_ll(c, key, "likes"), 1);
+	ck_assert_int_eq(hget_ll(c, key, "started"), now - 100);
+	ck_assert_int_eq(hget_ll(c, key, "ended"), now - 10);
+	r = redisCommand(c, "HGET %s state", key);
+	ck_assert_str_eq(r->str, "ended");
+	freeReplyObject(r);
+	ck_assert_int_gt(integer(c, "TTL %s", key), 7000);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("processor");
@@ -640,6 +794,8 @@ int main(void)
 	tcase_add_test(tc, malformed_input);
 	tcase_add_test(tc, redis_down_and_noscript);
 	tcase_add_test(tc, plugins_keywords_checkin_fortune);
+	tcase_add_test(tc, plugin_order_dependencies_and_failures);
+	tcase_add_test(tc, sessions);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
