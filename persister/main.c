@@ -11,6 +11,7 @@
  * nothing is lost. The wait is a receive with a timeout, never a sleep.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ struct run {
 	struct lt_bus_consumer *bus;
 	int64_t next_maintain;
 	uint64_t refused_logged;
+	bool maintain_failing;
 };
 
 static void on_commit(void *ctx, const char *source_id, uint64_t seq)
@@ -74,7 +76,14 @@ static int step(void *ctx)
 	lt_persister_flush(r->p, false, on_commit, r, &e);
 	int64_t now = lt_clock_mono_ms();
 	if (now >= r->next_maintain) {
-		lt_persister_maintain(r->p, &e);
+		/* Log a failing maintenance once, and once when it recovers. */
+		rc = lt_persister_maintain(r->p, &e);
+		if (rc != LT_OK && rc != LT_EAGAIN && !r->maintain_failing)
+			lt_warn(NULL, "maintenance (partitions, retention, hot words): %s; retrying", e.message);
+		else if (rc == LT_OK && r->maintain_failing)
+			lt_info(NULL, "maintenance works again");
+		if (rc != LT_EAGAIN)
+			r->maintain_failing = rc != LT_OK;
 		r->next_maintain = now + 1000;
 	}
 	return LT_OK;

@@ -270,6 +270,25 @@ static int drop_one(PGconn *conn, const char *name, const char *archive_dir, int
 	int rc = exec_cmd(conn, "BEGIN", e, name);
 	if (rc != LT_OK)
 		return rc;
+	/* Two persisters applying retention at once: one at a time, and the
+	 * second finds the partition gone and skips it. */
+	rc = exec_cmd(conn, "SELECT pg_advisory_xact_lock(hashtext('livetap_retention:' || current_schema()))", e,
+		      name);
+	if (rc != LT_OK)
+		goto fail;
+	const char *params[1] = {name};
+	PGresult *r = PQexecParams(conn, "SELECT to_regclass(quote_ident($1)) IS NULL", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = db_fail(conn, r, e, name);
+		PQclear(r);
+		goto fail;
+	}
+	bool gone = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (gone) {
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return LT_EEXIST;
+	}
 	snprintf(sql, sizeof sql, "LOCK TABLE %s IN SHARE MODE", name);
 	rc = exec_cmd(conn, sql, e, name);
 	if (rc != LT_OK)
@@ -372,6 +391,8 @@ int lt_partition_retention(PGconn *conn, int64_t now_ms, int retention_days, con
 		rc = drop_one(conn, name, archive_dir, now_ms, e);
 		if (rc == LT_OK)
 			count++;
+		else if (rc == LT_EEXIST) /* dropped by another persister */
+			rc = LT_OK;
 	}
 	free(days);
 	if (rc == LT_OK)
