@@ -95,6 +95,7 @@ struct lt_delivery {
 	uint64_t *infl[NKINDS];
 	int n_infl[NKINDS];
 	int64_t blocked_until[NKINDS];
+	int64_t last_ack_ms[NKINDS]; /* mono ms of the kind's last matching ack */
 	/* When NNG's send queue of a kind is full, the message waits in an aio
 	 * and the kind is busy until its callback. */
 	nng_aio *saio[NKINDS];
@@ -642,6 +643,19 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 	e->acked |= bit;
 	d->st.acks++;
 	infl_remove(d, k, abs);
+	int64_t now = mono_ms();
+	if (now - d->last_ack_ms[k] > d->ack_timeout_ms) {
+		/* The kind was silent for longer than the ack timeout and is back
+		 * (a consumer restarted, Redis or PostgreSQL came back): what it
+		 * did not ack meanwhile was most likely dropped, so send it again
+		 * now instead of waiting out each batch's back-off. */
+		for (int i = 0; i < d->n_infl[k]; i++) {
+			struct ent *o = ring_at(d, d->infl[k][i]);
+			if (o->tries[k] > 1 && o->due[k] > now)
+				o->due[k] = now;
+		}
+	}
+	d->last_ack_ms[k] = now;
 	if (e->acked == ALL_KINDS)
 		ent_done(d, e);
 	pthread_cond_signal(&d->wake);
@@ -784,7 +798,7 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 	d->batch_bytes_max = o->batch_bytes_max ? o->batch_bytes_max : (1u << 20);
 	d->linger_ms = o->linger_ms ? o->linger_ms : 5;
 	d->ack_timeout_ms = o->ack_timeout_ms ? o->ack_timeout_ms : 2000;
-	d->ack_timeout_max_ms = o->ack_timeout_max_ms ? o->ack_timeout_max_ms : 30000;
+	d->ack_timeout_max_ms = o->ack_timeout_max_ms ? o->ack_timeout_max_ms : 10000;
 	if (d->ack_timeout_max_ms < d->ack_timeout_ms)
 		d->ack_timeout_max_ms = d->ack_timeout_ms;
 	d->max_inflight = o->max_inflight ? o->max_inflight : 256;

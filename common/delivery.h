@@ -15,8 +15,9 @@
  *   one persister (NNG push load-balances over every URL of a kind), receives
  *   acks on a sub socket dialed to every consumer's ack URL (bus.h), resends
  *   a batch to a kind that has not acked it after ack_timeout_ms (doubling up
- *   to ack_timeout_max_ms), and forgets it, and deletes spool segments whose
- *   batches are all acked, once both kinds have acked.
+ *   to ack_timeout_max_ms; when a kind acks again after a silence longer
+ *   than ack_timeout_ms, what it left unacked is resent at once), and forgets it, and deletes spool segments
+ * whose batches are all acked, once both kinds have acked.
  *
  * What a fetcher killed with -9 can lose: only the records of the batch still
  * open, that is at most batch_max records and at most linger_ms (default 5 ms)
@@ -67,7 +68,7 @@ struct lt_delivery_opts {
 	size_t batch_bytes_max;	    /* encoded bytes per batch; 0 = 1 MB */
 	int linger_ms;		    /* 0 = 5 */
 	int ack_timeout_ms;	    /* 0 = 2000 */
-	int ack_timeout_max_ms;	    /* backoff cap; 0 = 30000 */
+	int ack_timeout_max_ms;	    /* backoff cap; 0 = 10000 */
 	int max_inflight;	    /* unacked batches in flight per kind; 0 = 256 */
 	size_t window_bytes;	    /* batch data kept in memory; 0 = 16 MB */
 	size_t spool_max_bytes;	    /* disk cap; 0 = 1 GB */

@@ -401,6 +401,33 @@ START_TEST(withheld_acks_are_resent)
 }
 END_TEST
 
+START_TEST(back_from_silence_resends_at_once)
+{
+	struct rig *r = rig_new("dlv-silence");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	/* The persister drops every ack for 3.2 s (as if PostgreSQL were down). */
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 3200);
+	int64_t t0 = now_ms();
+	struct lt_delivery_opts o = {.ack_timeout_ms = 200};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	/* Two bursts 700 ms apart: burst A is due again at 0.2, 0.6, 1.4, 3.0
+	 * and 6.2 s, burst B at 0.9, 1.3, 2.1, 3.7 and 6.9 s. */
+	ck_assert_int_eq(push_range(d, 0, 500), LT_OK);
+	pause_ms(700);
+	ck_assert_int_eq(push_range(d, 500, 1000), LT_OK);
+	/* B's resend at 3.7 s is acked after the silence; A goes again at once
+	 * instead of at 6.2 s. */
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	int64_t took = now_ms() - t0;
+	ck_assert_msg(took < 5500, "drained after %lld ms", (long long)took);
+	ck_assert_uint_eq(r->tq.distinct, 1000);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(consumer_restart)
 {
 	struct rig *r = rig_new("dlv-restart");
@@ -787,6 +814,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, ack_urls);
 	tcase_add_test(tc, all_delivered_to_both_kinds);
 	tcase_add_test(tc, withheld_acks_are_resent);
+	tcase_add_test(tc, back_from_silence_resends_at_once);
 	tcase_add_test(tc, consumer_restart);
 	tcase_add_test(tc, sender_reopen_resends_spool);
 	tcase_add_test(tc, killed_sender_fast_traffic);
