@@ -9,9 +9,12 @@
  * which lt_jscan_str unescapes into a caller's scratch buffer. Every read is
  * bounded by the view's end; anything out of shape (unterminated strings,
  * mismatched brackets, nesting deeper than LT_JSCAN_DEPTH_MAX) makes the
- * value "missing" (p == NULL) and lt_jscan_value return LT_EPROTO. Numbers
- * are checked loosely (their characters, not their grammar); callers that
- * pass text on repair its UTF-8 (lt_json_msg does). cJSON stays the parser
+ * value "missing" (p == NULL) and lt_jscan_value return LT_EPROTO.
+ * Skipping a value checks its structure only (strings closed, brackets
+ * matched, depth bounded); the walkers check the separators of what they
+ * walk; numbers are checked by their characters, not their grammar. So
+ * text that is passed on whole is parsed again by cJSON first, and callers
+ * that pass strings on repair their UTF-8 (lt_json_msg does). cJSON stays the parser
  * for everything that is not hot (HTTP bodies, rare commands).
  */
 #ifndef LT_JSCAN_H
@@ -22,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 #include "common/msg.h"
 
 #define LT_JSCAN_DEPTH_MAX 64

@@ -63,6 +63,17 @@ struct host {
 	int wss_port;
 };
 
+/* Blocks the brotli decoder asked for, kept for the next packet: a decoder
+ * per packet would otherwise map and fault in a fresh ring buffer each time. */
+#define BR_BLOCKS 8
+struct br_cache {
+	struct {
+		void *p;
+		size_t n;
+		bool used;
+	} b[BR_BLOCKS];
+};
+
 struct lt_platform_conn {
 	/* settings (owned copies) */
 	char *room_cfg, *api_base, *aux_base, *ws_url, *cookie, *ua;
@@ -88,6 +99,7 @@ struct lt_platform_conn {
 	struct lt_buf extra, key, b64, scratch;
 	z_stream zs;
 	bool zs_ok;
+	struct br_cache br;
 
 	struct lt_platform_stats st;
 };
@@ -1058,9 +1070,51 @@ static int inflate_zlib(struct lt_platform_conn *c, struct lt_buf *out, const ui
 	}
 }
 
-static int inflate_brotli(struct lt_buf *out, const uint8_t *p, size_t n)
+static void *br_alloc(void *opaque, size_t n)
 {
-	BrotliDecoderState *s = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+	struct br_cache *bc = opaque;
+	int empty = -1;
+	for (int i = 0; i < BR_BLOCKS; i++) {
+		if (bc->b[i].p && !bc->b[i].used && bc->b[i].n >= n && bc->b[i].n <= 2 * n + 4096) {
+			bc->b[i].used = true;
+			return bc->b[i].p;
+		}
+		if (!bc->b[i].p && empty < 0)
+			empty = i;
+	}
+	void *p = malloc(n);
+	if (p && empty >= 0) {
+		bc->b[empty].p = p;
+		bc->b[empty].n = n;
+		bc->b[empty].used = true;
+	}
+	return p;
+}
+
+static void br_free(void *opaque, void *p)
+{
+	struct br_cache *bc = opaque;
+	if (!p)
+		return;
+	for (int i = 0; i < BR_BLOCKS; i++) {
+		if (bc->b[i].p == p) {
+			bc->b[i].used = false;
+			return;
+		}
+	}
+	free(p);
+}
+
+static void br_cache_free(struct br_cache *bc)
+{
+	for (int i = 0; i < BR_BLOCKS; i++)
+		free(bc->b[i].p);
+	memset(bc, 0, sizeof(*bc));
+}
+
+static int inflate_brotli(struct lt_platform_conn *c, struct lt_buf *out, const uint8_t *p, size_t n)
+{
+	BrotliDecoderState *s = BrotliDecoderCreateInstance(br_alloc, br_free, &c->br);
 	size_t avail_in = n;
 	const uint8_t *next_in = p;
 	int rc = LT_EPROTO;
@@ -1161,7 +1215,7 @@ static int decode(struct em *e, const uint8_t *p, size_t n, int depth)
 				}
 				struct lt_buf *out = &c->inflated[depth];
 				int ir = ver == LT_BILI_VER_ZLIB ? inflate_zlib(c, out, body, blen)
-				                                 : inflate_brotli(out, body, blen);
+				                                 : inflate_brotli(c, out, body, blen);
 				c->st.bytes_inflated += out->len;
 				if (ir != LT_OK) {
 					rc = LT_EPROTO;
@@ -1214,6 +1268,7 @@ static void bili_destroy(struct lt_platform_conn *c)
 	lt_buf_free(&c->scratch);
 	if (c->zs_ok)
 		inflateEnd(&c->zs);
+	br_cache_free(&c->br);
 	free(c);
 }
 

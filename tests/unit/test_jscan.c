@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_jscan: fetcher/jscan.c, the in-place JSON scanner of the decoders.
+ *
+ * Strings with escapes at every position relative to the 64-byte blocks of
+ * the fast path (runs of backslashes crossing a block edge, escaped quotes
+ * at bit 63/64) against the expected span and value, seeded; getters and
+ * walkers on open views; integers in every form; malformed input (cut
+ * anywhere, mismatched brackets, nesting past the limit) never read past
+ * the end and come back missing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "fetcher/jscan.h"
+#include "tests/support/testsupport.h"
+
+static uint64_t rs = 12345;
+
+static uint64_t rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return rs;
+}
+
+START_TEST(strings_random)
+{
+	struct lt_buf enc = LT_BUF_INIT, want = LT_BUF_INIT, scratch = LT_BUF_INIT;
+	lt_buf_init(&enc, 0);
+	lt_buf_init(&want, 0);
+	lt_buf_init(&scratch, 0);
+	for (int iter = 0; iter < 20000; iter++) {
+		lt_buf_reset(&enc);
+		lt_buf_reset(&want);
+		lt_buf_putc(&enc, '"');
+		int n = (int)(rnd() % 300);
+		for (int i = 0; i < n; i++) {
+			switch (rnd() % 8) {
+			case 0: lt_buf_puts(&enc, "\\\""), lt_buf_putc(&want, '"'); break;
+			case 1: lt_buf_puts(&enc, "\\\\"), lt_buf_putc(&want, '\\'); break;
+			case 2: lt_buf_puts(&enc, "\\n"), lt_buf_putc(&want, '\n'); break;
+			case 3: lt_buf_puts(&enc, "\\u00e9"), lt_buf_puts(&want, "\xc3\xa9"); break;
+			case 4: lt_buf_puts(&enc, "\\ud83d\\ude00"), lt_buf_puts(&want, "\xf0\x9f\x98\x80"); break;
+			default: {
+				char ch = (char)('a' + rnd() % 26);
+				lt_buf_putc(&enc, ch), lt_buf_putc(&want, ch);
+			}
+			}
+		}
+		lt_buf_putc(&enc, '"');
+		size_t len = enc.len;
+		lt_buf_puts(&enc, ",\"tail\\\"\"]");
+		struct lt_jv v;
+		size_t next;
+		ck_assert_int_eq(lt_jscan_value((const char *)enc.data, enc.len, &v, &next), LT_OK);
+		ck_assert_int_eq(v.n, len);
+		ck_assert_int_eq(next, len);
+		/* open view (to the end of the input) and exact view agree */
+		struct lt_str s;
+		lt_buf_reset(&scratch);
+		lt_buf_reserve(&scratch, 2 * enc.len);
+		ck_assert(lt_jscan_str((struct lt_jv){(const char *)enc.data, enc.len}, &scratch, &s));
+		ck_assert_int_eq(s.len, want.len);
+		ck_assert(want.len == 0 || memcmp(s.p, want.data, want.len) == 0);
+		/* cut before the closing quote: missing, never past the cut */
+		size_t cut = (size_t)(rnd() % len);
+		ck_assert_int_eq(lt_jscan_value((const char *)enc.data, cut, &v, NULL), LT_EPROTO);
+	}
+	/* runs of backslashes ending exactly at the 64-byte edges */
+	for (int pad = 0; pad < 140; pad++) {
+		for (int run = 1; run <= 6; run++) {
+			lt_buf_reset(&enc);
+			lt_buf_putc(&enc, '"');
+			for (int i = 0; i < pad; i++)
+				lt_buf_putc(&enc, 'x');
+			for (int i = 0; i < run; i++)
+				lt_buf_putc(&enc, '\\');
+			/* an odd run escapes the next quote: add one more char then */
+			if (run % 2)
+				lt_buf_puts(&enc, "\"y");
+			lt_buf_puts(&enc, "\"zz\"");
+			size_t len = (size_t)(enc.len - 3);
+			for (int i = 0; i < 80; i++)
+				lt_buf_putc(&enc, ' ');
+			struct lt_jv v;
+			ck_assert_int_eq(lt_jscan_value((const char *)enc.data, enc.len, &v, NULL), LT_OK);
+			ck_assert_msg(v.n == len, "pad %d run %d: %zu != %zu", pad, run, v.n, len);
+		}
+	}
+	lt_buf_free(&enc);
+	lt_buf_free(&want);
+	lt_buf_free(&scratch);
+}
+END_TEST
+
+static struct lt_jv J(const char *s)
+{
+	return (struct lt_jv){s, strlen(s)};
+}
+
+START_TEST(getters)
+{
+	const char *doc = " {\"a\":1,\"b\":[10,\"x\\\"]\",{\"c\":[]},-7,2.5e3,\"42\"],\"k\\\"q\":true,\"d\":{\"e\":\"f\"}} tail";
+	struct lt_jv root;
+	size_t next;
+	ck_assert_int_eq(lt_jscan_value(doc, strlen(doc), &root, &next), LT_OK);
+	ck_assert_int_eq(next, strlen(doc) - 5);
+	ck_assert_int_eq(lt_jscan_int(lt_jscan_get(root, "a"), -1), 1);
+	struct lt_jv b = lt_jscan_get(root, "b");
+	ck_assert(lt_jv_is(b, '['));
+	ck_assert_int_eq(lt_jscan_int(lt_jscan_at(b, 0), -1), 10);
+	ck_assert_int_eq(lt_jscan_int(lt_jscan_at(b, 3), 0), -7);
+	ck_assert_int_eq(lt_jscan_int(lt_jscan_at(b, 4), 0), 2500);
+	ck_assert_int_eq(lt_jscan_int(lt_jscan_at(b, 5), 0), 42);
+	ck_assert(!lt_jv_ok(lt_jscan_at(b, 6)));
+	ck_assert(lt_jv_is(lt_jscan_at(b, 2), '{'));
+	ck_assert(!lt_jv_ok(lt_jscan_get(root, "zz")));
+	ck_assert(!lt_jv_ok(lt_jscan_get(b, "a"))); /* not an object */
+	struct lt_buf sc = LT_BUF_INIT;
+	struct lt_str s;
+	lt_buf_init(&sc, 0);
+	lt_buf_reserve(&sc, 256);
+	ck_assert(lt_jscan_str(lt_jscan_get(lt_jscan_get(root, "d"), "e"), &sc, &s));
+	ck_assert_int_eq(s.len, 1);
+	ck_assert(lt_jscan_str(lt_jscan_at(b, 1), &sc, &s));
+	ck_assert_int_eq(s.len, 3);
+	ck_assert_int_eq(memcmp(s.p, "x\"]", 3), 0);
+	ck_assert(lt_jscan_id(lt_jscan_get(root, "a"), &sc, &s));
+	ck_assert_int_eq(s.len, 1);
+	ck_assert(!lt_jscan_id(lt_jscan_at(b, 3), &sc, &s)); /* negative: no id */
+	static const char *const keys[] = {"d", "a", "nope"};
+	struct lt_jv out[3];
+	lt_jscan_get_many(root, keys, 3, out);
+	ck_assert(lt_jv_is(out[0], '{') && lt_jv_ok(out[1]) && !lt_jv_ok(out[2]));
+	lt_buf_free(&sc);
+
+	/* integers */
+	ck_assert_int_eq(lt_jscan_int(J("9223372036854775807"), 0), INT64_MAX);
+	ck_assert_int_eq(lt_jscan_int(J("9223372036854775808"), -5), -5);
+	ck_assert_int_eq(lt_jscan_int(J("99999999999999999999999"), -5), -5);
+	ck_assert_int_eq(lt_jscan_int(J("\"12x\""), -5), -5);
+	ck_assert_int_eq(lt_jscan_int(J("\"\""), -5), -5);
+	ck_assert_int_eq(lt_jscan_int(J("true"), -5), -5);
+	ck_assert_int_eq(lt_jscan_int(J("1.9"), -5), 1);
+	ck_assert_int_eq(lt_jscan_int(J("1e400"), -5), -5);
+	ck_assert_int_eq(lt_jscan_int(J("-"), -5), -5);
+}
+END_TEST
+
+START_TEST(malformed)
+{
+	const char *bad[] = {"", "   ", "{", "[1,2", "{\"a\":1]", "[1}", "\"abc", "tru", "nul", "x", "]"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct lt_jv v;
+		ck_assert_msg(lt_jscan_value(bad[i], strlen(bad[i]), &v, NULL) == LT_EPROTO, "%s", bad[i]);
+	}
+	/* skipping checks brackets and strings only; the walkers check the
+	 * separators of what they walk */
+	struct lt_jv loose;
+	ck_assert_int_eq(lt_jscan_value("{\"a\" 1}", 8, &loose, NULL), LT_OK);
+	/* walking a broken object stops and says so */
+	struct lt_jit it;
+	struct lt_jv k, v;
+	lt_jit_begin(&it, J("{\"a\":1 \"b\":2}"));
+	ck_assert(lt_jit_member(&it, &k, &v));
+	ck_assert(!lt_jit_member(&it, &k, &v));
+	ck_assert(it.bad);
+	lt_jit_begin(&it, J("[1,[2,"));
+	ck_assert(lt_jit_elem(&it, &v));
+	ck_assert(lt_jit_elem(&it, &v));
+	ck_assert(!lt_jit_elem(&it, &v));
+	ck_assert(it.bad);
+	/* nesting: 64 levels are fine, 65 are not */
+	char deep[200];
+	for (int d = 64; d <= 65; d++) {
+		memset(deep, '[', (size_t)d);
+		memset(deep + d, ']', (size_t)d);
+		struct lt_jv x;
+		ck_assert_int_eq(lt_jscan_value(deep, (size_t)(2 * d), &x, NULL), d == 64 ? LT_OK : LT_EPROTO);
+	}
+	/* every prefix of a document is handled without reading past it */
+	const char *doc = "{\"a\":[1,{\"b\":\"c\\\\\\\"\"}],\"d\":\"\\u00e9\"}";
+	size_t n = strlen(doc);
+	for (size_t cut = 0; cut < n; cut++) {
+		char *copy = malloc(cut ? cut : 1);
+		memcpy(copy, doc, cut);
+		struct lt_jv x;
+		ck_assert_int_eq(lt_jscan_value(copy, cut, &x, NULL), LT_EPROTO);
+		struct lt_jv d = lt_jscan_get((struct lt_jv){copy, cut}, "d");
+		(void)d;
+		free(copy);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("jscan");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, strings_random);
+	tcase_add_test(tc, getters);
+	tcase_add_test(tc, malformed);
+	suite_add_tcase(s, tc);
+	return lt_test_run_suite(s);
+}
