@@ -59,6 +59,7 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	INT("persister.retention_days", "0", 0, 36500, "drop live_messages partitions older than this many days (0: keep)"),
 	STR("persister.archive_dir", "", "archive partitions to gzip CSV here before dropping them (empty: no archive)"),
 	INT("persister.hotwords_top", "20", 0, 1000, "top hot words per window snapshotted into hotword_statistics each minute (0: off)"),
+	INT("persister.writers", "2", 1, 4, "PostgreSQL connections writing at once when a backlog builds up"),
 
 	/* ---- fetcher ----------------------------------------------------- */
 	LIST("fetcher.processors", "${processor.listen}", "comma-separated NNG URLs a fetcher dials (default: processor.listen)"),
