@@ -24,6 +24,8 @@
 -- An op is an array: {kind, key, field, total, ttl, contributions, extra}
 --   hincr           add the sum to hash field
 --   zincr           ZINCRBY key sum field
+--   zmirror         set member field of sorted set key to the new value of
+--                   a hash counter named in extra ("field:hash key")
 --   hmin / hmax     keep the smallest / largest value of field
 --   hset            set field to extra, if any contribution is new
 --   (the hash ops of one key are applied together: one HMGET, one HSET)
@@ -223,6 +225,7 @@ local function cur_session()
 end
 
 local deferred, deferred_keys, expire_later, recent = {}, {}, {}, {}
+local final, pending_mirrors, mirrors, mirror_keys = {}, {}, {}, {}
 local applied = 0
 for _, op in ipairs(plan) do
   local kind, key, field, ttl = op[1], op[2], op[3], op[5]
@@ -256,6 +259,12 @@ for _, op in ipairs(plan) do
       end
       local f = #d.fields + 1
       d.fields[f], d.kinds[f], d.values[f] = field, kind, v
+      did = true
+    end
+  elseif kind == 'zmirror' then
+    -- resolved after the hash ops (below); extra = "hash field:hash key"
+    if anyfresh(op) then
+      pending_mirrors[#pending_mirrors + 1] = op
       did = true
     end
   elseif kind == 'word' then
@@ -376,12 +385,37 @@ for _, key in ipairs(deferred_keys) do
     if kind == 'hincr' then
       args[#args + 1] = name
       args[#args + 1] = string.format('%d', (o or 0) + v)
+      final[key .. '\0' .. name] = args[#args]
     elseif kind == 'hset' or o == nil or (kind == 'hmin' and v < o) or (kind == 'hmax' and v > o) then
       args[#args + 1] = name
       if kind == 'hset' then args[#args + 1] = v else args[#args + 1] = string.format('%d', v) end
     end
   end
   if #args > 0 then redis.call('HSET', pre .. key, unpack(args)) end
+end
+
+-- mirrors: a sorted-set score that equals a counter of a hash (user_stats
+-- = each user's messages) is set from the counter's new value, all members
+-- of a set in one ZADD instead of a ZINCRBY per member
+for _, op in ipairs(pending_mirrors) do
+  local hf, hk = string.match(op[7], '^([^:]*):(.*)$')
+  local v = hk and final[hk .. '\0' .. hf]
+  if v then
+    local list = mirrors[op[2]]
+    if list == nil then
+      list = {}
+      mirrors[op[2]] = list
+      mirror_keys[#mirror_keys + 1] = op[2]
+    end
+    list[#list + 1] = v
+    list[#list + 1] = op[3]
+  end
+end
+for _, zkey in ipairs(mirror_keys) do
+  local pairs_ = mirrors[zkey]
+  for from = 1, #pairs_, 2000 do
+    redis.call('ZADD', pre .. zkey, unpack(pairs_, from, math.min(from + 1999, #pairs_)))
+  end
 end
 
 for j = 1, #expire_later, 2 do

@@ -4,10 +4,12 @@
  * each to Redis (hot words, user statistics, L1 stream, session, room
  * channel; see processor.h) and acknowledges it once Redis has answered.
  *
- * When Redis is down the batch in hand is kept and retried after the sink's
- * backoff; batches that arrive meanwhile are released without an ack (their
- * fetcher sends them again), so nothing is lost and memory stays bounded.
- * The wait is a receive with a timeout on the bus, never a sleep.
+ * Batches already waiting on the bus are applied together (up to 16 or 8 MB)
+ * so that a busy processor pays per-user and per-word work once for many.
+ * When Redis is down the batches in hand are kept and retried after the
+ * sink's backoff; batches that arrive meanwhile are released without an ack
+ * (their fetcher sends them again), so nothing is lost and memory stays
+ * bounded. The wait is a receive with a timeout on the bus, never a sleep.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,11 +33,16 @@ static const struct lt_app_spec spec = {
 	"processor.metrics_listen",
 };
 
+/* Batches already queued on the bus are applied together (one script call
+ * per room for all of them), up to these bounds. */
+#define MERGE_MAX 16
+#define MERGE_BYTES (8u << 20)
+
 struct run {
 	struct lt_processor *proc;
 	struct lt_bus_consumer *bus;
-	struct lt_bus_batch pending; /* a batch Redis could not take yet */
-	int has_pending;
+	struct lt_bus_batch held[MERGE_MAX]; /* received, not yet applied */
+	int nheld;
 	int64_t next_tick;
 	int down;
 };
@@ -48,22 +55,36 @@ static void ack(struct run *r, const struct lt_bus_batch *b)
 		lt_bus_consumer_ack(r->bus, h.source_id, h.seq);
 }
 
-/* Apply b; returns 1 if it is done with (acked or dropped), 0 to keep it. */
-static int handle(struct run *r, struct lt_bus_batch *b)
+/* Apply the held batches; ack and release every one that is done (applied,
+ * or malformed and dropped); keep the rest for a retry. */
+static void apply_held(struct run *r)
 {
-	int rc = lt_processor_apply(r->proc, b->data, b->len, lt_clock_wall_ms());
+	struct lt_processor_input in[MERGE_MAX];
+	int rcs[MERGE_MAX], rc, kept = 0;
 
-	if (rc == LT_OK || rc == LT_EPROTO) {
+	for (int k = 0; k < r->nheld; k++) {
+		in[k].data = r->held[k].data;
+		in[k].len = r->held[k].len;
+	}
+	rc = lt_processor_apply_many(r->proc, in, r->nheld, lt_clock_wall_ms(), rcs);
+	for (int k = 0; k < r->nheld; k++) {
+		if (rcs[k] == LT_OK || rcs[k] == LT_EPROTO) {
+			ack(r, &r->held[k]);
+			lt_bus_batch_free(&r->held[k]);
+		} else {
+			r->held[kept++] = r->held[k];
+		}
+	}
+	r->nheld = kept;
+	if (rc == LT_OK) {
 		if (r->down)
 			lt_info(NULL, "redis is back; applying again");
 		r->down = 0;
-		ack(r, b);
-		return 1;
+	} else {
+		if (!r->down)
+			lt_warn(NULL, "%d batches not applied (%s); holding them and retrying", kept, lt_strerror(rc));
+		r->down = 1;
 	}
-	if (!r->down)
-		lt_warn(NULL, "batch not applied (%s); holding it and retrying", lt_strerror(rc));
-	r->down = 1;
-	return 0;
 }
 
 static int step(void *ctx)
@@ -71,21 +92,20 @@ static int step(void *ctx)
 	struct run *r = ctx;
 	struct lt_bus_batch b = {0};
 	int64_t now = lt_clock_mono_ms();
+	size_t bytes;
 	int wait, rc;
 
-	if (r->has_pending) {
+	if (r->nheld > 0) {
 		wait = lt_processor_retry_ms(r->proc);
 		if (wait > 0) {
-			/* wait on the bus; what arrives meanwhile goes back unacked */
+			/* wait on the bus; what arrives meanwhile goes back unacked
+			 * (its fetcher sends it again), so memory stays bounded */
 			rc = lt_bus_consumer_recv(r->bus, wait > 200 ? 200 : wait, &b);
 			if (rc == LT_OK)
 				lt_bus_batch_free(&b);
 			return rc == LT_ECLOSED ? LT_ECLOSED : LT_OK;
 		}
-		if (handle(r, &r->pending)) {
-			lt_bus_batch_free(&r->pending);
-			r->has_pending = 0;
-		}
+		apply_held(r);
 		return LT_OK;
 	}
 	if (now >= r->next_tick) {
@@ -93,17 +113,17 @@ static int step(void *ctx)
 		r->next_tick = now + 1000;
 	}
 	wait = (int)(r->next_tick - now);
-	rc = lt_bus_consumer_recv(r->bus, wait < 1 ? 1 : wait, &b);
+	rc = lt_bus_consumer_recv(r->bus, wait < 1 ? 1 : wait, &r->held[0]);
 	if (rc == LT_ETIMEDOUT)
 		return LT_OK;
 	if (rc != LT_OK)
 		return rc;
-	if (handle(r, &b)) {
-		lt_bus_batch_free(&b);
-	} else {
-		r->pending = b;
-		r->has_pending = 1;
-	}
+	r->nheld = 1;
+	bytes = r->held[0].len;
+	while (r->nheld < MERGE_MAX && bytes < MERGE_BYTES &&
+	       lt_bus_consumer_recv(r->bus, 0, &r->held[r->nheld]) == LT_OK)
+		bytes += r->held[r->nheld++].len;
+	apply_held(r);
 	return LT_OK;
 }
 
@@ -136,8 +156,8 @@ static int run(struct lt_app *app)
 	lt_processor_plugins(r.proc, plugins, sizeof(plugins));
 	lt_info(NULL, "listening on %s; plugins: %s", listen, plugins);
 	rc = lt_app_loop(step, &r);
-	if (r.has_pending)
-		lt_bus_batch_free(&r.pending);
+	for (int k = 0; k < r.nheld; k++)
+		lt_bus_batch_free(&r.held[k]);
 	lt_bus_consumer_close(r.bus);
 	lt_processor_close(r.proc);
 	return rc == LT_OK || rc == LT_ECLOSED ? 0 : 1;

@@ -94,6 +94,13 @@ int lt_ops_hmax(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key,
  * batch's latest contributing message wins). */
 int lt_ops_hset(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
 		const char *value, int ttl_s);
+/* Set member's score in sorted set key to the value that counter
+ * hash_field of hash hash_key has after this batch (when an lt_ops_hincr of
+ * this batch changed it): a ranking that mirrors a counter, in one ZADD per
+ * batch instead of a ZINCRBY per member. hash_field must not contain ':'.
+ * Returns LT_OK, LT_EINVAL or LT_ENOMEM. */
+int lt_ops_zmirror(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *member,
+		   const char *hash_key, const char *hash_field, int ttl_s);
 /* One hot-word occurrence at pm->ts (bucketed by the script). */
 int lt_ops_word(struct lt_ops *o, const struct lt_proc_msg *pm, const char *word, uint32_t len);
 /* PUBLISH payload on "live:{ROOM}" (channel NULL) or "live:{ROOM}:channel"

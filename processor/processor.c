@@ -51,9 +51,10 @@ enum op_kind {
 	K_SESS,
 	K_SESS_START,
 	K_SESS_END,
+	K_ZMIRROR,
 };
 static const char *const kind_name[] = {"hincr", "zincr", "hmin", "hmax", "hset", "word",
-					"pub", "once", "checkin", "sess", "sess_start", "sess_end"};
+					"pub", "once", "checkin", "sess", "sess_start", "sess_end", "zmirror"};
 
 struct op {
 	uint8_t kind;
@@ -349,6 +350,17 @@ int lt_ops_checkin(struct lt_ops *o, const struct lt_proc_msg *pm, const char *k
 
 	snprintf(f, sizeof(f), "%lld", (long long)day);
 	return ops_add(o, pm, K_CHECKIN, key, f, day, ttl_s, NULL, 0);
+}
+
+int lt_ops_zmirror(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *member,
+		   const char *hash_key, const char *hash_field, int ttl_s)
+{
+	char ref[256];
+	int n = snprintf(ref, sizeof(ref), "%s:%s", hash_field, hash_key);
+
+	if (n < 0 || (size_t)n >= sizeof(ref) || strchr(hash_field, ':'))
+		return LT_EINVAL;
+	return ops_add(o, pm, K_ZMIRROR, key, member, 0, ttl_s, ref, (uint32_t)n);
 }
 
 int lt_ops_session(struct lt_ops *o, const struct lt_proc_msg *pm, const char *field, int64_t amount)
@@ -792,13 +804,13 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	return LT_OK;
 }
 
-int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len, int64_t now)
+/* Decode one batch and append its good records to p->items. Returns LT_OK,
+ * LT_EPROTO (nothing appended) or LT_ENOMEM. */
+static int collect(struct lt_processor *p, const uint8_t *batch, size_t len, char *src, size_t srccap)
 {
 	struct lt_wire_batch b;
 	struct lt_wire_iter it;
 	struct lt_msg m;
-	char src[LT_WIRE_SOURCE_MAX + 32];
-	int64_t t0 = lt_clock_mono_us();
 	int rc;
 
 	if (lt_wire_batch_decode(batch, len, &b) != LT_OK || b.kind != LT_WIRE_KIND_DATA) {
@@ -807,8 +819,7 @@ int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len,
 		lt_warn(NULL, "dropped a malformed batch (%zu bytes): not a livetap data batch", len);
 		return LT_EPROTO;
 	}
-	snprintf(src, sizeof(src), "%s/%llu", b.source_id, (unsigned long long)b.seq);
-	p->nitems = 0;
+	snprintf(src, srccap, "%s/%llu", b.source_id, (unsigned long long)b.seq);
 	lt_wire_iter_init(&it, &b);
 	while ((rc = lt_wire_iter_next(&it, &m)) != LT_EEOF) {
 		struct item *x;
@@ -839,6 +850,26 @@ int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len,
 		}
 		p->nitems++;
 	}
+	return LT_OK;
+}
+
+int lt_processor_apply_many(struct lt_processor *p, const struct lt_processor_input *in, int n, int64_t now,
+			    int *rcs)
+{
+	char src[LT_WIRE_SOURCE_MAX + 32] = "-", one[LT_WIRE_SOURCE_MAX + 32];
+	int64_t t0 = lt_clock_mono_us();
+	int rc, good = 0;
+
+	p->nitems = 0;
+	for (int k = 0; k < n; k++) {
+		rcs[k] = collect(p, in[k].data, in[k].len, one, sizeof(one));
+		if (rcs[k] == LT_ENOMEM)
+			goto fail;
+		if (rcs[k] == LT_OK && good++ == 0)
+			memcpy(src, one, sizeof(src));
+	}
+	if (good == 0)
+		return LT_OK;
 	/* synthetic ids point into items, which qsort moves: fix them after */
 	qsort(p->items, p->nitems, sizeof(*p->items), item_cmp);
 	for (size_t i = 0; i < p->nitems; i++)
@@ -854,15 +885,31 @@ int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len,
 				p->st.redis_errors++;
 				lt_metrics_add(p->m.redis_err, 1);
 			}
+			for (int k = 0; k < n; k++)
+				if (rcs[k] == LT_OK)
+					rcs[k] = rc;
 			return rc;
 		}
 		i = j;
 	}
-	p->st.batches++;
-	lt_metrics_add(p->m.batches, 1);
+	p->st.batches += (uint64_t)good;
+	lt_metrics_add(p->m.batches, (uint64_t)good);
 	p->st.last_apply_us = lt_clock_mono_us() - t0;
 	lt_metrics_observe(p->m.latency, (double)p->st.last_apply_us / 1e6);
 	return LT_OK;
+fail:
+	for (int k = 0; k < n; k++)
+		if (rcs[k] == LT_OK)
+			rcs[k] = LT_ENOMEM;
+	return LT_ENOMEM;
+}
+
+int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len, int64_t now)
+{
+	struct lt_processor_input in = {batch, len};
+	int rc1 = LT_OK, rc = lt_processor_apply_many(p, &in, 1, now, &rc1);
+
+	return rc != LT_OK ? rc : rc1;
 }
 
 int lt_processor_tick(struct lt_processor *p, int64_t now)

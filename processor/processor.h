@@ -74,6 +74,25 @@ int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **o
  */
 int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len, int64_t now_ms);
 
+/* One batch for lt_processor_apply_many (read only during the call). */
+struct lt_processor_input {
+	const uint8_t *data;
+	size_t len;
+};
+
+/*
+ * Apply n batches together, as one script call per room for all of them:
+ * under load the processor takes every batch already queued on the bus, so
+ * per-user and per-word work (and the script call) is paid once for many
+ * batches. rcs[i] gets batch i's own result: LT_OK (ack it) or LT_EPROTO
+ * (malformed: ack and drop it). Returns LT_OK when Redis answered for all of
+ * them, else LT_EREDIS / LT_ENOMEM, and then every rcs[i] that was LT_OK is
+ * set to that code (ack none of those; what was already applied is made a
+ * no-op on retry by its markers).
+ */
+int lt_processor_apply_many(struct lt_processor *p, const struct lt_processor_input *in, int n, int64_t now_ms,
+			    int *rcs);
+
 /* Advance the hot-word windows of every room seen in the last 31 minutes
  * (one small script call per room); call about once a second. Returns LT_OK
  * or LT_EREDIS. */

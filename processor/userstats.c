@@ -26,7 +26,7 @@ static int us_on_message(void *state, struct lt_proc_msg *pm, struct lt_ops *o)
 	case LT_MSG_CHAT:
 	case LT_MSG_SUPERCHAT:
 		rc |= lt_ops_hincr(o, pm, key, "messages", 1, ttl);
-		rc |= lt_ops_zincr(o, pm, "user_stats", uid, 1, ttl);
+		rc |= lt_ops_zmirror(o, pm, "user_stats", uid, key, "messages", ttl);
 		if (m->type == LT_MSG_SUPERCHAT && m->value > 0)
 			rc |= lt_ops_hincr(o, pm, key, "gift_value", m->value, ttl);
 		break;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -75,8 +76,10 @@ static int load(struct kw *k, PGconn **conn, struct rules *out)
 			PQfinish(*conn);
 		*conn = PQconnectdb(k->dsn);
 		if (PQstatus(*conn) != CONNECTION_OK) {
-			lt_warn("plugin=keywords", "keyword rules: cannot reach PostgreSQL (%s); keeping the last rules",
-				strtok(PQerrorMessage(*conn), "\n") ? PQerrorMessage(*conn) : "?");
+			char why[256];
+			snprintf(why, sizeof(why), "%s", PQerrorMessage(*conn));
+			why[strcspn(why, "\n")] = '\0';
+			lt_warn("plugin=keywords", "keyword rules: cannot reach PostgreSQL (%s); keeping the last rules", why);
 			PQfinish(*conn);
 			*conn = NULL;
 			return 0;

@@ -697,6 +697,51 @@ static const struct lt_plugin t_flaky = {.name = "t_flaky", .priority = 95, .on_
 static const struct lt_plugin t_after = {.name = "t_after", .priority = 96, .depends_on = dep_flaky,
 					 .on_message = t_after_msg};
 
+START_TEST(apply_many_together)
+{
+	char room[64], key[160], ids[10][8];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg ms[10];
+	struct lt_buf a = LT_BUF_INIT, b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	struct lt_processor_input in[3];
+	struct lt_processor_stats st;
+	static const uint8_t junk[] = "not a batch";
+	int rcs[3];
+	redisContext *c = rconn();
+
+	room_name(room, sizeof(room), "many");
+	for (int i = 0; i < 10; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "n%d", i);
+		ms[i] = mk(room, LT_MSG_CHAT, ids[i], "u1", "x", "manyword", now);
+	}
+	batch(&a, ms, 6, 1);     /* n0..n5 */
+	batch(&b, ms + 3, 7, 2); /* n3..n9 */
+	in[0] = (struct lt_processor_input){a.data, a.len};
+	in[1] = (struct lt_processor_input){junk, sizeof(junk)};
+	in[2] = (struct lt_processor_input){b.data, b.len};
+	ck_assert_int_eq(lt_processor_apply_many(p, in, 3, now, rcs), LT_OK);
+	ck_assert_int_eq(rcs[0], LT_OK);
+	ck_assert_int_eq(rcs[1], LT_EPROTO);
+	ck_assert_int_eq(rcs[2], LT_OK);
+	ck_assert_int_eq(lt_processor_apply_many(p, in, 3, now, rcs), LT_OK);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 10);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user_stats", room);
+	ck_assert(zscore(c, key, "u1") == 10);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:1m", room);
+	ck_assert(zscore(c, key, "manyword") == 10);
+	lt_processor_stats(p, &st);
+	ck_assert_int_eq(st.batches, 4);
+	ck_assert_int_eq(st.fresh, 10);
+	ck_assert_int_eq(st.duplicates, 16);
+	redisFree(c);
+	lt_buf_free(&a);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
 START_TEST(plugin_order_dependencies_and_failures)
 {
 	static const struct lt_plugin *const extra[] = {&t_a,      &t_badinit, &t_needsbad, &t_missing,
@@ -796,6 +841,7 @@ int main(void)
 	tcase_add_test(tc, plugins_keywords_checkin_fortune);
 	tcase_add_test(tc, plugin_order_dependencies_and_failures);
 	tcase_add_test(tc, sessions);
+	tcase_add_test(tc, apply_many_together);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
