@@ -179,3 +179,27 @@ void lt_batchq_pop(struct lt_batchq *q, size_t n)
 		batch_free(b);
 	}
 }
+
+void lt_batchq_remove(struct lt_batchq *q, struct lt_batch *first, size_t n)
+{
+	struct lt_batch *prev = NULL;
+	struct lt_batch *b = q->head;
+	while (b && b != first) {
+		prev = b;
+		b = b->next;
+	}
+	while (n-- > 0 && b) {
+		struct lt_batch *next = b->next;
+		if (prev)
+			prev->next = next;
+		else
+			q->head = next;
+		if (q->tail == b)
+			q->tail = prev;
+		q->nbatches--;
+		q->rows -= b->nmsgs;
+		q->bytes -= b->len;
+		batch_free(b);
+		b = next;
+	}
+}

@@ -70,6 +70,8 @@ int lt_batchq_add(struct lt_batchq *q, const uint8_t *data, size_t len, int64_t 
 
 /* Remove and free the first n batches (after their commit). */
 void lt_batchq_pop(struct lt_batchq *q, size_t n);
+/* Remove and free n batches starting at first (which must be in q). */
+void lt_batchq_remove(struct lt_batchq *q, struct lt_batch *first, size_t n);
 
 /* Add an error note (dropped and counted when LT_BATCHQ_MAX_NOTES wait). */
 void lt_batchq_note(struct lt_batchq *q, const char *kind, const char *source_id, uint64_t seq, int64_t index,

@@ -6,6 +6,7 @@
 #include "persister/persister.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,9 @@ struct lt_persister {
 	char *pg_dsn, *search_path, *redis_url, *archive_dir;
 	const struct lt_clock *clock;
 	struct lt_batchq q;
-	struct lt_pgsink *sink;
+	struct lt_pgsink *sink; /* == sinks[0]: also maintenance */
+	struct lt_pgsink *sinks[LT_PERSISTER_WRITERS_MAX];
+	int nwriters;
 
 	redisContext *redis;
 	int64_t redis_next_try;
@@ -100,6 +103,7 @@ void lt_persister_opts_default(struct lt_persister_opts *o)
 	o->partitions_ahead = 2;
 	o->retention_days = 0;
 	o->hotwords_top = 20;
+	o->writers = 2;
 }
 
 void lt_persister_opts_from_config(struct lt_persister_opts *o, const struct lt_config *cfg)
@@ -115,6 +119,7 @@ void lt_persister_opts_from_config(struct lt_persister_opts *o, const struct lt_
 	o->retention_days = (int)lt_config_int(cfg, "persister.retention_days");
 	o->archive_dir = lt_config_str(cfg, "persister.archive_dir");
 	o->hotwords_top = (int)lt_config_int(cfg, "persister.hotwords_top");
+	o->writers = (int)lt_config_int(cfg, "persister.writers");
 }
 
 static char *dup_or_null(const char *s)
@@ -149,11 +154,15 @@ int lt_persister_open(const struct lt_persister_opts *o, struct lt_persister **o
 	p->known_days = calloc(KNOWN_DAYS_MAX, sizeof *p->known_days);
 	lt_batchq_init(&p->q, o->max_pending_bytes ? o->max_pending_bytes : (16u << 20));
 	lt_buf_init(&p->tmp, 0);
-	if (!p->pg_dsn || !p->rooms || !p->known_days ||
-	    lt_pgsink_open(p->pg_dsn, p->search_path, p->clock, &p->sink) != LT_OK) {
+	p->nwriters = o->writers < 1 ? 1 : o->writers > LT_PERSISTER_WRITERS_MAX ? LT_PERSISTER_WRITERS_MAX : o->writers;
+	bool ok = p->pg_dsn && p->rooms && p->known_days;
+	for (int w = 0; ok && w < p->nwriters; w++)
+		ok = lt_pgsink_open(p->pg_dsn, p->search_path, p->clock, &p->sinks[w]) == LT_OK;
+	if (!ok) {
 		lt_persister_close(p);
 		return lt_error_set(e, LT_ENOMEM, "persister: out of memory");
 	}
+	p->sink = p->sinks[0];
 	metrics_init();
 	*out = p;
 	return LT_OK;
@@ -163,7 +172,8 @@ void lt_persister_close(struct lt_persister *p)
 {
 	if (!p)
 		return;
-	lt_pgsink_close(p->sink);
+	for (int w = 0; w < LT_PERSISTER_WRITERS_MAX; w++)
+		lt_pgsink_close(p->sinks[w]);
 	if (p->redis)
 		redisFree(p->redis);
 	lt_batchq_free(&p->q);
@@ -307,13 +317,13 @@ static void day_window(const struct lt_persister *p, int64_t *lo, int64_t *hi)
 	*hi = today + p->o.partitions_ahead + 1;
 }
 
-/* Make sure the partitions of the days in the first nb batches exist. */
-static int ensure_days(struct lt_persister *p, size_t nb, struct lt_error *e)
+/* Make sure the partitions of the days in nb batches from first exist. */
+static int ensure_days(struct lt_persister *p, struct lt_batch *first, size_t nb, struct lt_error *e)
 {
 	PGconn *c = lt_pgsink_conn(p->sink);
 	int64_t lo, hi, prev = INT64_MIN;
 	day_window(p, &lo, &hi);
-	struct lt_batch *b = p->q.head;
+	struct lt_batch *b = first;
 	for (size_t k = 0; k < nb && b; k++, b = b->next) {
 		for (uint32_t i = 0; i < b->nmsgs; i++) {
 			int64_t d = lt_partition_day(b->msgs[i].ts);
@@ -331,49 +341,136 @@ static int ensure_days(struct lt_persister *p, size_t nb, struct lt_error *e)
 	return LT_OK;
 }
 
-/* How many batches from the head make the next transaction. */
-static size_t take_count(const struct lt_persister *p)
+/* How many batches from first make one transaction; *full says whether it
+ * is as big as batch_rows allows (more batches are waiting behind it). */
+static size_t take_count(const struct lt_persister *p, const struct lt_batch *first, bool *full)
 {
 	size_t n = 0, rows = 0;
-	for (const struct lt_batch *b = p->q.head; b; b = b->next) {
+	const struct lt_batch *b = first;
+	for (; b; b = b->next) {
 		if (n > 0 && rows + b->nmsgs > (size_t)p->o.batch_rows)
 			break;
 		n++;
 		rows += b->nmsgs;
 	}
+	*full = b != NULL || rows >= (size_t)p->o.batch_rows;
 	return n;
 }
 
-static void pg_failed(struct lt_persister *p, int rc, const struct lt_error *e)
+static void pg_failed(struct lt_persister *p, struct lt_pgsink *sink, int rc, const struct lt_error *e)
 {
 	p->st.pg_errors++;
 	lt_metrics_add(mx.pg_errors, 1);
 	if (rc != LT_EAGAIN)
-		lt_warn(NULL, "postgres: %s (batches kept: %zu, rows %zu)", e->message, p->q.nbatches, p->q.rows);
-	lt_pgsink_check(p->sink);
+		lt_warn(NULL, "%s (batches kept: %zu, rows %zu)", e->message, p->q.nbatches, p->q.rows);
+	lt_pgsink_check(sink);
 }
 
-/* One transaction of up to nb batches; on a data error the first batch
- * alone, then record by record. *done gets how many batches from the head
- * were committed. */
-static int write_some(struct lt_persister *p, size_t nb, size_t *done, struct lt_pgsink_result *res,
-		      struct lt_error *e)
+/* One transaction: a run of batches for one connection. Writers other than
+ * the first run on their own thread; everything they touch is theirs (the
+ * sink, the chunk) or read-only (the batches) until they are joined. */
+struct chunk {
+	struct lt_persister *p;
+	struct lt_pgsink *sink;
+	struct lt_batch *first;
+	size_t nb;
+	bool notes;  /* this transaction also writes the queued error notes */
+	size_t done; /* batches from first that were committed */
+	int rc;
+	struct lt_pgsink_result res;
+	struct lt_error e;
+	pthread_t th;
+	bool threaded;
+};
+
+/* Up to c->nb batches in one transaction; on a data error the first batch
+ * alone, then record by record (c->done says how many committed). */
+static void write_chunk(struct chunk *c)
 {
-	*done = nb;
-	int rc = lt_pgsink_apply(p->sink, p->q.head, nb, p->q.notes, p->q.nnotes, false, res, e);
-	if (rc == LT_EAGAIN) /* deadlock or serialization: once more at once */
-		rc = lt_pgsink_apply(p->sink, p->q.head, nb, p->q.notes, p->q.nnotes, false, res, e);
-	if (rc != LT_EINVAL || nb == 0)
-		return rc;
-	lt_warn(NULL, "postgres refused a transaction's data (%s); retrying %s", e->message,
-		nb > 1 ? "batch by batch" : "record by record");
-	*done = 1;
-	if (nb > 1) {
-		rc = lt_pgsink_apply(p->sink, p->q.head, 1, p->q.notes, p->q.nnotes, false, res, e);
-		if (rc != LT_EINVAL)
-			return rc;
+	const struct lt_batch_note *notes = c->notes ? c->p->q.notes : NULL;
+	size_t nnotes = c->notes ? c->p->q.nnotes : 0;
+	c->done = c->nb;
+	c->rc = lt_pgsink_apply(c->sink, c->first, c->nb, notes, nnotes, false, &c->res, &c->e);
+	if (c->rc == LT_EAGAIN) /* deadlock or serialization: once more at once */
+		c->rc = lt_pgsink_apply(c->sink, c->first, c->nb, notes, nnotes, false, &c->res, &c->e);
+	if (c->rc != LT_EINVAL || c->nb == 0)
+		return;
+	lt_warn(NULL, "postgres refused a transaction's data (%s); retrying %s", c->e.message,
+		c->nb > 1 ? "batch by batch" : "record by record");
+	c->done = 1;
+	if (c->nb > 1) {
+		c->rc = lt_pgsink_apply(c->sink, c->first, 1, notes, nnotes, false, &c->res, &c->e);
+		if (c->rc != LT_EINVAL)
+			return;
 	}
-	return lt_pgsink_apply(p->sink, p->q.head, 1, p->q.notes, p->q.nnotes, true, res, e);
+	c->rc = lt_pgsink_apply(c->sink, c->first, 1, notes, nnotes, true, &c->res, &c->e);
+}
+
+static void *chunk_thread(void *arg)
+{
+	write_chunk(arg);
+	return NULL;
+}
+
+/* Connect a sink, counting reconnects. */
+static int sink_ready(struct lt_persister *p, struct lt_pgsink *sink, struct lt_error *e)
+{
+	struct lt_pgsink_stats ss;
+	lt_pgsink_stats(sink, &ss);
+	uint64_t before = ss.connects;
+	int rc = lt_pgsink_connect(sink, e);
+	lt_pgsink_stats(sink, &ss);
+	if (rc == LT_OK && ss.connects != before && ss.connects > 1)
+		p->st.reconnects++;
+	return rc;
+}
+
+/* Plan the chunks of one round: the first from the head of the queue, more
+ * (one per extra writer) only while full chunks are waiting, so that the
+ * extra connections work only when there is a backlog. */
+static int plan(struct lt_persister *p, struct chunk *ch)
+{
+	int n = 0;
+	struct lt_batch *b = p->q.head;
+	for (int w = 0; w < p->nwriters; w++) {
+		bool full;
+		size_t nb = take_count(p, b, &full);
+		if (w > 0 && (nb == 0 || !full))
+			break;
+		struct lt_error ce;
+		if (w > 0 && sink_ready(p, p->sinks[w], &ce) != LT_OK)
+			break;
+		ch[n] = (struct chunk){.p = p, .sink = p->sinks[w], .first = b, .nb = nb, .notes = w == 0};
+		n++;
+		for (size_t k = 0; k < nb && b; k++)
+			b = b->next;
+		if (!b)
+			break;
+	}
+	return n;
+}
+
+/* Ack and drop the committed batches of chunk c. */
+static void settle(struct lt_persister *p, struct chunk *c, lt_persister_ack_fn ack, void *ctx)
+{
+	uint64_t dup = c->res.staged - c->res.inserted - c->res.bad;
+	p->st.commits++;
+	p->st.rows_new += c->res.inserted;
+	p->st.rows_dup += dup;
+	p->st.records_bad += c->res.bad;
+	lt_metrics_add(mx.commits, 1);
+	lt_metrics_add(mx.rows_new, c->res.inserted);
+	lt_metrics_add(mx.rows_dup, dup);
+	lt_metrics_add(mx.records_bad, c->res.bad);
+	if (c->notes)
+		lt_batchq_notes_clear(&p->q);
+	struct lt_batch *b = c->first;
+	for (size_t k = 0; k < c->done && b; k++, b = b->next) {
+		if (ack)
+			ack(ctx, b->source_id, b->seq);
+		p->st.acks++;
+	}
+	lt_batchq_remove(&p->q, c->first, c->done);
 }
 
 int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn ack, void *ctx, struct lt_error *e)
@@ -386,46 +483,49 @@ int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn a
 			return LT_OK;
 		if (!force && lt_persister_next_due_ms(p) > 0)
 			return LT_OK;
-		struct lt_pgsink_stats ss;
-		lt_pgsink_stats(p->sink, &ss);
-		uint64_t before = ss.connects;
-		int rc = lt_pgsink_connect(p->sink, e);
+		int rc = sink_ready(p, p->sink, e);
 		if (rc == LT_EAGAIN)
 			return rc;
 		if (rc != LT_OK) {
-			pg_failed(p, rc, e);
+			pg_failed(p, p->sink, rc, e);
 			return rc;
 		}
-		lt_pgsink_stats(p->sink, &ss);
-		if (ss.connects != before && ss.connects > 1)
-			p->st.reconnects++;
-		size_t nb = take_count(p), done = 0;
-		struct lt_pgsink_result res = {0};
-		rc = ensure_days(p, nb, e);
-		if (rc == LT_OK)
-			rc = write_some(p, nb, &done, &res, e);
+		struct chunk ch[LT_PERSISTER_WRITERS_MAX];
+		int n = plan(p, ch);
+		size_t all = 0;
+		for (int i = 0; i < n; i++)
+			all += ch[i].nb;
+		rc = ensure_days(p, p->q.head, all, e);
 		if (rc != LT_OK) {
-			pg_failed(p, rc, e);
+			pg_failed(p, p->sink, rc, e);
 			return rc;
 		}
-		uint64_t dup = res.staged - res.inserted - res.bad;
-		p->st.commits++;
-		p->st.rows_new += res.inserted;
-		p->st.rows_dup += dup;
-		p->st.records_bad += res.bad;
-		lt_metrics_add(mx.commits, 1);
-		lt_metrics_add(mx.rows_new, res.inserted);
-		lt_metrics_add(mx.rows_dup, dup);
-		lt_metrics_add(mx.records_bad, res.bad);
-		lt_batchq_notes_clear(&p->q);
-		struct lt_batch *b = p->q.head;
-		for (size_t k = 0; k < done && b; k++, b = b->next) {
-			if (ack)
-				ack(ctx, b->source_id, b->seq);
-			p->st.acks++;
+		for (int i = 1; i < n; i++)
+			ch[i].threaded = pthread_create(&ch[i].th, NULL, chunk_thread, &ch[i]) == 0;
+		write_chunk(&ch[0]);
+		for (int i = 1; i < n; i++) {
+			if (ch[i].threaded)
+				pthread_join(ch[i].th, NULL);
+			else
+				write_chunk(&ch[i]);
 		}
-		lt_batchq_pop(&p->q, done);
+		/* Settle in queue order; remember the first failure. */
+		int first_rc = LT_OK;
+		for (int i = 0; i < n; i++) {
+			if (ch[i].rc == LT_OK) {
+				settle(p, &ch[i], ack, ctx);
+				p->st.parallel_commits += i > 0;
+				continue;
+			}
+			pg_failed(p, ch[i].sink, ch[i].rc, &ch[i].e);
+			if (first_rc == LT_OK) {
+				first_rc = ch[i].rc;
+				*e = ch[i].e;
+			}
+		}
 		lt_metrics_set(mx.pending_rows, (double)p->q.rows);
+		if (first_rc != LT_OK)
+			return first_rc;
 	}
 }
 

@@ -19,7 +19,13 @@
  * acked); a bad record is counted and recorded while its batch-mates are
  * written and the batch is acked.
  *
- * Single-threaded: call everything from one thread.
+ * Single-threaded: call everything from one thread. Under a backlog (more
+ * than one full batch_rows chunk waiting) a flush writes up to `writers`
+ * chunks at once, each in its own transaction on its own connection (the
+ * extra ones on short-lived threads joined before the flush returns), and
+ * acks each chunk that committed; derived rows are written in key order, so
+ * the transactions wait for each other rather than deadlock, and a deadlock
+ * that still happens is retried.
  */
 #ifndef LT_PERSISTER_H
 #define LT_PERSISTER_H
@@ -34,6 +40,8 @@
 
 struct lt_persister;
 
+#define LT_PERSISTER_WRITERS_MAX 4
+
 struct lt_persister_opts {
 	const char *pg_dsn;         /* libpq connection string or URI (required) */
 	const char *pg_search_path; /* NULL = server default; tests pass a fresh schema */
@@ -46,6 +54,8 @@ struct lt_persister_opts {
 	int retention_days;         /* 0 = keep everything */
 	const char *archive_dir;    /* NULL or "" = drop without archive */
 	int hotwords_top;           /* words per window per room; 0 = off */
+	int writers;                /* connections writing at once under a backlog
+				     * (1..LT_PERSISTER_WRITERS_MAX) */
 	const struct lt_clock *clock; /* NULL = real; not copied */
 };
 
@@ -105,6 +115,7 @@ struct lt_persister_stats {
 	uint64_t rows_new;     /* inserted into live_messages */
 	uint64_t rows_dup;     /* already there */
 	uint64_t commits;
+	uint64_t parallel_commits; /* by a second or later writer of a round */
 	uint64_t acks;
 	uint64_t pg_errors;    /* failed transactions and connects */
 	uint64_t reconnects;

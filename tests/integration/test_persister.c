@@ -618,6 +618,57 @@ START_TEST(test_batching_by_rows_and_age)
 }
 END_TEST
 
+static void two_writers(struct lt_persister_opts *o)
+{
+	o->batch_rows = 50;
+	o->writers = 2;
+}
+
+START_TEST(test_parallel_writers)
+{
+	setup_with(two_writers);
+	static char ids[200][16];
+	struct lt_msg m[20];
+	for (int k = 0; k < 10; k++) {
+		for (int i = 0; i < 20; i++) {
+			snprintf(ids[k * 20 + i], sizeof ids[0], "pw%d", k * 20 + i);
+			m[i] = mk(i % 5 == 0 ? LT_MSG_GIFT : LT_MSG_CHAT, "r11", ids[k * 20 + i], i % 2 ? "u1" : "u2", "a",
+				  "签到 parallel", T0 + k * 20 + i);
+			m[i].count = 1;
+			m[i].value = 10;
+		}
+		ck_assert_int_eq(add("src-w", (uint64_t)k + 1, m, 20), LT_OK);
+	}
+	flush_ok();
+	struct lt_persister_stats st;
+	lt_persister_stats(fx.p, &st);
+	ck_assert_uint_gt(st.parallel_commits, 0);
+	ck_assert_uint_eq(st.pending_rows, 0);
+	ck_assert_int_eq(fx.nacks, 10);
+	for (uint64_t s = 1; s <= 10; s++)
+		ck_assert(acked("src-w", s));
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r11'"), 200);
+	ck_assert_int_eq(q_long("SELECT sum(messages) FROM user_statistics WHERE room_id = 'r11'"), 160);
+	ck_assert_int_eq(q_long("SELECT sum(gift_value) FROM user_statistics WHERE room_id = 'r11'"), 400);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM gift_records"), 40);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM checkins"), 2);
+	/* Everything again: nothing changes. */
+	for (int k = 0; k < 10; k++) {
+		for (int i = 0; i < 20; i++) {
+			m[i] = mk(i % 5 == 0 ? LT_MSG_GIFT : LT_MSG_CHAT, "r11", ids[k * 20 + i], i % 2 ? "u1" : "u2", "a",
+				  "签到 parallel", T0 + k * 20 + i);
+			m[i].count = 1;
+			m[i].value = 10;
+		}
+		ck_assert_int_eq(add("src-w2", (uint64_t)k + 1, m, 20), LT_OK);
+	}
+	flush_ok();
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r11'"), 200);
+	ck_assert_int_eq(q_long("SELECT sum(messages) FROM user_statistics WHERE room_id = 'r11'"), 160);
+	ck_assert_int_eq(fx.nacks, 20);
+}
+END_TEST
+
 static void tiny_cap(struct lt_persister_opts *o)
 {
 	o->max_pending_bytes = 65536;
@@ -813,6 +864,7 @@ static Suite *suite(void)
 	tcase_add_test(own, test_partitions_and_retention);
 	tcase_add_test(own, test_batching_by_rows_and_age);
 	tcase_add_test(own, test_memory_cap_refuses);
+	tcase_add_test(own, test_parallel_writers);
 	tcase_add_test(own, test_hotword_snapshot);
 	tcase_add_test(own, test_postgres_restart_loses_nothing);
 	suite_add_tcase(s, own);
