@@ -117,6 +117,7 @@ struct fetcher {
 	struct lt_buf out;
 	struct lt_delivery *delivery;
 	struct lt_capture_writer *capture;
+	int64_t capture_flushed; /* wall ms of the last flush */
 	struct lt_platform_io io;
 
 	struct status st;
@@ -631,8 +632,15 @@ static void on_frame(struct fetcher *f, const uint8_t *p, size_t n)
 	int64_t now = lt_clock_wall_ms();
 
 	f->last_rx_mono = lt_clock_mono_ms();
-	if (f->capture && lt_capture_write(f->capture, now, p, n) != LT_OK)
-		lt_warn(f->ctxlog, "--record: write failed");
+	if (f->capture) {
+		/* buffered; handed to the kernel at least once a second, so a
+		 * killed fetcher loses at most a second of its recording */
+		if (lt_capture_write(f->capture, now, p, n) != LT_OK ||
+		    (now - f->capture_flushed >= 1000 && lt_capture_writer_flush(f->capture) != LT_OK))
+			lt_warn(f->ctxlog, "--record: write failed");
+		if (now - f->capture_flushed >= 1000)
+			f->capture_flushed = now;
+	}
 	f->ops->on_frame(f->pc, p, n, now, &f->io, &ev);
 	flush_stdout(f);
 	f->ops->stats(f->pc, &ps);

@@ -474,6 +474,13 @@ static bool next_message(struct emu *e, struct lt_msg *m)
 			e->exhausted = true;
 			return true;
 		}
+		if (e->produced == 0) {
+			/* a generated stream opens like a broadcast does: LIVE */
+			memset(m, 0, sizeof(*m));
+			m->type = LT_MSG_LIVE_START;
+			m->ts = emu_now_ms();
+			return true;
+		}
 		emu_generate(e, "", &e->tick_arena, m);
 		return true;
 	}
