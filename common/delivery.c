@@ -947,6 +947,13 @@ void lt_delivery_close(struct lt_delivery *d)
 	}
 	if (d->open_count > 0 && d->spool)
 		seal(d); /* the spool keeps it for the next run */
+	/* What is not on disk now is gone: count it. */
+	d->st.lost_records += d->open_count;
+	for (size_t i = 0; i < d->ring_n; i++) {
+		struct ent *e = &d->ring[(d->ring_head + i) % d->ring_cap];
+		if (e->acked != ALL_KINDS && !e->spooled)
+			d->st.lost_records += e->count;
+	}
 	if (d->thr_started)
 		metrics_update(d);
 	for (int k = 0; k < NKINDS; k++) {

@@ -105,7 +105,7 @@ struct lt_delivery_stats {
 	uint64_t recovered_batches; /* found in the spool on open (resent) */
 	uint64_t recovered_records;
 	uint64_t spool_errors; /* write/read failures */
-	uint64_t lost_records; /* in batches whose spool copy became unreadable (given up) */
+	uint64_t lost_records; /* given up: spool copy unreadable, or not on disk at close */
 	uint64_t next_seq;
 };
 

@@ -700,7 +700,7 @@ START_TEST(producer_tool)
 	ck_assert_int_lt(r->tq.planted, r->tq.chats);
 	const cJSON *um = cJSON_GetObjectItemCaseSensitive(a, "user_messages");
 	for (int u = 0; u < 16; u++) {
-		char key[8];
+		char key[16];
 		snprintf(key, sizeof(key), "u%d", u);
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(um, key);
 		ck_assert_int_eq(v ? (long)v->valuedouble : 0, r->tq.user_chats[u]);
@@ -765,6 +765,44 @@ START_TEST(one_unacked_batch_keeps_memory_bounded)
 }
 END_TEST
 
+START_TEST(memory_only_window)
+{
+	struct rig *r = rig_new("dlv-memory");
+	const char *procs[1] = {r->proc_url[0]};
+	const char *pers[1] = {r->pers_url};
+	struct lt_delivery_opts o = {.source_id = SOURCE,
+				     .processors = procs,
+				     .n_processors = 1,
+				     .persisters = pers,
+				     .n_persisters = 1,
+				     .batch_max = 64,
+				     .window_bytes = 32 << 10};
+	struct lt_delivery *d = NULL;
+	ck_assert_int_eq(lt_delivery_open(&o, &d, NULL), LT_OK);
+	/* No spool, nobody listening: the window fills and pushes back. */
+	int accepted = 0, rc = LT_OK;
+	for (int i = 0; i < MAXN && rc == LT_OK; i++)
+		if ((rc = push_range(d, i, i + 1)) == LT_OK)
+			accepted++;
+	ck_assert_int_eq(rc, LT_EAGAIN);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_le(st.window_bytes, 32 << 10);
+	ck_assert_uint_eq(st.spool_bytes, 0);
+	ck_assert_int_lt(accepted, 1000);
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	ck_assert_uint_eq(r->tq.distinct, accepted);
+	ck_assert_uint_eq(r->tp.distinct, accepted);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	ck_assert_int_eq(count_segs(r->spool), 0);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(bad_acks_counted)
 {
 	struct rig *r = rig_new("dlv-badack");
@@ -824,6 +862,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, late_consumers_no_stall);
 	tcase_add_test(tc, one_unacked_batch_keeps_memory_bounded);
 	tcase_add_test(tc, producer_tool);
+	tcase_add_test(tc, memory_only_window);
 	tcase_add_test(tc, bad_acks_counted);
 	suite_add_tcase(s, tc);
 	return s;
