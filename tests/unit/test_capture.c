@@ -23,6 +23,7 @@
 
 #include "common/buf.h"
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/delivery.h"
 #include "common/wire.h"
 #include "fetcher/bilibili.h"
@@ -342,6 +343,31 @@ START_TEST(replay_pipeline)
 }
 END_TEST
 
+START_TEST(replay_pace)
+{
+	char *path = tmpfile_path("p.cap");
+	struct lt_platform_conf conf = {.room = "21452505", .skip_bootstrap = true};
+	struct lt_replay_stats st;
+	struct lt_error e = {0};
+	FILE *devnull = fopen("/dev/null", "w");
+
+	make_capture(path, 4, 2); /* frames 10 ms apart, then a heartbeat 1 s after the first */
+	struct lt_replay_opts o = {.path = path, .ops = &lt_platform_bilibili, .conf = &conf, .out = devnull};
+	int64_t t0 = lt_clock_mono_ms();
+	ck_assert_int_eq(lt_replay_run(&o, &st, &e), LT_OK);
+	ck_assert_int_lt(lt_clock_mono_ms() - t0, 900); /* as fast as it goes */
+	o.pace = true;
+	t0 = lt_clock_mono_ms();
+	ck_assert_int_eq(lt_replay_run(&o, &st, &e), LT_OK);
+	int64_t took = lt_clock_mono_ms() - t0;
+	ck_assert_int_ge(took, 990); /* the recorded second is kept */
+	ck_assert_int_lt(took, 5000);
+	ck_assert_int_eq(st.messages, 8);
+	fclose(devnull);
+	free(path);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("capture");
@@ -351,6 +377,7 @@ int main(void)
 	tcase_add_test(tc, file_round_trip);
 	tcase_add_test(tc, replay_stdout);
 	tcase_add_test(tc, replay_pipeline);
+	tcase_add_test(tc, replay_pace);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
