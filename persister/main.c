@@ -34,6 +34,8 @@ static const struct lt_app_spec spec = {
 	"persister.metrics_listen",
 };
 
+#define MAX_DRAIN 1024
+
 struct run {
 	struct lt_persister *p;
 	struct lt_bus_consumer *bus;
@@ -60,7 +62,10 @@ static int step(void *ctx)
 	int rc = lt_bus_consumer_recv(r->bus, wait < 1 ? 1 : wait, &b);
 	if (rc == LT_ECLOSED)
 		return rc;
-	if (rc == LT_OK) {
+	/* Take what is already waiting on the bus (up to MAX_DRAIN batches)
+	 * before writing, so a backlog reaches the persister's queue, where
+	 * several writers can share it. */
+	for (int drained = 0; rc == LT_OK; drained++) {
 		if (lt_persister_add_batch(r->p, b.data, b.len) == LT_EAGAIN) {
 			struct lt_persister_stats st;
 			lt_persister_stats(r->p, &st);
@@ -72,6 +77,11 @@ static int step(void *ctx)
 			}
 		}
 		lt_bus_batch_free(&b);
+		if (drained >= MAX_DRAIN)
+			break;
+		rc = lt_bus_consumer_recv(r->bus, 0, &b);
+		if (rc == LT_ECLOSED)
+			return rc;
 	}
 	lt_persister_flush(r->p, false, on_commit, r, &e);
 	int64_t now = lt_clock_mono_ms();
