@@ -36,6 +36,7 @@
 
 #include "common/buf.h"
 #include "common/json.h"
+#include "common/mem.h"
 #include "fetcher/bilibili.h"
 #include "fetcher/bilibili.pb-c.h"
 #include "fetcher/jscan.h"
@@ -100,6 +101,8 @@ struct lt_platform_conn {
 	z_stream zs;
 	bool zs_ok;
 	struct br_cache br;
+	struct lt_arena pb_arena;   /* protobuf-c's allocations for one message */
+	ProtobufCAllocator pb_alloc;
 
 	struct lt_platform_stats st;
 };
@@ -637,6 +640,18 @@ static struct lt_str pb_field(struct em *e, struct lt_jv d)
 	return jstr(e, pb);
 }
 
+/* protobuf-c allocates every string and sub-message separately: from an
+ * arena reset per message instead (its limit bounds a hostile payload). */
+static void *pb_alloc(void *ud, size_t n)
+{
+	return lt_arena_alloc(ud, n);
+}
+
+static void pb_free(void *ud, void *p)
+{
+	(void)ud, (void)p;
+}
+
 static int on_gift_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
 	struct lt_str pb = pb_field(e, jget(root, "data"));
@@ -645,7 +660,8 @@ static int on_gift_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 	(void)cmd;
 	if (!pb.len || b64_decode(b, pb) != LT_OK)
 		return LT_EPROTO;
-	Ltbili__SendGiftBroadcast *sg = ltbili__send_gift_broadcast__unpack(NULL, b->len, b->data);
+	lt_arena_reset(&e->c->pb_arena);
+	Ltbili__SendGiftBroadcast *sg = ltbili__send_gift_broadcast__unpack(&e->c->pb_alloc, b->len, b->data);
 	if (!sg)
 		return LT_EPROTO;
 	for (size_t i = 0; i < sg->n_gift_list; i++) {
@@ -664,7 +680,7 @@ static int on_gift_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 		};
 		gift_emit(e, &g, "SEND_GIFT_V2");
 	}
-	ltbili__send_gift_broadcast__free_unpacked(sg, NULL);
+	ltbili__send_gift_broadcast__free_unpacked(sg, &e->c->pb_alloc);
 	return LT_OK;
 }
 
@@ -747,7 +763,8 @@ static int on_interact_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 	(void)cmd;
 	if (!pb.len || b64_decode(b, pb) != LT_OK)
 		return LT_EPROTO;
-	Ltbili__InteractWord *w = ltbili__interact_word__unpack(NULL, b->len, b->data);
+	lt_arena_reset(&e->c->pb_arena);
+	Ltbili__InteractWord *w = ltbili__interact_word__unpack(&e->c->pb_alloc, b->len, b->data);
 	if (!w)
 		return LT_EPROTO;
 	int64_t uid = (int64_t)w->uid;
@@ -759,7 +776,7 @@ static int on_interact_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 			uname = w->uinfo->base_info->uname;
 	}
 	interact_emit(e, uid, lt_str_c(uname), w->msg_type, w->timestamp, w->trigger_time, "INTERACT_WORD_V2");
-	ltbili__interact_word__free_unpacked(w, NULL);
+	ltbili__interact_word__free_unpacked(w, &e->c->pb_alloc);
 	return LT_OK;
 }
 
@@ -1269,6 +1286,7 @@ static void bili_destroy(struct lt_platform_conn *c)
 	if (c->zs_ok)
 		inflateEnd(&c->zs);
 	br_cache_free(&c->br);
+	lt_arena_free(&c->pb_arena);
 	free(c);
 }
 
@@ -1337,6 +1355,8 @@ static int bili_create(const struct lt_platform_conf *conf, struct lt_platform_c
 	lt_buf_init(&c->key, 0);
 	lt_buf_init(&c->b64, 0);
 	lt_buf_init(&c->scratch, 0);
+	lt_arena_init(&c->pb_arena, 4u << 20);
+	c->pb_alloc = (ProtobufCAllocator){.alloc = pb_alloc, .free = pb_free, .allocator_data = &c->pb_arena};
 	c->step = STEP_DONE;
 	*out = c;
 	return LT_OK;
