@@ -742,6 +742,55 @@ START_TEST(apply_many_together)
 }
 END_TEST
 
+/* Random corruption of a valid batch: every outcome is LT_OK or LT_EPROTO,
+ * never a crash, and the processor still works afterwards. */
+START_TEST(corrupted_batches_never_crash)
+{
+	char room[64], key[160], ids[20][8];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg ms[20];
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	uint8_t *copy;
+	uint64_t x = 88172645463325252ull;
+	redisContext *c = rconn();
+
+	room_name(room, sizeof(room), "fuzz");
+	for (int i = 0; i < 20; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "f%d", i);
+		ms[i] = mk(room, i % 3 ? LT_MSG_CHAT : LT_MSG_GIFT, ids[i], "u1", "x", "fuzz 破防了 [doge] 签到", now);
+	}
+	batch(&b, ms, 20, 1);
+	copy = malloc(b.len);
+	ck_assert_ptr_nonnull(copy);
+	for (int round = 0; round < 300; round++) {
+		size_t len = b.len;
+		int rc;
+		memcpy(copy, b.data, b.len);
+		for (int k = 0; k < 1 + round % 8; k++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			copy[x % b.len] = (uint8_t)(x >> 32);
+		}
+		if (round % 5 == 0)
+			len = (size_t)(x % b.len); /* truncated too */
+		rc = lt_processor_apply(p, copy, len, now);
+		ck_assert_msg(rc == LT_OK || rc == LT_EPROTO, "round %d: %s", round, lt_strerror(rc));
+	}
+	/* and a clean batch still applies */
+	ms[0] = mk(room, LT_MSG_CHAT, "clean", "u9", "x", "clean", now);
+	batch(&b, ms, 1, 2);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u9", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 1);
+	free(copy);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
 START_TEST(plugin_order_dependencies_and_failures)
 {
 	static const struct lt_plugin *const extra[] = {&t_a,      &t_badinit, &t_needsbad, &t_missing,
@@ -842,6 +891,7 @@ int main(void)
 	tcase_add_test(tc, plugin_order_dependencies_and_failures);
 	tcase_add_test(tc, sessions);
 	tcase_add_test(tc, apply_many_together);
+	tcase_add_test(tc, corrupted_batches_never_crash);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
