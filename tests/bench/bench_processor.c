@@ -9,7 +9,7 @@
  * 200,000), then prints messages/s, batch latency percentiles, segmenter-only
  * throughput and the peak RSS. Bounded to a few seconds of CPU.
  *
- *   bench_processor [--messages N] [--batch N] [--merge N] [--disable PLUGIN,...]
+ *   bench_processor [--messages N] [--batch N] [--merge N] [--rooms 1-4] [--disable PLUGIN,...]
  *
  * --merge N applies N batches per lt_processor_apply_many call, as the
  * processor does with the batches already queued on the bus under load.
@@ -128,7 +128,7 @@ static void make_batch(struct lt_buf *b, int n, int room, uint64_t seq, int64_t 
 int main(int argc, char **argv)
 {
 	const char *url = getenv("LIVETAP_REDIS_URL");
-	long total = 200000, bsize = 1000, msgno = 0, merge = 1;
+	long total = 200000, bsize = 1000, msgno = 0, merge = 1, nrooms = 4;
 	struct lt_processor_opts o = {0};
 	struct lt_processor *p = NULL;
 	struct lt_error e = {0};
@@ -144,6 +144,8 @@ int main(int argc, char **argv)
 			total = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--batch") == 0)
 			bsize = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--rooms") == 0)
+			nrooms = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--merge") == 0)
 			merge = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--disable") == 0)
@@ -197,6 +199,8 @@ int main(int argc, char **argv)
 	t0 = lt_clock_mono_us();
 	if (merge < 1 || merge > 64)
 		merge = 1;
+	if (nrooms < 1 || nrooms > 4)
+		nrooms = 4;
 	bufs = calloc((size_t)merge, sizeof(*bufs));
 	if (!bufs)
 		return 1;
@@ -205,7 +209,7 @@ int main(int argc, char **argv)
 		int rcs[64], k, rc;
 		int64_t a;
 		for (k = 0; k < merge && i + k < nb; k++) {
-			make_batch(&bufs[k], (int)bsize, (int)((i + k) % 4), (uint64_t)(i + k) + 1, now, &msgno);
+			make_batch(&bufs[k], (int)bsize, (int)((i + k) % nrooms), (uint64_t)(i + k) + 1, now, &msgno);
 			in[k].data = bufs[k].data;
 			in[k].len = bufs[k].len;
 		}
