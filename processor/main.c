@@ -11,8 +11,10 @@
  * (their fetcher sends them again), so nothing is lost and memory stays
  * bounded. The wait is a receive with a timeout on the bus, never a sleep.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/app.h"
 #include "common/bus.h"
@@ -144,6 +146,9 @@ static int run(struct lt_app *app)
 	char plugins[256];
 	int rc;
 
+	/* the default ipc socket lives in state_dir: make sure it exists */
+	if (mkdir(lt_config_str(cfg, "state_dir"), 0750) != 0 && errno != EEXIST)
+		lt_warn(NULL, "cannot create state_dir %s: %s", lt_config_str(cfg, "state_dir"), strerror(errno));
 	if (lt_processor_open(&o, &r.proc, &e) != LT_OK) {
 		fprintf(stderr, "livetap-processor: %s\n", e.message);
 		return 1;
