@@ -10,6 +10,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -720,14 +721,14 @@ static void servers(const char *cmd)
 
 struct restarter {
 	pthread_t th;
-	volatile int done;
+	atomic_int done;
 };
 
 static void *restart_pg(void *arg)
 {
 	struct restarter *r = arg;
 	servers("restart-pg");
-	r->done = 1;
+	atomic_store(&r->done, 1);
 	return NULL;
 }
 
@@ -742,7 +743,8 @@ START_TEST(test_postgres_restart_loses_nothing)
 	struct lt_msg m[PER];
 	uint64_t seq = 0;
 	int failures = 0;
-	struct restarter r = {0};
+	struct restarter r;
+	atomic_init(&r.done, 0);
 	for (int k = 0; k < 5; k++) {
 		for (int i = 0; i < PER; i++) {
 			snprintf(ids[seq * PER + i], sizeof ids[0], "pr%" PRIu64, seq * PER + i);
@@ -754,7 +756,7 @@ START_TEST(test_postgres_restart_loses_nothing)
 	ck_assert_int_eq(pthread_create(&r.th, NULL, restart_pg, &r), 0);
 	int after = 0; /* batches sent once the restart finished */
 	while (after < 20 && seq < MAXB) {
-		int was_done = r.done;
+		int was_done = atomic_load(&r.done);
 		for (int i = 0; i < PER; i++) {
 			snprintf(ids[seq * PER + i], sizeof ids[0], "pr%" PRIu64, seq * PER + i);
 			m[i] = mk(LT_MSG_CHAT, "r9", ids[seq * PER + i], "u1", "a", "around", t + (int64_t)(seq * PER) + i);
