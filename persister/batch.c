@@ -95,7 +95,8 @@ static bool queued(const struct lt_batchq *q, const char *source_id, uint64_t se
 	return false;
 }
 
-int lt_batchq_add(struct lt_batchq *q, const uint8_t *data, size_t len, int64_t now_mono, uint32_t *bad_records)
+int lt_batchq_add(struct lt_batchq *q, const uint8_t *data, size_t len, int64_t now_mono,
+		  uint32_t *bad_records)
 {
 	struct lt_wire_batch wb;
 	int rc = lt_wire_batch_decode(data, len, &wb);

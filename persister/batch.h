@@ -25,21 +25,21 @@
 
 /* One refused batch or record, for a log line and an error_logs row. */
 struct lt_batch_note {
-	char kind[24];      /* "bad_batch", "bad_record" */
+	char kind[24]; /* "bad_batch", "bad_record" */
 	char source_id[LT_WIRE_SOURCE_MAX + 1];
 	uint64_t seq;
-	int64_t index;      /* record index in its batch, -1 for the batch */
+	int64_t index; /* record index in its batch, -1 for the batch */
 	char message[160];
 };
 
 struct lt_batch {
 	struct lt_batch *next;
-	uint8_t *data;      /* owned copy of the wire bytes */
+	uint8_t *data; /* owned copy of the wire bytes */
 	size_t len;
 	char source_id[LT_WIRE_SOURCE_MAX + 1];
 	uint64_t seq;
 	int64_t received_mono; /* ms, for the batch_ms deadline */
-	struct lt_msg *msgs; /* owned array; strings point into data */
+	struct lt_msg *msgs;   /* owned array; strings point into data */
 	uint32_t nmsgs;
 	uint32_t nbad;
 };
@@ -66,7 +66,8 @@ void lt_batchq_free(struct lt_batchq *q);
  * data batch: nothing queued, a note added), LT_EEXIST (that source and seq
  * are already queued: nothing queued), LT_EAGAIN (the queue is full: nothing
  * queued, ask again later), LT_ENOMEM. now_mono is the monotonic ms clock. */
-int lt_batchq_add(struct lt_batchq *q, const uint8_t *data, size_t len, int64_t now_mono, uint32_t *bad_records);
+int lt_batchq_add(struct lt_batchq *q, const uint8_t *data, size_t len, int64_t now_mono,
+		  uint32_t *bad_records);
 
 /* Remove and free the first n batches (after their commit). */
 void lt_batchq_pop(struct lt_batchq *q, size_t n);

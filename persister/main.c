@@ -24,14 +24,14 @@
 #include "persister/persister.h"
 
 static const struct lt_app_spec spec = {
-	"livetap-persister",
-	"Pulls LiveMessage batches from fetchers over NNG (persister.listen) and writes them to "
-	"PostgreSQL exactly once: live_messages partitioned by day (COPY into a staging table, "
-	"INSERT ... ON CONFLICT DO NOTHING), user_statistics, gift_records, live_sessions, checkins "
-	"and hot-word snapshots, then acknowledges each batch after COMMIT. Applies the SQL "
-	"migrations at start-up, keeps partitions ahead and applies retention.",
-	NULL,
-	"persister.metrics_listen",
+    "livetap-persister",
+    "Pulls LiveMessage batches from fetchers over NNG (persister.listen) and writes them to "
+    "PostgreSQL exactly once: live_messages partitioned by day (COPY into a staging table, "
+    "INSERT ... ON CONFLICT DO NOTHING), user_statistics, gift_records, live_sessions, checkins "
+    "and hot-word snapshots, then acknowledges each batch after COMMIT. Applies the SQL "
+    "migrations at start-up, keeps partitions ahead and applies retention.",
+    NULL,
+    "persister.metrics_listen",
 };
 
 #define MAX_DRAIN 1024
@@ -48,7 +48,8 @@ static void on_commit(void *ctx, const char *source_id, uint64_t seq)
 {
 	struct run *r = ctx;
 	if (lt_bus_consumer_ack(r->bus, source_id, seq) != LT_OK)
-		lt_warn(NULL, "could not publish the ack of %s/%" PRIu64 " (the fetcher will resend)", source_id, seq);
+		lt_warn(NULL, "could not publish the ack of %s/%" PRIu64 " (the fetcher will resend)",
+			source_id, seq);
 }
 
 static int step(void *ctx)
@@ -70,8 +71,9 @@ static int step(void *ctx)
 			struct lt_persister_stats st;
 			lt_persister_stats(r->p, &st);
 			if (st.batches_full >= r->refused_logged * 2 + 1) { /* 1, 3, 7, … */
-				lt_warn(NULL, "queue full (%" PRIu64 " rows waiting for PostgreSQL); %" PRIu64
-					      " batch(es) released unacked so far",
+				lt_warn(NULL,
+					"queue full (%" PRIu64 " rows waiting for PostgreSQL); %" PRIu64
+					" batch(es) released unacked so far",
 					st.pending_rows, st.batches_full);
 				r->refused_logged = st.batches_full;
 			}
@@ -89,7 +91,8 @@ static int step(void *ctx)
 		/* Log a failing maintenance once, and once when it recovers. */
 		rc = lt_persister_maintain(r->p, &e);
 		if (rc != LT_OK && rc != LT_EAGAIN && !r->maintain_failing)
-			lt_warn(NULL, "maintenance (partitions, retention, hot words): %s; retrying", e.message);
+			lt_warn(NULL, "maintenance (partitions, retention, hot words): %s; retrying",
+				e.message);
 		else if (rc == LT_OK && r->maintain_failing)
 			lt_info(NULL, "maintenance works again");
 		if (rc != LT_EAGAIN)
@@ -134,8 +137,9 @@ static int run(struct lt_app *app)
 	lt_persister_flush(r.p, true, on_commit, &r, &e);
 	struct lt_persister_stats st;
 	lt_persister_stats(r.p, &st);
-	lt_info(NULL, "rows new %" PRIu64 ", duplicate %" PRIu64 ", bad records %" PRIu64 ", commits %" PRIu64
-		      ", left unacked %" PRIu64 " batch(es)",
+	lt_info(NULL,
+		"rows new %" PRIu64 ", duplicate %" PRIu64 ", bad records %" PRIu64 ", commits %" PRIu64
+		", left unacked %" PRIu64 " batch(es)",
 		st.rows_new, st.rows_dup, st.records_bad, st.commits, st.pending_batches);
 	lt_bus_consumer_close(r.bus);
 	lt_persister_close(r.p);

@@ -11,18 +11,18 @@
 
 /* Created only when missing (checked under the lock), so no NOTICE. */
 static const char exists_sql[] =
-	"SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'";
-static const char create_table_sql[] =
-	"CREATE TABLE schema_migrations ("
-	" version integer PRIMARY KEY,"
-	" name text NOT NULL,"
-	" checksum text NOT NULL,"
-	" applied_at timestamptz NOT NULL DEFAULT now())";
+    "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'";
+static const char create_table_sql[] = "CREATE TABLE schema_migrations ("
+				       " version integer PRIMARY KEY,"
+				       " name text NOT NULL,"
+				       " checksum text NOT NULL,"
+				       " applied_at timestamptz NOT NULL DEFAULT now())";
 
 /* The lock is per schema, so tests that each use a fresh schema do not wait
  * for one another, while two persisters on one schema do. */
 static const char lock_sql[] = "SELECT pg_advisory_lock(hashtext('livetap_migrate:' || current_schema()))";
-static const char unlock_sql[] = "SELECT pg_advisory_unlock(hashtext('livetap_migrate:' || current_schema()))";
+static const char unlock_sql[] =
+    "SELECT pg_advisory_unlock(hashtext('livetap_migrate:' || current_schema()))";
 
 /* Map a failed result to LT_ECONN (connection gone) or LT_EDB, filling e. */
 static int db_fail(PGconn *conn, PGresult *r, struct lt_error *e, const char *what)
@@ -72,9 +72,9 @@ static int apply_one(PGconn *conn, const struct lt_migration *m, struct lt_error
 	if (rc != LT_OK)
 		goto fail;
 	const char *params[3] = {ver, m->name, m->checksum};
-	PGresult *r = PQexecParams(conn,
-				   "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", 3,
-				   NULL, params, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecParams(conn, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+			 3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = db_fail(conn, r, e, what);
 		PQclear(r);
@@ -119,17 +119,19 @@ static int apply_locked(PGconn *conn, const struct lt_migration *list, size_t n,
 			if (list[j].version == v)
 				m = &list[j];
 		if (!m) {
-			rc = lt_error_set(e, LT_ECONFIG,
-					  "migrate: the database has version %03d, which this program does not know "
-					  "(newest known: %03d); refusing to start",
-					  v, known_max);
+			rc = lt_error_set(
+			    e, LT_ECONFIG,
+			    "migrate: the database has version %03d, which this program does not know "
+			    "(newest known: %03d); refusing to start",
+			    v, known_max);
 			break;
 		}
 		if (strcmp(sum, m->checksum) != 0) {
-			rc = lt_error_set(e, LT_ECONFIG,
-					  "migrate: version %03d (%s) was applied with checksum %.12s… but the "
-					  "embedded file has %.12s…: a shipped migration was edited; refusing to start",
-					  v, m->name, sum, m->checksum);
+			rc = lt_error_set(
+			    e, LT_ECONFIG,
+			    "migrate: version %03d (%s) was applied with checksum %.12s… but the "
+			    "embedded file has %.12s…: a shipped migration was edited; refusing to start",
+			    v, m->name, sum, m->checksum);
 			break;
 		}
 	}

@@ -25,7 +25,7 @@
 #include "common/err.h"
 
 struct lt_migration {
-	int version;          /* NNN from the file name */
+	int version;	      /* NNN from the file name */
 	const char *name;     /* the file name's rest, without .sql */
 	const char *checksum; /* SHA-256 of the file, 64 hex digits */
 	const char *sql;

@@ -123,8 +123,8 @@ int lt_partition_ensure(PGconn *conn, int64_t day, bool *created, struct lt_erro
 		return lt_error_set(e, LT_EINVAL, "partition: day %" PRId64 " is out of range", day);
 	lt_partition_date(day, date, sizeof date);
 	const char *params[1] = {date};
-	PGresult *r = PQexecParams(conn, "SELECT livetap_ensure_partition($1::date)", 1, NULL, params, NULL,
-				   NULL, 0);
+	PGresult *r =
+	    PQexecParams(conn, "SELECT livetap_ensure_partition($1::date)", 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		int rc = db_fail(conn, r, e, name);
 		PQclear(r);
@@ -264,7 +264,8 @@ static int exec_cmd(PGconn *conn, const char *sql, struct lt_error *e, const cha
 /* Archive (optionally) and drop one partition in one transaction: the
  * partition is locked against writes first, so the archive holds exactly
  * what is dropped. */
-static int drop_one(PGconn *conn, const char *name, const char *archive_dir, int64_t now_ms, struct lt_error *e)
+static int drop_one(PGconn *conn, const char *name, const char *archive_dir, int64_t now_ms,
+		    struct lt_error *e)
 {
 	char sql[256];
 	int rc = exec_cmd(conn, "BEGIN", e, name);
@@ -272,12 +273,14 @@ static int drop_one(PGconn *conn, const char *name, const char *archive_dir, int
 		return rc;
 	/* Two persisters applying retention at once: one at a time, and the
 	 * second finds the partition gone and skips it. */
-	rc = exec_cmd(conn, "SELECT pg_advisory_xact_lock(hashtext('livetap_retention:' || current_schema()))", e,
-		      name);
+	rc =
+	    exec_cmd(conn, "SELECT pg_advisory_xact_lock(hashtext('livetap_retention:' || current_schema()))",
+		     e, name);
 	if (rc != LT_OK)
 		goto fail;
 	const char *params[1] = {name};
-	PGresult *r = PQexecParams(conn, "SELECT to_regclass(quote_ident($1)) IS NULL", 1, NULL, params, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecParams(conn, "SELECT to_regclass(quote_ident($1)) IS NULL", 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = db_fail(conn, r, e, name);
 		PQclear(r);
@@ -299,7 +302,8 @@ static int drop_one(PGconn *conn, const char *name, const char *archive_dir, int
 			rc = lt_error_set(e, LT_EINVAL, "partition: archive path too long");
 			goto fail;
 		}
-		snprintf(sql, sizeof sql, "COPY (SELECT * FROM %s ORDER BY ts, msg_id) TO STDOUT WITH (FORMAT csv, HEADER)",
+		snprintf(sql, sizeof sql,
+			 "COPY (SELECT * FROM %s ORDER BY ts, msg_id) TO STDOUT WITH (FORMAT csv, HEADER)",
 			 name);
 		rc = archive_copy(conn, sql, path, e);
 		if (rc != LT_OK)
@@ -323,7 +327,8 @@ static int trim_default(PGconn *conn, int64_t cutoff_day, const char *archive_di
 	char sql[320];
 	lt_partition_date(cutoff_day, date, sizeof date);
 	/* The cutoff is a date we formatted from an integer, never input. */
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM live_messages_default WHERE ts < '%s 00:00:00+00'", date);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM live_messages_default WHERE ts < '%s 00:00:00+00'",
+		 date);
 	PGresult *r = PQexec(conn, sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		int rc = db_fail(conn, r, e, "default partition");
@@ -337,7 +342,8 @@ static int trim_default(PGconn *conn, int64_t cutoff_day, const char *archive_di
 	int rc = exec_cmd(conn, "BEGIN", e, "default partition");
 	if (rc != LT_OK)
 		return rc;
-	rc = exec_cmd(conn, "LOCK TABLE live_messages_default IN SHARE ROW EXCLUSIVE MODE", e, "default partition");
+	rc = exec_cmd(conn, "LOCK TABLE live_messages_default IN SHARE ROW EXCLUSIVE MODE", e,
+		      "default partition");
 	if (rc != LT_OK)
 		goto fail;
 	if (archive_dir) {
@@ -349,7 +355,8 @@ static int trim_default(PGconn *conn, int64_t cutoff_day, const char *archive_di
 			goto fail;
 		}
 		snprintf(sql, sizeof sql,
-			 "COPY (SELECT * FROM live_messages_default WHERE ts < '%s 00:00:00+00' ORDER BY ts, msg_id) "
+			 "COPY (SELECT * FROM live_messages_default WHERE ts < '%s 00:00:00+00' ORDER BY ts, "
+			 "msg_id) "
 			 "TO STDOUT WITH (FORMAT csv, HEADER)",
 			 date);
 		rc = archive_copy(conn, sql, path, e);
@@ -374,7 +381,8 @@ int lt_partition_retention(PGconn *conn, int64_t now_ms, int retention_days, con
 	if (retention_days <= 0)
 		return LT_OK;
 	if (archive_dir && mkdir(archive_dir, 0750) != 0 && errno != EEXIST)
-		return lt_error_set(e, LT_EIO, "partition: cannot create %s: %s", archive_dir, strerror(errno));
+		return lt_error_set(e, LT_EIO, "partition: cannot create %s: %s", archive_dir,
+				    strerror(errno));
 	int64_t cutoff = lt_partition_day(now_ms) - retention_days;
 	int64_t *days = NULL;
 	size_t n = 0;

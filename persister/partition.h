@@ -24,7 +24,7 @@
 #define LT_PARTITION_PREFIX "live_messages_p"
 /* "live_messages_p" + YYYYMMDD + NUL, with room for 5-digit years. */
 #define LT_PARTITION_NAME_MAX 32
-#define LT_DAY_MS 86400000LL
+#define LT_DAY_MS	      86400000LL
 
 /* The UTC day of ts_ms (ms since the epoch), rounding toward minus infinity
  * (so -1 ms is day -1). */

@@ -22,11 +22,11 @@
 #include "persister/pg_sink.h"
 
 #define PARTITIONS_EVERY_MS (10 * 60 * 1000)
-#define RETENTION_EVERY_MS (60 * 60 * 1000)
-#define HOTWORD_ROOMS_MAX 4096
+#define RETENTION_EVERY_MS  (60 * 60 * 1000)
+#define HOTWORD_ROOMS_MAX   4096
 #define HOTWORD_ROOM_TTL_MS (30 * 60 * 1000)
-#define KNOWN_DAYS_MAX 4096
-#define ROOM_KEY_MAX (16 + LT_MSG_ROOM_MAX)
+#define KNOWN_DAYS_MAX	    4096
+#define ROOM_KEY_MAX	    (16 + LT_MSG_ROOM_MAX)
 
 struct room_seen {
 	char key[ROOM_KEY_MAX]; /* platform:room_id */
@@ -64,33 +64,35 @@ struct lt_persister {
  * full). */
 static struct {
 	struct lt_series *batches, *batches_bad, *records_bad, *rows_new, *rows_dup, *commits, *pg_errors,
-		*pending_rows;
+	    *pending_rows;
 } mx;
 
 static void metrics_init(void)
 {
 	if (mx.batches)
 		return;
-	struct lt_metric *b = lt_metrics_counter("livetap_persister_batches_total", "Batches received, by result.",
-						 "result", NULL);
+	struct lt_metric *b = lt_metrics_counter("livetap_persister_batches_total",
+						 "Batches received, by result.", "result", NULL);
 	mx.batches = lt_metrics_series(b, "accepted", NULL);
 	mx.batches_bad = lt_metrics_series(b, "malformed", NULL);
 	mx.records_bad = lt_metrics_series(
-		lt_metrics_counter("livetap_persister_bad_records_total", "Records refused.", NULL, NULL), NULL, NULL);
-	struct lt_metric *rows = lt_metrics_counter("livetap_persister_rows_total",
-						    "Rows written to live_messages, by whether they were new.", "result",
-						    NULL);
+	    lt_metrics_counter("livetap_persister_bad_records_total", "Records refused.", NULL, NULL), NULL,
+	    NULL);
+	struct lt_metric *rows =
+	    lt_metrics_counter("livetap_persister_rows_total",
+			       "Rows written to live_messages, by whether they were new.", "result", NULL);
 	mx.rows_new = lt_metrics_series(rows, "new", NULL);
 	mx.rows_dup = lt_metrics_series(rows, "duplicate", NULL);
 	mx.commits = lt_metrics_series(
-		lt_metrics_counter("livetap_persister_commits_total", "Transactions committed.", NULL, NULL), NULL,
-		NULL);
-	mx.pg_errors = lt_metrics_series(lt_metrics_counter("livetap_persister_pg_errors_total",
-							    "Failed PostgreSQL transactions and connects.", NULL, NULL),
-					 NULL, NULL);
+	    lt_metrics_counter("livetap_persister_commits_total", "Transactions committed.", NULL, NULL),
+	    NULL, NULL);
+	mx.pg_errors =
+	    lt_metrics_series(lt_metrics_counter("livetap_persister_pg_errors_total",
+						 "Failed PostgreSQL transactions and connects.", NULL, NULL),
+			      NULL, NULL);
 	mx.pending_rows = lt_metrics_series(
-		lt_metrics_gauge("livetap_persister_pending_rows", "Rows waiting for a commit.", NULL, NULL), NULL,
-		NULL);
+	    lt_metrics_gauge("livetap_persister_pending_rows", "Rows waiting for a commit.", NULL, NULL),
+	    NULL, NULL);
 }
 
 void lt_persister_opts_default(struct lt_persister_opts *o)
@@ -154,7 +156,9 @@ int lt_persister_open(const struct lt_persister_opts *o, struct lt_persister **o
 	p->known_days = calloc(KNOWN_DAYS_MAX, sizeof *p->known_days);
 	lt_batchq_init(&p->q, o->max_pending_bytes ? o->max_pending_bytes : (16u << 20));
 	lt_buf_init(&p->tmp, 0);
-	p->nwriters = o->writers < 1 ? 1 : o->writers > LT_PERSISTER_WRITERS_MAX ? LT_PERSISTER_WRITERS_MAX : o->writers;
+	p->nwriters = o->writers < 1			      ? 1
+		      : o->writers > LT_PERSISTER_WRITERS_MAX ? LT_PERSISTER_WRITERS_MAX
+							      : o->writers;
 	bool ok = p->pg_dsn && p->rooms && p->known_days;
 	for (int w = 0; ok && w < p->nwriters; w++)
 		ok = lt_pgsink_open(p->pg_dsn, p->search_path, p->clock, &p->sinks[w]) == LT_OK;
@@ -206,7 +210,8 @@ static void rooms_touch(struct lt_persister *p, const struct lt_batch *b, int64_
 		if (last && lt_str_eq(*last, m->room))
 			continue;
 		last = &m->room;
-		snprintf(key, sizeof key, "%s:%.*s", lt_platform_name(m->platform), (int)m->room.len, m->room.p);
+		snprintf(key, sizeof key, "%s:%.*s", lt_platform_name(m->platform), (int)m->room.len,
+			 m->room.p);
 		size_t slot = p->nrooms, oldest = 0;
 		for (size_t k = 0; k < p->nrooms; k++) {
 			if (strcmp(p->rooms[k].key, key) == 0) {
@@ -473,7 +478,8 @@ static void settle(struct lt_persister *p, struct chunk *c, lt_persister_ack_fn 
 	lt_batchq_remove(&p->q, c->first, c->done);
 }
 
-int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn ack, void *ctx, struct lt_error *e)
+int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn ack, void *ctx,
+		       struct lt_error *e)
 {
 	struct lt_error local;
 	if (!e)
@@ -603,31 +609,32 @@ static int redis_ready(struct lt_persister *p, struct lt_error *e)
 }
 
 static const char hot_sql[] =
-	"INSERT INTO hotword_statistics (platform, room_id, \"window\", bucket_start, word, count, score, rank)"
-	" SELECT $1, $2, $3, timestamptz 'epoch' + $4::bigint * interval '1 millisecond', w, c, s, r"
-	" FROM unnest($5::text[], $6::bigint[], $7::float8[]) WITH ORDINALITY AS t(w, c, s, r)"
-	" ON CONFLICT (platform, room_id, \"window\", bucket_start, word) DO UPDATE SET"
-	"  count = EXCLUDED.count, score = EXCLUDED.score, rank = EXCLUDED.rank";
+    "INSERT INTO hotword_statistics (platform, room_id, \"window\", bucket_start, word, count, score, rank)"
+    " SELECT $1, $2, $3, timestamptz 'epoch' + $4::bigint * interval '1 millisecond', w, c, s, r"
+    " FROM unnest($5::text[], $6::bigint[], $7::float8[]) WITH ORDINALITY AS t(w, c, s, r)"
+    " ON CONFLICT (platform, room_id, \"window\", bucket_start, word) DO UPDATE SET"
+    "  count = EXCLUDED.count, score = EXCLUDED.score, rank = EXCLUDED.rank";
 
 /* Snapshot one room and window: the top words by count, and their trend
  * score where the processor keeps one. Returns the words written. */
-static int snapshot_one(struct lt_persister *p, PGconn *c, const char *room, const char *win, int64_t minute_ms,
-			int *rows, struct lt_error *e)
+static int snapshot_one(struct lt_persister *p, PGconn *c, const char *room, const char *win,
+			int64_t minute_ms, int *rows, struct lt_error *e)
 {
 	redisReply *r = redisCommand(p->redis, "ZREVRANGE live:{%s}:hotwords:%s 0 %d WITHSCORES", room, win,
 				     p->o.hotwords_top - 1);
 	if (!r)
 		return lt_error_set(e, LT_ECONN, "redis: %s", p->redis->errstr);
 	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->elements % 2) {
-		int rc = r->type == REDIS_REPLY_ERROR ? lt_error_set(e, LT_EREDIS, "redis: %s", r->str) : LT_OK;
+		int rc =
+		    r->type == REDIS_REPLY_ERROR ? lt_error_set(e, LT_EREDIS, "redis: %s", r->str) : LT_OK;
 		freeReplyObject(r);
 		return rc;
 	}
 	size_t n = r->elements / 2;
 	bool trend = strcmp(win, "30m") != 0;
 	for (size_t i = 0; trend && i < n; i++)
-		redisAppendCommand(p->redis, "ZSCORE live:{%s}:hotwords:trend:%s %b", room, win, r->element[2 * i]->str,
-				   (size_t)r->element[2 * i]->len);
+		redisAppendCommand(p->redis, "ZSCORE live:{%s}:hotwords:trend:%s %b", room, win,
+				   r->element[2 * i]->str, (size_t)r->element[2 * i]->len);
 	struct lt_buf words = LT_BUF_INIT, counts = LT_BUF_INIT, scores = LT_BUF_INIT;
 	lt_buf_putc(&words, '{');
 	lt_buf_putc(&counts, '{');
@@ -668,13 +675,18 @@ static int snapshot_one(struct lt_persister *p, PGconn *c, const char *room, con
 		const char *colon = strchr(room, ':');
 		snprintf(platform, sizeof platform, "%.*s", (int)(colon - room), room);
 		snprintf(ms, sizeof ms, "%" PRId64, minute_ms);
-		const char *params[7] = {platform,	       colon + 1,	     win, ms, lt_buf_cstr(&words),
-					 lt_buf_cstr(&counts), lt_buf_cstr(&scores)};
+		const char *params[7] = {platform,
+					 colon + 1,
+					 win,
+					 ms,
+					 lt_buf_cstr(&words),
+					 lt_buf_cstr(&counts),
+					 lt_buf_cstr(&scores)};
 		PGresult *res = PQexecParams(c, hot_sql, 7, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			const char *m = PQresultErrorMessage(res);
-			rc = lt_error_set(e, PQstatus(c) == CONNECTION_OK ? LT_EDB : LT_ECONN, "hotwords: %.*s",
-					  (int)strcspn(m, "\n"), m);
+			rc = lt_error_set(e, PQstatus(c) == CONNECTION_OK ? LT_EDB : LT_ECONN,
+					  "hotwords: %.*s", (int)strcspn(m, "\n"), m);
 		} else if (rows) {
 			*rows += atoi(PQcmdTuples(res));
 		}

@@ -43,19 +43,19 @@ struct lt_persister;
 #define LT_PERSISTER_WRITERS_MAX 4
 
 struct lt_persister_opts {
-	const char *pg_dsn;         /* libpq connection string or URI (required) */
+	const char *pg_dsn;	    /* libpq connection string or URI (required) */
 	const char *pg_search_path; /* NULL = server default; tests pass a fresh schema */
-	const char *redis_url;      /* NULL or "" = no hot-word snapshots */
+	const char *redis_url;	    /* NULL or "" = no hot-word snapshots */
 	int redis_timeout_ms;
-	int batch_rows;             /* commit at this many pending rows */
-	int batch_ms;               /* or when the oldest pending batch is this old */
-	size_t max_pending_bytes;   /* refuse new batches past this */
-	int partitions_ahead;       /* days of partitions made ahead of today */
-	int retention_days;         /* 0 = keep everything */
-	const char *archive_dir;    /* NULL or "" = drop without archive */
-	int hotwords_top;           /* words per window per room; 0 = off */
-	int writers;                /* connections writing at once under a backlog
-				     * (1..LT_PERSISTER_WRITERS_MAX) */
+	int batch_rows;		      /* commit at this many pending rows */
+	int batch_ms;		      /* or when the oldest pending batch is this old */
+	size_t max_pending_bytes;     /* refuse new batches past this */
+	int partitions_ahead;	      /* days of partitions made ahead of today */
+	int retention_days;	      /* 0 = keep everything */
+	const char *archive_dir;      /* NULL or "" = drop without archive */
+	int hotwords_top;	      /* words per window per room; 0 = off */
+	int writers;		      /* connections writing at once under a backlog
+				       * (1..LT_PERSISTER_WRITERS_MAX) */
 	const struct lt_clock *clock; /* NULL = real; not copied */
 };
 
@@ -88,7 +88,8 @@ typedef void (*lt_persister_ack_fn)(void *ctx, const char *source_id, uint64_t s
  * due, or all written), LT_EAGAIN (waiting to reconnect), LT_ECONN (the
  * connection failed or was lost now; batches kept), LT_EDB or another
  * failure (batches kept, retried on a later call); e (may be NULL) says why. */
-int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn ack, void *ctx, struct lt_error *e);
+int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn ack, void *ctx,
+		       struct lt_error *e);
 
 /* Milliseconds until the next flush is due (0 = now; batch_ms when the queue
  * is empty), for the receive timeout. */
@@ -117,7 +118,7 @@ struct lt_persister_stats {
 	uint64_t commits;
 	uint64_t parallel_commits; /* by a second or later writer of a round */
 	uint64_t acks;
-	uint64_t pg_errors;    /* failed transactions and connects */
+	uint64_t pg_errors; /* failed transactions and connects */
 	uint64_t reconnects;
 	uint64_t pending_rows;
 	uint64_t pending_batches;

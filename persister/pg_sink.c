@@ -35,33 +35,33 @@ struct lt_pgsink {
 };
 
 static const char stage_sql[] =
-	"CREATE TEMP TABLE IF NOT EXISTS lt_stage ("
-	" platform text COLLATE \"C\", room_id text COLLATE \"C\", ts_ms bigint, msg_id text COLLATE \"C\","
-	" type text COLLATE \"C\", user_id text COLLATE \"C\", user_name text, content text, extra jsonb,"
-	" count bigint, value bigint, source_id text COLLATE \"C\", seq bigint, flags integer"
-	") ON COMMIT DELETE ROWS";
+    "CREATE TEMP TABLE IF NOT EXISTS lt_stage ("
+    " platform text COLLATE \"C\", room_id text COLLATE \"C\", ts_ms bigint, msg_id text COLLATE \"C\","
+    " type text COLLATE \"C\", user_id text COLLATE \"C\", user_name text, content text, extra jsonb,"
+    " count bigint, value bigint, source_id text COLLATE \"C\", seq bigint, flags integer"
+    ") ON COMMIT DELETE ROWS";
 
 static const char copy_sql[] = "COPY lt_stage FROM STDIN";
 
 /* live_start opens a session (idempotent by its start time), live_end closes
  * the open one it follows. */
 static const char sessions_sql[] =
-	"WITH st AS (SELECT platform, room_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond' AS ts,"
-	"                   msg_id, type FROM lt_stage WHERE type IN ('live_start', 'live_end')),"
-	" opened AS ("
-	"  INSERT INTO live_sessions (platform, room_id, started_at, start_msg_id)"
-	"  SELECT DISTINCT ON (platform, room_id, ts) platform, room_id, ts, msg_id FROM st"
-	"  WHERE type = 'live_start' ORDER BY platform, room_id, ts, msg_id"
-	"  ON CONFLICT (platform, room_id, started_at) DO NOTHING RETURNING 1)"
-	" SELECT count(*) FROM opened";
+    "WITH st AS (SELECT platform, room_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond' AS ts,"
+    "                   msg_id, type FROM lt_stage WHERE type IN ('live_start', 'live_end')),"
+    " opened AS ("
+    "  INSERT INTO live_sessions (platform, room_id, started_at, start_msg_id)"
+    "  SELECT DISTINCT ON (platform, room_id, ts) platform, room_id, ts, msg_id FROM st"
+    "  WHERE type = 'live_start' ORDER BY platform, room_id, ts, msg_id"
+    "  ON CONFLICT (platform, room_id, started_at) DO NOTHING RETURNING 1)"
+    " SELECT count(*) FROM opened";
 
 static const char close_sql[] =
-	"UPDATE live_sessions ls SET ended_at = e.ts, end_msg_id = e.msg_id"
-	" FROM (SELECT DISTINCT ON (platform, room_id) platform, room_id,"
-	"              timestamptz 'epoch' + ts_ms * interval '1 millisecond' AS ts, msg_id"
-	"       FROM lt_stage WHERE type = 'live_end' ORDER BY platform, room_id, ts_ms DESC) e"
-	" WHERE ls.platform = e.platform AND ls.room_id = e.room_id"
-	"   AND ls.ended_at IS NULL AND ls.started_at <= e.ts";
+    "UPDATE live_sessions ls SET ended_at = e.ts, end_msg_id = e.msg_id"
+    " FROM (SELECT DISTINCT ON (platform, room_id) platform, room_id,"
+    "              timestamptz 'epoch' + ts_ms * interval '1 millisecond' AS ts, msg_id"
+    "       FROM lt_stage WHERE type = 'live_end' ORDER BY platform, room_id, ts_ms DESC) e"
+    " WHERE ls.platform = e.platform AND ls.room_id = e.room_id"
+    "   AND ls.ended_at IS NULL AND ls.started_at <= e.ts";
 
 /* The heart: insert what is new and derive everything from RETURNING. The
  * derived writes are ordered by key so that two persisters lock rows in the
@@ -69,76 +69,78 @@ static const char close_sql[] =
  * the rare deadlock of two persisters given the same messages at once, which
  * the caller retries). */
 static const char insert_sql[] =
-	"WITH s AS ("
-	"  SELECT platform, room_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond' AS ts, msg_id, type,"
-	"         user_id, user_name, content, extra, count, value, source_id, seq, flags FROM lt_stage),"
-	" ins AS ("
-	"  INSERT INTO live_messages (platform, room_id, ts, msg_id, type, user_id, user_name, content, extra,"
-	"                             count, value, session_id, source_id, seq, flags)"
-	"  SELECT s.platform, s.room_id, s.ts, s.msg_id, s.type, s.user_id, s.user_name, s.content, s.extra,"
-	"         s.count, s.value,"
-	"         (SELECT ls.id FROM live_sessions ls WHERE ls.platform = s.platform AND ls.room_id = s.room_id"
-	"            AND ls.started_at <= s.ts AND (ls.ended_at IS NULL OR ls.ended_at >= s.ts)"
-	"          ORDER BY ls.started_at DESC LIMIT 1),"
-	"         s.source_id, s.seq, s.flags"
-	"  FROM s"
-	"  ON CONFLICT DO NOTHING"
-	"  RETURNING platform, room_id, ts, msg_id, type, user_id, user_name, content, extra, count, value,"
-	"            session_id, flags),"
-	" us AS ("
-	"  INSERT INTO user_statistics AS u (platform, room_id, user_id, user_name, messages, gifts, gift_value,"
-	"                                    likes, first_seen, last_seen)"
-	"  SELECT platform, room_id, user_id, (array_agg(user_name ORDER BY ts DESC))[1],"
-	"         count(*) FILTER (WHERE type IN ('chat', 'superchat')),"
-	"         coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'gift'), 0),"
-	"         coalesce(sum(value) FILTER (WHERE type IN ('gift', 'superchat', 'guard')), 0),"
-	"         coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'like'), 0),"
-	"         min(ts), max(ts)"
-	"  FROM ins WHERE user_id <> '' AND (flags & 1) = 0"
-	"  GROUP BY platform, room_id, user_id ORDER BY platform, room_id, user_id"
-	"  ON CONFLICT (platform, room_id, user_id) DO UPDATE SET"
-	"   messages = u.messages + EXCLUDED.messages, gifts = u.gifts + EXCLUDED.gifts,"
-	"   gift_value = u.gift_value + EXCLUDED.gift_value, likes = u.likes + EXCLUDED.likes,"
-	"   user_name = CASE WHEN EXCLUDED.last_seen >= u.last_seen AND EXCLUDED.user_name <> ''"
-	"                    THEN EXCLUDED.user_name ELSE u.user_name END,"
-	"   first_seen = least(u.first_seen, EXCLUDED.first_seen),"
-	"   last_seen = greatest(u.last_seen, EXCLUDED.last_seen)"
-	"  RETURNING 1),"
-	" gr AS ("
-	"  INSERT INTO gift_records (platform, room_id, msg_id, ts, user_id, user_name, gift_name, count, value,"
-	"                            currency, session_id)"
-	"  SELECT platform, room_id, msg_id, ts, user_id, user_name, coalesce(extra->>'gift_name', ''),"
-	"         count, value, coalesce(extra->>'currency', ''), session_id"
-	"  FROM ins WHERE type IN ('gift', 'guard') ORDER BY platform, room_id, msg_id, ts"
-	"  ON CONFLICT DO NOTHING RETURNING 1),"
-	" ss AS ("
-	"  UPDATE live_sessions ls SET messages = ls.messages + a.messages, gifts = ls.gifts + a.gifts,"
-	"         gift_value = ls.gift_value + a.gift_value, likes = ls.likes + a.likes"
-	"  FROM (SELECT session_id,"
-	"               count(*) FILTER (WHERE type IN ('chat', 'superchat')) AS messages,"
-	"               coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'gift'), 0) AS gifts,"
-	"               coalesce(sum(value) FILTER (WHERE type IN ('gift', 'superchat', 'guard')), 0) AS gift_value,"
-	"               coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'like'), 0) AS likes"
-	"        FROM ins WHERE session_id IS NOT NULL GROUP BY session_id) a"
-	"  WHERE ls.id = a.session_id RETURNING 1),"
-	" ci AS ("
-	"  INSERT INTO checkins (platform, room_id, user_id, day, streak, first_ts)"
-	"  SELECT c.platform, c.room_id, c.user_id, c.day,"
-	"         coalesce((SELECT p.streak FROM checkins p WHERE p.platform = c.platform"
-	"                     AND p.room_id = c.room_id AND p.user_id = c.user_id AND p.day = c.day - 1), 0) + 1,"
-	"         c.first_ts"
-	"  FROM (SELECT platform, room_id, user_id, (ts AT TIME ZONE 'UTC')::date AS day, min(ts) AS first_ts"
-	"        FROM ins WHERE type = 'chat' AND strpos(content, '签到') > 0 AND user_id <> ''"
-	"          AND (flags & 1) = 0 GROUP BY 1, 2, 3, 4) c"
-	"  ORDER BY 1, 2, 3, 4"
-	"  ON CONFLICT DO NOTHING RETURNING 1)"
-	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM us), (SELECT count(*) FROM gr),"
-	"        (SELECT count(*) FROM ss), (SELECT count(*) FROM ci)";
+    "WITH s AS ("
+    "  SELECT platform, room_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond' AS ts, msg_id, type,"
+    "         user_id, user_name, content, extra, count, value, source_id, seq, flags FROM lt_stage),"
+    " ins AS ("
+    "  INSERT INTO live_messages (platform, room_id, ts, msg_id, type, user_id, user_name, content, extra,"
+    "                             count, value, session_id, source_id, seq, flags)"
+    "  SELECT s.platform, s.room_id, s.ts, s.msg_id, s.type, s.user_id, s.user_name, s.content, s.extra,"
+    "         s.count, s.value,"
+    "         (SELECT ls.id FROM live_sessions ls WHERE ls.platform = s.platform AND ls.room_id = s.room_id"
+    "            AND ls.started_at <= s.ts AND (ls.ended_at IS NULL OR ls.ended_at >= s.ts)"
+    "          ORDER BY ls.started_at DESC LIMIT 1),"
+    "         s.source_id, s.seq, s.flags"
+    "  FROM s"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING platform, room_id, ts, msg_id, type, user_id, user_name, content, extra, count, value,"
+    "            session_id, flags),"
+    " us AS ("
+    "  INSERT INTO user_statistics AS u (platform, room_id, user_id, user_name, messages, gifts, gift_value,"
+    "                                    likes, first_seen, last_seen)"
+    "  SELECT platform, room_id, user_id, (array_agg(user_name ORDER BY ts DESC))[1],"
+    "         count(*) FILTER (WHERE type IN ('chat', 'superchat')),"
+    "         coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'gift'), 0),"
+    "         coalesce(sum(value) FILTER (WHERE type IN ('gift', 'superchat', 'guard')), 0),"
+    "         coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'like'), 0),"
+    "         min(ts), max(ts)"
+    "  FROM ins WHERE user_id <> '' AND (flags & 1) = 0"
+    "  GROUP BY platform, room_id, user_id ORDER BY platform, room_id, user_id"
+    "  ON CONFLICT (platform, room_id, user_id) DO UPDATE SET"
+    "   messages = u.messages + EXCLUDED.messages, gifts = u.gifts + EXCLUDED.gifts,"
+    "   gift_value = u.gift_value + EXCLUDED.gift_value, likes = u.likes + EXCLUDED.likes,"
+    "   user_name = CASE WHEN EXCLUDED.last_seen >= u.last_seen AND EXCLUDED.user_name <> ''"
+    "                    THEN EXCLUDED.user_name ELSE u.user_name END,"
+    "   first_seen = least(u.first_seen, EXCLUDED.first_seen),"
+    "   last_seen = greatest(u.last_seen, EXCLUDED.last_seen)"
+    "  RETURNING 1),"
+    " gr AS ("
+    "  INSERT INTO gift_records (platform, room_id, msg_id, ts, user_id, user_name, gift_name, count, value,"
+    "                            currency, session_id)"
+    "  SELECT platform, room_id, msg_id, ts, user_id, user_name, coalesce(extra->>'gift_name', ''),"
+    "         count, value, coalesce(extra->>'currency', ''), session_id"
+    "  FROM ins WHERE type IN ('gift', 'guard') ORDER BY platform, room_id, msg_id, ts"
+    "  ON CONFLICT DO NOTHING RETURNING 1),"
+    " ss AS ("
+    "  UPDATE live_sessions ls SET messages = ls.messages + a.messages, gifts = ls.gifts + a.gifts,"
+    "         gift_value = ls.gift_value + a.gift_value, likes = ls.likes + a.likes"
+    "  FROM (SELECT session_id,"
+    "               count(*) FILTER (WHERE type IN ('chat', 'superchat')) AS messages,"
+    "               coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'gift'), 0) AS gifts,"
+    "               coalesce(sum(value) FILTER (WHERE type IN ('gift', 'superchat', 'guard')), 0) AS "
+    "gift_value,"
+    "               coalesce(sum(greatest(count, 1)) FILTER (WHERE type = 'like'), 0) AS likes"
+    "        FROM ins WHERE session_id IS NOT NULL GROUP BY session_id) a"
+    "  WHERE ls.id = a.session_id RETURNING 1),"
+    " ci AS ("
+    "  INSERT INTO checkins (platform, room_id, user_id, day, streak, first_ts)"
+    "  SELECT c.platform, c.room_id, c.user_id, c.day,"
+    "         coalesce((SELECT p.streak FROM checkins p WHERE p.platform = c.platform"
+    "                     AND p.room_id = c.room_id AND p.user_id = c.user_id AND p.day = c.day - 1), 0) + 1,"
+    "         c.first_ts"
+    "  FROM (SELECT platform, room_id, user_id, (ts AT TIME ZONE 'UTC')::date AS day, min(ts) AS first_ts"
+    "        FROM ins WHERE type = 'chat' AND strpos(content, '签到') > 0 AND user_id <> ''"
+    "          AND (flags & 1) = 0 GROUP BY 1, 2, 3, 4) c"
+    "  ORDER BY 1, 2, 3, 4"
+    "  ON CONFLICT DO NOTHING RETURNING 1)"
+    " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM us), (SELECT count(*) FROM gr),"
+    "        (SELECT count(*) FROM ss), (SELECT count(*) FROM ci)";
 
 static const char note_sql[] =
-	"INSERT INTO error_logs (source, kind, message, details) VALUES ('persister', $1, $2, $3::jsonb)";
+    "INSERT INTO error_logs (source, kind, message, details) VALUES ('persister', $1, $2, $3::jsonb)";
 
-int lt_pgsink_open(const char *dsn, const char *search_path, const struct lt_clock *clock, struct lt_pgsink **out)
+int lt_pgsink_open(const char *dsn, const char *search_path, const struct lt_clock *clock,
+		   struct lt_pgsink **out)
 {
 	struct lt_pgsink *s = calloc(1, sizeof *s);
 	if (!s)
@@ -286,12 +288,24 @@ size_t lt_pgsink_copy_escape(struct lt_buf *out, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *rep;
 		switch (s[i]) {
-		case '\\': rep = "\\\\"; break;
-		case '\t': rep = "\\t"; break;
-		case '\n': rep = "\\n"; break;
-		case '\r': rep = "\\r"; break;
-		case '\0': rep = "\xEF\xBF\xBD"; nuls++; break;
-		default: continue;
+		case '\\':
+			rep = "\\\\";
+			break;
+		case '\t':
+			rep = "\\t";
+			break;
+		case '\n':
+			rep = "\\n";
+			break;
+		case '\r':
+			rep = "\\r";
+			break;
+		case '\0':
+			rep = "\xEF\xBF\xBD";
+			nuls++;
+			break;
+		default:
+			continue;
 		}
 		lt_buf_append(out, s + start, i - start);
 		lt_buf_puts(out, rep);
@@ -351,8 +365,8 @@ static bool put_extra(struct lt_buf *out, struct lt_buf *scratch, struct lt_str 
 	return changed;
 }
 
-void lt_pgsink_copy_row(struct lt_buf *out, struct lt_buf *scratch, const struct lt_msg *m, const char *source_id,
-			uint64_t seq)
+void lt_pgsink_copy_row(struct lt_buf *out, struct lt_buf *scratch, const struct lt_msg *m,
+			const char *source_id, uint64_t seq)
 {
 	bool rep = false;
 	unsigned flags = m->flags;
@@ -530,7 +544,8 @@ static int apply_isolated(struct lt_pgsink *s, struct lt_batch *first, size_t nb
 				return rc;
 			struct lt_error re = {0};
 			r->staged++;
-			rc = apply_rows(s, &s->one, has_session_events(&b->msgs[i], 1), true, &r->inserted, &re);
+			rc = apply_rows(s, &s->one, has_session_events(&b->msgs[i], 1), true, &r->inserted,
+					&re);
 			if (rc == LT_OK) {
 				rc = run(s, "RELEASE SAVEPOINT lt_row", "savepoint", NULL, e);
 				if (rc != LT_OK)

@@ -32,14 +32,15 @@ struct lt_pgsink;
 struct lt_pgsink_result {
 	uint64_t staged;   /* rows copied into the staging table */
 	uint64_t inserted; /* rows that were new to live_messages */
-	uint64_t bad;      /* rows refused in isolation mode */
+	uint64_t bad;	   /* rows refused in isolation mode */
 };
 
 /* A sink for dsn (a libpq connection string or URI; copied). search_path
  * (copied; NULL = the server's) is set on every connection: tests use a fresh
  * schema. clock (not copied; NULL = real) times the backoff. Does not
  * connect. Returns LT_OK with *out, or LT_ENOMEM. */
-int lt_pgsink_open(const char *dsn, const char *search_path, const struct lt_clock *clock, struct lt_pgsink **out);
+int lt_pgsink_open(const char *dsn, const char *search_path, const struct lt_clock *clock,
+		   struct lt_pgsink **out);
 void lt_pgsink_close(struct lt_pgsink *s);
 
 /* Connect (and migrate, and create the staging table) unless connected.
@@ -75,8 +76,8 @@ size_t lt_pgsink_copy_escape(struct lt_buf *out, const char *s, size_t n);
  * newline-terminated: invalid UTF-8 is repaired, an extra that is not a JSON
  * object PostgreSQL would take becomes {"invalid_extra":true}, and either
  * sets LT_MSGF_REPAIRED in the row's flags. scratch is working memory. */
-void lt_pgsink_copy_row(struct lt_buf *out, struct lt_buf *scratch, const struct lt_msg *m, const char *source_id,
-			uint64_t seq);
+void lt_pgsink_copy_row(struct lt_buf *out, struct lt_buf *scratch, const struct lt_msg *m,
+			const char *source_id, uint64_t seq);
 
 /* Counters since open. */
 struct lt_pgsink_stats {

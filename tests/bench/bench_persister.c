@@ -34,21 +34,21 @@
 #define PER_BATCH 128
 
 static const char *const chat_lines[] = {
-	"主播今天状态不错啊哈哈哈哈",
-	"666666666",
-	"签到",
-	"这波操作太秀了，破防了家人们",
-	"awsl 好可爱",
-	"yyds!!! 永远的神",
-	"下次一定 [doge]",
-	"前面的等等我",
-	"有没有人一起打排位的",
-	"主播能不能唱一首晴天",
-	"这个皮肤多少钱啊？",
-	"hello from 海外观众 👋",
-	"笑死我了 [笑哭][笑哭]",
-	"弹幕护体",
-	"关注了关注了",
+    "主播今天状态不错啊哈哈哈哈",
+    "666666666",
+    "签到",
+    "这波操作太秀了，破防了家人们",
+    "awsl 好可爱",
+    "yyds!!! 永远的神",
+    "下次一定 [doge]",
+    "前面的等等我",
+    "有没有人一起打排位的",
+    "主播能不能唱一首晴天",
+    "这个皮肤多少钱啊？",
+    "hello from 海外观众 👋",
+    "笑死我了 [笑哭][笑哭]",
+    "弹幕护体",
+    "关注了关注了",
 };
 
 static uint64_t acks;
@@ -93,7 +93,8 @@ static double proc_cpu(int pid)
  * callers take differences). */
 static double backends_cpu(PGconn *c)
 {
-	PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = 'livetap-persister'");
+	PGresult *r =
+	    PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = 'livetap-persister'");
 	double sum = 0;
 	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
 		double v = proc_cpu(atoi(PQgetvalue(r, i, 0)));
@@ -134,7 +135,8 @@ static void build(struct lt_buf *out, uint64_t k, int64_t t0, const char *source
 		unsigned kind = (unsigned)((h >> 8) % 100);
 		if (kind < 80) {
 			m.type = LT_MSG_CHAT;
-			m.content = lt_str_c(chat_lines[(h >> 30) % (sizeof chat_lines / sizeof chat_lines[0])]);
+			m.content =
+			    lt_str_c(chat_lines[(h >> 30) % (sizeof chat_lines / sizeof chat_lines[0])]);
 			m.extra = LT_STR("{\"medal\":{\"name\":\"粉丝团\",\"level\":12},\"color\":16777215}");
 		} else if (kind < 88) {
 			m.type = LT_MSG_GIFT;
@@ -160,7 +162,8 @@ static void build(struct lt_buf *out, uint64_t k, int64_t t0, const char *source
 /* Push nbatches batches through the persister; returns seconds taken;
  * cpu[0] gets the CPU seconds of this process and its backends, cpu[1] the
  * backends' alone (c: a connection of our own to list them). */
-static double run(struct lt_persister *p, uint64_t nbatches, int64_t t0, double *worst_ms, PGconn *c, double cpu[2])
+static double run(struct lt_persister *p, uint64_t nbatches, int64_t t0, double *worst_ms, PGconn *c,
+		  double cpu[2])
 {
 	double c0 = self_cpu(), b0 = backends_cpu(c);
 	struct lt_buf b = LT_BUF_INIT;
@@ -288,9 +291,10 @@ int main(int argc, char **argv)
 	       nbatches * PER_BATCH, nbatches, PER_BATCH, o.batch_rows);
 	printf("  new rows:       %.0f rows/s wall (%.2f s; %" PRIu64 " inserted; slowest flush %.1f ms)\n",
 	       (double)inserted / s_new, s_new, inserted, worst_new);
-	printf("                  %.0f rows per CPU second of persister + its PostgreSQL backends (%.2f CPU s, "
-	       "backends %.2f)\n",
-	       (double)inserted / cpu_new[0], cpu_new[0], cpu_new[1]);
+	printf(
+	    "                  %.0f rows per CPU second of persister + its PostgreSQL backends (%.2f CPU s, "
+	    "backends %.2f)\n",
+	    (double)inserted / cpu_new[0], cpu_new[0], cpu_new[1]);
 	printf("  replayed rows:  %.0f rows/s wall (%.2f s; %" PRIu64 " duplicates, new: %" PRIu64 ")\n",
 	       (double)(nbatches * PER_BATCH) / s_dup, s_dup, st.rows_dup, st.rows_new - inserted);
 	printf("                  %.0f rows per CPU second (%.2f CPU s, backends %.2f)\n",
@@ -299,8 +303,12 @@ int main(int argc, char **argv)
 	struct worker w[2];
 	int64_t w0 = lt_clock_mono_us();
 	for (int i = 0; i < 2; i++) {
-		w[i] = (struct worker){.dsn = dsn, .schema = schema, .from = nbatches + (uint64_t)i,
-				       .to = 2 * nbatches, .step = 2, .t0 = t0};
+		w[i] = (struct worker){.dsn = dsn,
+				       .schema = schema,
+				       .from = nbatches + (uint64_t)i,
+				       .to = 2 * nbatches,
+				       .step = 2,
+				       .t0 = t0};
 		snprintf(w[i].source, sizeof w[i].source, "bench:p%d", i);
 		pthread_create(&w[i].th, NULL, work, &w[i]);
 	}
@@ -308,15 +316,19 @@ int main(int argc, char **argv)
 		pthread_join(w[i].th, NULL);
 	double s_two = (double)(lt_clock_mono_us() - w0) / 1e6;
 	uint64_t two = w[0].inserted + w[1].inserted;
-	printf("  two persisters: %.0f rows/s wall together (%.2f s; %" PRIu64 " inserted)\n", (double)two / s_two,
-	       s_two, two);
+	printf("  two persisters: %.0f rows/s wall together (%.2f s; %" PRIu64 " inserted)\n",
+	       (double)two / s_two, s_two, two);
 	double load[1] = {0};
 	if (getloadavg(load, 1) == 1)
-		printf("  machine load average: %.1f (wall figures shrink with it; CPU figures much less)\n", load[0]);
-	printf("  acks: %" PRIu64 " (expected %" PRIu64 "), commits: %" PRIu64 "\n", acks, 2 * nbatches, st.commits);
-	printf("  peak RSS: %.1f MB (%.1f MB after connecting)\n", (double)rss_kb() / 1024.0, (double)rss0 / 1024.0);
+		printf("  machine load average: %.1f (wall figures shrink with it; CPU figures much less)\n",
+		       load[0]);
+	printf("  acks: %" PRIu64 " (expected %" PRIu64 "), commits: %" PRIu64 "\n", acks, 2 * nbatches,
+	       st.commits);
+	printf("  peak RSS: %.1f MB (%.1f MB after connecting)\n", (double)rss_kb() / 1024.0,
+	       (double)rss0 / 1024.0);
 	int ok = inserted == nbatches * PER_BATCH && st.rows_new == inserted && acks == 2 * nbatches &&
-		 two == nbatches * PER_BATCH && !w[0].failed && !w[1].failed && w[0].acks + w[1].acks == nbatches;
+		 two == nbatches * PER_BATCH && !w[0].failed && !w[1].failed &&
+		 w[0].acks + w[1].acks == nbatches;
 
 	lt_persister_close(p);
 	snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SCHEMA %s CASCADE", schema);

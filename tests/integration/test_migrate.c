@@ -80,13 +80,15 @@ START_TEST(test_apply_creates_schema_once)
 	ck_assert_int_eq(lt_migrate_current(c), 0);
 	ck_assert_msg(lt_migrate_apply(c, &e) == LT_OK, "%s", e.message);
 	ck_assert_int_eq(lt_migrate_current(c), lt_migrate_embedded[lt_migrate_embedded_count - 1].version);
-	static const char *tables[] = {"rooms", "live_sessions", "live_messages", "live_messages_default",
-				       "user_statistics", "hotword_statistics", "gift_records", "checkins",
-				       "keyword_rules", "error_logs", "audit_logs", "schema_migrations"};
+	static const char *tables[] = {
+	    "rooms",	       "live_sessions",	     "live_messages", "live_messages_default",
+	    "user_statistics", "hotword_statistics", "gift_records",  "checkins",
+	    "keyword_rules",   "error_logs",	     "audit_logs",    "schema_migrations"};
 	for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
 		char sql[128];
-		snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND "
-					  "tablename = '%s'",
+		snprintf(sql, sizeof sql,
+			 "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND "
+			 "tablename = '%s'",
 			 tables[i]);
 		ck_assert_msg(q_long(c, sql) == 1, "table %s missing", tables[i]);
 	}
@@ -96,7 +98,8 @@ START_TEST(test_apply_creates_schema_once)
 			 1);
 	/* A second run applies nothing and records nothing more. */
 	ck_assert_msg(lt_migrate_apply(c, &e) == LT_OK, "%s", e.message);
-	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM schema_migrations"), (long)lt_migrate_embedded_count);
+	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM schema_migrations"),
+			 (long)lt_migrate_embedded_count);
 	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM schema_migrations WHERE length(checksum) = 64 AND "
 				   "applied_at <= now()"),
 			 (long)lt_migrate_embedded_count);
@@ -131,9 +134,9 @@ START_TEST(test_failed_migration_rolls_back)
 	PGconn *c = connect_fresh(schema);
 	struct lt_error e = {0};
 	struct lt_migration list[2] = {
-		lt_migrate_embedded[0],
-		{900, "broken", "0000000000000000000000000000000000000000000000000000000000000000",
-		 "CREATE TABLE half_done (a int); SELECT * FROM no_such_table;"},
+	    lt_migrate_embedded[0],
+	    {900, "broken", "0000000000000000000000000000000000000000000000000000000000000000",
+	     "CREATE TABLE half_done (a int); SELECT * FROM no_such_table;"},
 	};
 	ck_assert_int_eq(lt_migrate_apply_list(c, list, 2, &e), LT_EDB);
 	ck_assert_ptr_nonnull(strstr(e.message, "900"));
@@ -179,7 +182,8 @@ START_TEST(test_concurrent_apply)
 		pthread_join(th[i], NULL);
 		ck_assert_int_eq(rs[i].rc, LT_OK);
 	}
-	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM schema_migrations"), (long)lt_migrate_embedded_count);
+	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM schema_migrations"),
+			 (long)lt_migrate_embedded_count);
 	drop_schema(c, schema);
 }
 END_TEST

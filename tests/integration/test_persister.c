@@ -31,7 +31,7 @@
 #include "tests/support/testsupport.h"
 
 /* 2026-03-10 12:00:00 UTC */
-#define T0 INT64_C(1773144000000)
+#define T0  INT64_C(1773144000000)
 #define DAY LT_DAY_MS
 
 struct ack {
@@ -105,8 +105,9 @@ static void setup_with(void (*tweak)(struct lt_persister_opts *))
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(fx.schema, sizeof fx.schema, "t_pers_%d_%ld", (int)getpid(), (long)(ts.tv_nsec % 1000000));
 	char sql[200];
-	snprintf(sql, sizeof sql, "SET client_min_messages = warning; CREATE SCHEMA %s; SET search_path TO %s",
-		 fx.schema, fx.schema);
+	snprintf(sql, sizeof sql,
+		 "SET client_min_messages = warning; CREATE SCHEMA %s; SET search_path TO %s", fx.schema,
+		 fx.schema);
 	q_ok(sql);
 	fx.now = T0;
 	fx.clk = lt_clock_manual(&fx.now);
@@ -131,7 +132,8 @@ static void teardown(void)
 	lt_persister_close(fx.p);
 	fx.p = NULL;
 	char sql[160];
-	snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE", fx.schema);
+	snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE",
+		 fx.schema);
 	PQclear(PQexec(fx.c, sql));
 	PQfinish(fx.c);
 }
@@ -178,23 +180,26 @@ START_TEST(test_copy_hostile_content)
 		const char *id;
 		const char *content; /* as sent */
 		size_t len;
-		const char *want;    /* as stored */
+		const char *want; /* as stored */
 	} cases[] = {
-		{"tab", "a\tb\tc", 5, "a\tb\tc"},
-		{"nl", "line1\nline2\r\nline3", 18, "line1\nline2\r\nline3"},
-		{"bs", "C:\\path\\N\\\\x \\.", 15, "C:\\path\\N\\\\x \\."},
-		{"copyend", "\\.\n", 3, "\\.\n"},
-		{"nullish", "\\N", 2, "\\N"},
-		{"quote", "'; DROP TABLE live_messages; --\"", 32, "'; DROP TABLE live_messages; --\""},
-		{"nul", nul_content, sizeof nul_content - 1, "before\xEF\xBF\xBD" "after"},
-		{"badutf8", "ok\xFF\xFEok", 6, "ok\xEF\xBF\xBD\xEF\xBF\xBDok"},
-		{"cjk", "签到 哈哈哈 🎉 [doge]", 0, "签到 哈哈哈 🎉 [doge]"},
-		{"empty", "", 0, ""},
+	    {"tab", "a\tb\tc", 5, "a\tb\tc"},
+	    {"nl", "line1\nline2\r\nline3", 18, "line1\nline2\r\nline3"},
+	    {"bs", "C:\\path\\N\\\\x \\.", 15, "C:\\path\\N\\\\x \\."},
+	    {"copyend", "\\.\n", 3, "\\.\n"},
+	    {"nullish", "\\N", 2, "\\N"},
+	    {"quote", "'; DROP TABLE live_messages; --\"", 32, "'; DROP TABLE live_messages; --\""},
+	    {"nul", nul_content, sizeof nul_content - 1,
+	     "before\xEF\xBF\xBD"
+	     "after"},
+	    {"badutf8", "ok\xFF\xFEok", 6, "ok\xEF\xBF\xBD\xEF\xBF\xBDok"},
+	    {"cjk", "签到 哈哈哈 🎉 [doge]", 0, "签到 哈哈哈 🎉 [doge]"},
+	    {"empty", "", 0, ""},
 	};
 	size_t n = sizeof cases / sizeof cases[0];
 	struct lt_msg msgs[16];
 	for (size_t i = 0; i < n; i++) {
-		msgs[i] = mk(LT_MSG_CHAT, "hostile", cases[i].id, "u1", "名字\twith\ttabs\\", cases[i].content, T0 + (int64_t)i);
+		msgs[i] = mk(LT_MSG_CHAT, "hostile", cases[i].id, "u1", "名字\twith\ttabs\\",
+			     cases[i].content, T0 + (int64_t)i);
 		if (cases[i].len)
 			msgs[i].content.len = (uint32_t)cases[i].len;
 	}
@@ -239,9 +244,9 @@ END_TEST
 START_TEST(test_dedup_same_batch_twice)
 {
 	struct lt_msg msgs[3] = {
-		mk(LT_MSG_CHAT, "r1", "m1", "u1", "alice", "hello", T0),
-		mk(LT_MSG_CHAT, "r1", "m2", "u2", "bob", "hi", T0 + 1),
-		mk(LT_MSG_CHAT, "r1", "m2", "u2", "bob", "hi", T0 + 1), /* twice in one batch */
+	    mk(LT_MSG_CHAT, "r1", "m1", "u1", "alice", "hello", T0),
+	    mk(LT_MSG_CHAT, "r1", "m2", "u2", "bob", "hi", T0 + 1),
+	    mk(LT_MSG_CHAT, "r1", "m2", "u2", "bob", "hi", T0 + 1), /* twice in one batch */
 	};
 	ck_assert_int_eq(add("src-a", 7, msgs, 3), LT_OK);
 	/* The same batch again while the first is queued: kept once. */
@@ -265,12 +270,12 @@ END_TEST
 START_TEST(test_derived_only_from_new_rows)
 {
 	struct lt_msg msgs[6] = {
-		mk(LT_MSG_CHAT, "r2", "c1", "u1", "alice", "签到", T0),
-		mk(LT_MSG_CHAT, "r2", "c2", "u1", "alice2", "hello", T0 + 1000),
-		mk(LT_MSG_GIFT, "r2", "g1", "u1", "alice2", "gift", T0 + 2000),
-		mk(LT_MSG_LIKE, "r2", "l1", "u2", "bob", "", T0 + 3000),
-		mk(LT_MSG_CHAT, "r2", "c3", "", "", "anonymous", T0 + 4000),
-		mk(LT_MSG_SUPERCHAT, "r2", "s1", "u2", "bob", "sc", T0 + 5000),
+	    mk(LT_MSG_CHAT, "r2", "c1", "u1", "alice", "签到", T0),
+	    mk(LT_MSG_CHAT, "r2", "c2", "u1", "alice2", "hello", T0 + 1000),
+	    mk(LT_MSG_GIFT, "r2", "g1", "u1", "alice2", "gift", T0 + 2000),
+	    mk(LT_MSG_LIKE, "r2", "l1", "u2", "bob", "", T0 + 3000),
+	    mk(LT_MSG_CHAT, "r2", "c3", "", "", "anonymous", T0 + 4000),
+	    mk(LT_MSG_SUPERCHAT, "r2", "s1", "u2", "bob", "sc", T0 + 5000),
 	};
 	msgs[2].count = 3;
 	msgs[2].value = 300;
@@ -290,9 +295,10 @@ START_TEST(test_derived_only_from_new_rows)
 	char *name = q_str1("SELECT user_name FROM user_statistics WHERE user_id = $1", "u1");
 	ck_assert_str_eq(name, "alice2");
 	free(name);
-	ck_assert_int_eq(q_long("SELECT count(*) FROM gift_records WHERE gift_name = '小花' AND count = 3 AND "
-				"value = 300 AND currency = 'silver'"),
-			 1);
+	ck_assert_int_eq(
+	    q_long("SELECT count(*) FROM gift_records WHERE gift_name = '小花' AND count = 3 AND "
+		   "value = 300 AND currency = 'silver'"),
+	    1);
 	ck_assert_int_eq(q_long("SELECT count(*) FROM checkins WHERE user_id = 'u1' AND streak = 1"), 1);
 
 	/* The same messages again, from another source, mixed with one new
@@ -311,8 +317,8 @@ START_TEST(test_derived_only_from_new_rows)
 	/* A check-in the next day continues the streak; twice the same day
 	 * is one. */
 	struct lt_msg next[2] = {
-		mk(LT_MSG_CHAT, "r2", "c5", "u1", "alice3", "今天也签到", T0 + DAY),
-		mk(LT_MSG_CHAT, "r2", "c6", "u1", "alice3", "签到签到", T0 + DAY + 60000),
+	    mk(LT_MSG_CHAT, "r2", "c5", "u1", "alice3", "今天也签到", T0 + DAY),
+	    mk(LT_MSG_CHAT, "r2", "c6", "u1", "alice3", "签到签到", T0 + DAY + 60000),
 	};
 	ck_assert_int_eq(add("src-d", 2, next, 2), LT_OK);
 	flush_ok();
@@ -327,20 +333,22 @@ START_TEST(test_sessions)
 	ck_assert_int_eq(add("src-s", 1, &before, 1), LT_OK);
 	flush_ok();
 	struct lt_msg msgs[5] = {
-		mk(LT_MSG_LIVE_START, "r3", "start1", "", "", "live", T0),
-		mk(LT_MSG_CHAT, "r3", "x1", "u1", "a", "hi", T0 + 1000),
-		mk(LT_MSG_GIFT, "r3", "x2", "u2", "b", "gift", T0 + 2000),
-		mk(LT_MSG_LIKE, "r3", "x3", "u2", "b", "", T0 + 3000),
-		mk(LT_MSG_CHAT, "r3", "x4", "u1", "a", "again", T0 + 4000),
+	    mk(LT_MSG_LIVE_START, "r3", "start1", "", "", "live", T0),
+	    mk(LT_MSG_CHAT, "r3", "x1", "u1", "a", "hi", T0 + 1000),
+	    mk(LT_MSG_GIFT, "r3", "x2", "u2", "b", "gift", T0 + 2000),
+	    mk(LT_MSG_LIKE, "r3", "x3", "u2", "b", "", T0 + 3000),
+	    mk(LT_MSG_CHAT, "r3", "x4", "u1", "a", "again", T0 + 4000),
 	};
 	msgs[2].count = 2;
 	msgs[2].value = 200;
 	msgs[3].count = 5;
 	ck_assert_int_eq(add("src-s", 2, msgs, 5), LT_OK);
 	flush_ok();
-	ck_assert_int_eq(q_long("SELECT count(*) FROM live_sessions WHERE room_id = 'r3' AND ended_at IS NULL"), 1);
+	ck_assert_int_eq(
+	    q_long("SELECT count(*) FROM live_sessions WHERE room_id = 'r3' AND ended_at IS NULL"), 1);
 	long sid = q_long("SELECT id FROM live_sessions WHERE room_id = 'r3'");
-	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r3' AND session_id IS NULL"), 1);
+	ck_assert_int_eq(
+	    q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r3' AND session_id IS NULL"), 1);
 	char sql[200];
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM live_messages WHERE session_id = %ld", sid);
 	ck_assert_int_eq(q_long(sql), 5);
@@ -349,16 +357,16 @@ START_TEST(test_sessions)
 	ck_assert_int_eq(q_long(ctr), 2 * 1000000000L + 2 * 1000000 + 200 * 1000 + 5);
 
 	struct lt_msg end[2] = {
-		mk(LT_MSG_LIVE_END, "r3", "end1", "", "", "bye", T0 + 10000),
-		mk(LT_MSG_CHAT, "r3", "after", "u1", "a", "after end", T0 + 20000),
+	    mk(LT_MSG_LIVE_END, "r3", "end1", "", "", "bye", T0 + 10000),
+	    mk(LT_MSG_CHAT, "r3", "after", "u1", "a", "after end", T0 + 20000),
 	};
 	ck_assert_int_eq(add("src-s", 3, end, 2), LT_OK);
 	flush_ok();
 	ck_assert_int_eq(q_long("SELECT count(*) FROM live_sessions WHERE room_id = 'r3' AND ended_at = "
 				"timestamptz 'epoch' + 1773144010000 * interval '1 millisecond'"),
 			 1);
-	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE msg_id = 'after' AND session_id IS NULL"),
-			 1);
+	ck_assert_int_eq(
+	    q_long("SELECT count(*) FROM live_messages WHERE msg_id = 'after' AND session_id IS NULL"), 1);
 	/* Replaying everything changes no session and no counter. */
 	ck_assert_int_eq(add("src-replay", 2, msgs, 5), LT_OK);
 	ck_assert_int_eq(add("src-replay", 3, end, 2), LT_OK);
@@ -372,9 +380,10 @@ START_TEST(test_sessions)
 	ck_assert_int_eq(add("src-s", 4, two, 2), LT_OK);
 	flush_ok();
 	ck_assert_int_eq(q_long("SELECT count(*) FROM live_sessions WHERE ended_at IS NULL"), 1);
-	ck_assert_int_eq(q_long("SELECT s.messages FROM live_sessions s JOIN live_messages m ON m.session_id = s.id "
-				"WHERE m.msg_id = 'y1'"),
-			 1);
+	ck_assert_int_eq(
+	    q_long("SELECT s.messages FROM live_sessions s JOIN live_messages m ON m.session_id = s.id "
+		   "WHERE m.msg_id = 'y1'"),
+	    1);
 }
 END_TEST
 
@@ -416,8 +425,9 @@ START_TEST(test_partitions_and_retention)
 	ck_assert_msg(lt_persister_partitions(fx.p, &created, &e) == LT_OK, "%s", e.message);
 	ck_assert_int_eq(created, 4); /* yesterday .. today + 2 */
 	struct lt_msg old[2] = {
-		mk(LT_MSG_CHAT, "r4", "old1", "u1", "a", "old, with \"quotes\", commas\nand a newline", T0 - 5 * DAY),
-		mk(LT_MSG_CHAT, "r4", "old2", "u1", "a", "old two", T0 - 5 * DAY + 1000),
+	    mk(LT_MSG_CHAT, "r4", "old1", "u1", "a", "old, with \"quotes\", commas\nand a newline",
+	       T0 - 5 * DAY),
+	    mk(LT_MSG_CHAT, "r4", "old2", "u1", "a", "old two", T0 - 5 * DAY + 1000),
 	};
 	ck_assert_int_eq(add("src-r", 1, old, 2), LT_OK);
 	flush_ok();
@@ -433,7 +443,10 @@ START_TEST(test_partitions_and_retention)
 	ck_assert_int_eq(lt_persister_partitions(fx.p, &created, &e), LT_OK);
 	for (int d = -1; d <= 2; d++) {
 		lt_partition_name(day0 + d, name, sizeof name);
-		snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'", name);
+		snprintf(
+		    sql, sizeof sql,
+		    "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'",
+		    name);
 		ck_assert_msg(q_long(sql) == 1, "%s missing", name);
 	}
 	struct lt_msg late = mk(LT_MSG_CHAT, "r4", "late", "u1", "a", "late", T0 - 7 * DAY);
@@ -449,10 +462,14 @@ START_TEST(test_partitions_and_retention)
 	 * 3 days; -3 is kept. */
 	ck_assert_int_eq(dropped, 3);
 	lt_partition_name(day0 - 5, name, sizeof name);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'", name);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'",
+		 name);
 	ck_assert_int_eq(q_long(sql), 0);
 	lt_partition_name(day0 - 3, name, sizeof name);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'", name);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'",
+		 name);
 	ck_assert_int_eq(q_long(sql), 1);
 	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages_default"), 0);
 	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages"), 1);
@@ -484,8 +501,8 @@ START_TEST(test_default_partition_then_partition)
 	 * partition. */
 	int64_t far = T0 + 30 * DAY;
 	struct lt_msg m[2] = {
-		mk(LT_MSG_CHAT, "r5", "f1", "u1", "a", "future", far),
-		mk(LT_MSG_CHAT, "r5", "f2", "u1", "a", "future 2", far + 1),
+	    mk(LT_MSG_CHAT, "r5", "f1", "u1", "a", "future", far),
+	    mk(LT_MSG_CHAT, "r5", "f2", "u1", "a", "future 2", far + 1),
 	};
 	ck_assert_int_eq(add("src-f", 1, m, 2), LT_OK);
 	flush_ok();
@@ -554,14 +571,14 @@ START_TEST(test_postgres_refuses_one_record)
 	 * overflow): the transaction fails as a whole, then batch by batch, then
 	 * record by record; only the one record is left out. */
 	struct lt_msg a[3] = {
-		mk(LT_MSG_CHAT, "r10", "ok1", "u1", "a", "fine", T0),
-		mk(LT_MSG_GIFT, "r10", "poison", "u1", "a", "gift", T0 + 1),
-		mk(LT_MSG_CHAT, "r10", "ok2", "u1", "a", "fine too", T0 + 2),
+	    mk(LT_MSG_CHAT, "r10", "ok1", "u1", "a", "fine", T0),
+	    mk(LT_MSG_GIFT, "r10", "poison", "u1", "a", "gift", T0 + 1),
+	    mk(LT_MSG_CHAT, "r10", "ok2", "u1", "a", "fine too", T0 + 2),
 	};
 	a[1].extra = LT_STR("{\"gift_name\":\"x\",\"value\":1e999999}");
 	struct lt_msg b[2] = {
-		mk(LT_MSG_CHAT, "r10", "ok3", "u2", "b", "other batch", T0 + 3),
-		mk(LT_MSG_CHAT, "r10", "ok4", "u2", "b", "签到", T0 + 4),
+	    mk(LT_MSG_CHAT, "r10", "ok3", "u2", "b", "other batch", T0 + 3),
+	    mk(LT_MSG_CHAT, "r10", "ok4", "u2", "b", "签到", T0 + 4),
 	};
 	ck_assert_int_eq(add("src-p", 1, b, 2), LT_OK);
 	ck_assert_int_eq(add("src-p", 2, a, 3), LT_OK);
@@ -633,8 +650,8 @@ START_TEST(test_parallel_writers)
 	for (int k = 0; k < 10; k++) {
 		for (int i = 0; i < 20; i++) {
 			snprintf(ids[k * 20 + i], sizeof ids[0], "pw%d", k * 20 + i);
-			m[i] = mk(i % 5 == 0 ? LT_MSG_GIFT : LT_MSG_CHAT, "r11", ids[k * 20 + i], i % 2 ? "u1" : "u2", "a",
-				  "签到 parallel", T0 + k * 20 + i);
+			m[i] = mk(i % 5 == 0 ? LT_MSG_GIFT : LT_MSG_CHAT, "r11", ids[k * 20 + i],
+				  i % 2 ? "u1" : "u2", "a", "签到 parallel", T0 + k * 20 + i);
 			m[i].count = 1;
 			m[i].value = 10;
 		}
@@ -656,8 +673,8 @@ START_TEST(test_parallel_writers)
 	/* Everything again: nothing changes. */
 	for (int k = 0; k < 10; k++) {
 		for (int i = 0; i < 20; i++) {
-			m[i] = mk(i % 5 == 0 ? LT_MSG_GIFT : LT_MSG_CHAT, "r11", ids[k * 20 + i], i % 2 ? "u1" : "u2", "a",
-				  "签到 parallel", T0 + k * 20 + i);
+			m[i] = mk(i % 5 == 0 ? LT_MSG_GIFT : LT_MSG_CHAT, "r11", ids[k * 20 + i],
+				  i % 2 ? "u1" : "u2", "a", "签到 parallel", T0 + k * 20 + i);
 			m[i].count = 1;
 			m[i].value = 10;
 		}
@@ -714,8 +731,8 @@ static void servers(const char *cmd)
 	const char *dir = getenv("LT_SERVERS_DIR");
 	ck_assert_msg(dir && *dir, "LT_SERVERS_DIR is not set (tests/run sets it)");
 	char line[2048];
-	snprintf(line, sizeof line, "'%s/tests/support/servers.sh' %s '%s' >/dev/null 2>&1", lt_test_srcdir(), cmd,
-		 dir);
+	snprintf(line, sizeof line, "'%s/tests/support/servers.sh' %s '%s' >/dev/null 2>&1", lt_test_srcdir(),
+		 cmd, dir);
 	ck_assert_msg(system(line) == 0, "servers.sh %s failed", cmd);
 }
 
@@ -748,7 +765,8 @@ START_TEST(test_postgres_restart_loses_nothing)
 	for (int k = 0; k < 5; k++) {
 		for (int i = 0; i < PER; i++) {
 			snprintf(ids[seq * PER + i], sizeof ids[0], "pr%" PRIu64, seq * PER + i);
-			m[i] = mk(LT_MSG_CHAT, "r9", ids[seq * PER + i], "u1", "a", "before", t + (int64_t)(seq * PER) + i);
+			m[i] = mk(LT_MSG_CHAT, "r9", ids[seq * PER + i], "u1", "a", "before",
+				  t + (int64_t)(seq * PER) + i);
 		}
 		ck_assert_int_eq(add("src-pg", ++seq, m, PER), LT_OK);
 		flush_ok();
@@ -759,7 +777,8 @@ START_TEST(test_postgres_restart_loses_nothing)
 		int was_done = atomic_load(&r.done);
 		for (int i = 0; i < PER; i++) {
 			snprintf(ids[seq * PER + i], sizeof ids[0], "pr%" PRIu64, seq * PER + i);
-			m[i] = mk(LT_MSG_CHAT, "r9", ids[seq * PER + i], "u1", "a", "around", t + (int64_t)(seq * PER) + i);
+			m[i] = mk(LT_MSG_CHAT, "r9", ids[seq * PER + i], "u1", "a", "around",
+				  t + (int64_t)(seq * PER) + i);
 		}
 		int rc = add("src-pg", ++seq, m, PER);
 		ck_assert_int_eq(rc, LT_OK);
@@ -792,7 +811,8 @@ START_TEST(test_postgres_restart_loses_nothing)
 	q_ok(sql);
 	long want = (long)seq * PER;
 	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r9'"), want);
-	ck_assert_int_eq(q_long("SELECT count(DISTINCT msg_id) FROM live_messages WHERE room_id = 'r9'"), want);
+	ck_assert_int_eq(q_long("SELECT count(DISTINCT msg_id) FROM live_messages WHERE room_id = 'r9'"),
+			 want);
 	ck_assert_int_eq(q_long("SELECT messages FROM user_statistics WHERE room_id = 'r9'"), want);
 	struct lt_persister_stats st;
 	lt_persister_stats(fx.p, &st);
@@ -815,10 +835,10 @@ START_TEST(test_hotword_snapshot)
 	redisContext *r = NULL;
 	struct lt_error e = {0};
 	ck_assert_msg(lt_redis_connect(lt_test_redis_url(), 2000, &r, &e) == LT_OK, "%s", e.message);
-	freeReplyObject(redisCommand(r, "DEL live:{bilibili:%s}:hotwords:1m live:{bilibili:%s}:hotwords:trend:1m", room,
-				     room));
-	freeReplyObject(redisCommand(r, "ZADD live:{bilibili:%s}:hotwords:1m 5 %s 9 %s 1 %s 7 %s", room, "666", "破防",
-				     "awsl", "yyds"));
+	freeReplyObject(redisCommand(
+	    r, "DEL live:{bilibili:%s}:hotwords:1m live:{bilibili:%s}:hotwords:trend:1m", room, room));
+	freeReplyObject(redisCommand(r, "ZADD live:{bilibili:%s}:hotwords:1m 5 %s 9 %s 1 %s 7 %s", room,
+				     "666", "破防", "awsl", "yyds"));
 	freeReplyObject(redisCommand(r, "ZADD live:{bilibili:%s}:hotwords:trend:1m 2.5 %s", room, "破防"));
 	struct lt_msg m = mk(LT_MSG_CHAT, room, "hw1", "u1", "a", "破防了", T0);
 	ck_assert_int_eq(add("src-hw", 1, &m, 1), LT_OK);
@@ -839,8 +859,8 @@ START_TEST(test_hotword_snapshot)
 	/* The same minute again overwrites, not duplicates. */
 	ck_assert_int_eq(lt_persister_snapshot_hotwords(fx.p, &rows, &e), LT_OK);
 	ck_assert_int_eq(q_long("SELECT count(*) FROM hotword_statistics"), 3);
-	freeReplyObject(redisCommand(r, "DEL live:{bilibili:%s}:hotwords:1m live:{bilibili:%s}:hotwords:trend:1m", room,
-				     room));
+	freeReplyObject(redisCommand(
+	    r, "DEL live:{bilibili:%s}:hotwords:1m live:{bilibili:%s}:hotwords:trend:1m", room, room));
 	redisFree(r);
 }
 END_TEST

@@ -27,7 +27,8 @@ END_TEST
 START_TEST(test_names)
 {
 	char name[LT_PARTITION_NAME_MAX];
-	ck_assert_int_eq(lt_partition_name(lt_partition_day(INT64_C(1795301668123)), name, sizeof name), LT_OK);
+	ck_assert_int_eq(lt_partition_name(lt_partition_day(INT64_C(1795301668123)), name, sizeof name),
+			 LT_OK);
 	ck_assert_str_eq(name, "live_messages_p20261121");
 	ck_assert_int_eq(lt_partition_name(0, name, sizeof name), LT_OK);
 	ck_assert_str_eq(name, "live_messages_p19700101");
@@ -42,8 +43,10 @@ START_TEST(test_names)
 	/* bounds of what a name can hold */
 	ck_assert_int_eq(lt_partition_name(lt_partition_from_civil(9999, 12, 31), name, sizeof name), LT_OK);
 	ck_assert_str_eq(name, "live_messages_p99991231");
-	ck_assert_int_eq(lt_partition_name(lt_partition_from_civil(9999, 12, 31) + 1, name, sizeof name), LT_EINVAL);
-	ck_assert_int_eq(lt_partition_name(lt_partition_from_civil(1, 1, 1) - 1, name, sizeof name), LT_EINVAL);
+	ck_assert_int_eq(lt_partition_name(lt_partition_from_civil(9999, 12, 31) + 1, name, sizeof name),
+			 LT_EINVAL);
+	ck_assert_int_eq(lt_partition_name(lt_partition_from_civil(1, 1, 1) - 1, name, sizeof name),
+			 LT_EINVAL);
 	/* too small a buffer */
 	char tiny[8];
 	ck_assert_int_eq(lt_partition_name(0, tiny, sizeof tiny), LT_EINVAL);
@@ -53,7 +56,8 @@ END_TEST
 START_TEST(test_civil_matches_gmtime)
 {
 	/* Every day from 1900 to 2200 agrees with the C library. */
-	for (int64_t d = lt_partition_from_civil(1900, 1, 1); d <= lt_partition_from_civil(2200, 1, 1); d += 1) {
+	for (int64_t d = lt_partition_from_civil(1900, 1, 1); d <= lt_partition_from_civil(2200, 1, 1);
+	     d += 1) {
 		time_t t = (time_t)(d * 86400);
 		struct tm tm;
 		ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
@@ -77,16 +81,14 @@ START_TEST(test_parse_round_trip)
 		ck_assert_int_eq(back, d);
 	}
 	static const char *bad[] = {
-		"live_messages_p2026112",   /* short */
-		"live_messages_p202611211", /* long */
-		"live_messages_p2026x121",  /* not digits */
-		"live_messages_p20260230",  /* no such date */
-		"live_messages_p20261301",  /* month 13 */
-		"live_messages_p20261100",  /* day 0 */
-		"live_messages_p00001231",  /* year 0 */
-		"live_messages_default",
-		"live_message_p20261121",
-		"",
+	    "live_messages_p2026112",	/* short */
+	    "live_messages_p202611211", /* long */
+	    "live_messages_p2026x121",	/* not digits */
+	    "live_messages_p20260230",	/* no such date */
+	    "live_messages_p20261301",	/* month 13 */
+	    "live_messages_p20261100",	/* day 0 */
+	    "live_messages_p00001231",	/* year 0 */
+	    "live_messages_default",	"live_message_p20261121", "",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int64_t d = 12345;

@@ -108,7 +108,8 @@ START_TEST(test_copy_row_fields)
 	free(copy);
 
 	/* extra: empty, not JSON, not an object, \u0000, a lone surrogate */
-	static const char *bad_extra[] = {"{oops", "[1,2]", "\"s\"", "{\"x\":\"\\u0000\"}", "{\"x\":\"\\ud800\"}"};
+	static const char *bad_extra[] = {"{oops", "[1,2]", "\"s\"", "{\"x\":\"\\u0000\"}",
+					  "{\"x\":\"\\ud800\"}"};
 	for (size_t i = 0; i < sizeof bad_extra / sizeof bad_extra[0]; i++) {
 		lt_buf_reset(&row);
 		m = mk("x", "fine", 1);
