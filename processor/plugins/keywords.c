@@ -74,7 +74,11 @@ static int load(struct kw *k, PGconn **conn, struct rules *out)
 	if (!*conn || PQstatus(*conn) != CONNECTION_OK) {
 		if (*conn)
 			PQfinish(*conn);
-		*conn = PQconnectdb(k->dsn);
+		/* the DSN (string or URI) expanded, with a bounded connect so that
+		 * a black-holed server never holds up shutdown for long */
+		const char *const keys[] = {"dbname", "connect_timeout", NULL};
+		const char *const vals[] = {k->dsn, "3", NULL};
+		*conn = PQconnectdbParams(keys, vals, 1);
 		if (PQstatus(*conn) != CONNECTION_OK) {
 			char why[256];
 			snprintf(why, sizeof(why), "%s", PQerrorMessage(*conn));

@@ -14,7 +14,8 @@
  *
  * A background thread loads the enabled rules every keywords_refresh_ms. If
  * PostgreSQL is unreachable the last rules stay in force and the load is
- * retried; if the table does not exist yet, there are no rules.
+ * retried (connects time out after 3 s, so shutdown is never held up long);
+ * if the table does not exist yet, there are no rules.
  */
 #ifndef LT_KEYWORDS_H
 #define LT_KEYWORDS_H

@@ -791,6 +791,52 @@ START_TEST(corrupted_batches_never_crash)
 }
 END_TEST
 
+/* Keyword rules when PostgreSQL is unreachable (no rules, processor fine)
+ * and when the table does not exist yet (a successful load of no rules). */
+START_TEST(keywords_without_database_or_table)
+{
+	char room[64], key[160], db[64], sql[160], dsn[512];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg m;
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p;
+	PGconn *pg = PQconnectdb(lt_test_pg_dsn());
+	redisContext *c = rconn();
+	char names[128];
+	uint64_t loads0;
+
+	room_name(room, sizeof(room), "kwnone");
+	p = proc_open(lt_test_redis_url(), "host=127.0.0.1 port=1 dbname=none connect_timeout=1");
+	m = mk(room, LT_MSG_CHAT, "k0", "u1", "x", "blockme unreachable", now);
+	batch(&b, &m, 1, 1);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	lt_processor_plugins(p, names, sizeof(names));
+	ck_assert(strstr(names, "keywords") != NULL);
+	lt_processor_close(p);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:1m", room);
+	ck_assert(zscore(c, key, "blockme") == 1);
+
+	ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "pg: %s", PQerrorMessage(pg));
+	snprintf(db, sizeof(db), "lt_kw_%d", (int)getpid());
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
+	pg_exec(pg, sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	pg_exec(pg, sql);
+	snprintf(dsn, sizeof(dsn), "%s dbname=%s", lt_test_pg_dsn(), db);
+	loads0 = lt_keywords_loads();
+	p = proc_open(lt_test_redis_url(), dsn);
+	for (int i = 0; i < 500 && lt_keywords_loads() <= loads0; i++)
+		usleep(10000);
+	ck_assert_uint_gt(lt_keywords_loads(), loads0);
+	lt_processor_close(p);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+	pg_exec(pg, sql);
+	PQfinish(pg);
+	redisFree(c);
+	lt_buf_free(&b);
+}
+END_TEST
+
 START_TEST(plugin_order_dependencies_and_failures)
 {
 	static const struct lt_plugin *const extra[] = {&t_a,      &t_badinit, &t_needsbad, &t_missing,
@@ -892,6 +938,7 @@ int main(void)
 	tcase_add_test(tc, sessions);
 	tcase_add_test(tc, apply_many_together);
 	tcase_add_test(tc, corrupted_batches_never_crash);
+	tcase_add_test(tc, keywords_without_database_or_table);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
