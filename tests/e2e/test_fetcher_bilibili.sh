@@ -44,7 +44,7 @@ start_emu() {
 	emu_pid=$!
 	pids+=("$emu_pid")
 	for _ in $(seq 1 100); do
-		emu_port=$(sed -n 's/^livetap-emu: .* listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.emu.out")
+		emu_port=$(sed -n 's/^livetap-emu: .* listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.emu.out" 2>/dev/null || true)
 		[ -n "$emu_port" ] && return 0
 		sleep 0.05
 	done
@@ -113,9 +113,9 @@ st=$(status_field $room state)
 [ "$st" = running ] && pass "status running while connected" || fail "status state '$st', want running"
 hb=$(status_field $room heartbeats)
 [ "${hb:-0}" -ge 1 ] && pass "heartbeat replies counted ($hb)" || fail "no heartbeat reply seen (heartbeats='$hb')"
+stop "$emu_pid" # first: it closes cleanly, so the fetcher has read every frame written
 stop "$fetcher_pid"
 [ "$stop_rc" = 0 ] && pass "fetcher exits 0 on SIGTERM" || fail "fetcher exit $stop_rc on SIGTERM"
-stop "$emu_pid"
 st=$(status_field $room state)
 [ "$st" = idle ] && pass "status idle after stop" || fail "status '$st' after stop, want idle"
 curl_ok=$(grep -c '"authenticated' "$tmp/plain.err" || true)
@@ -143,7 +143,7 @@ start_emu drop --generate --rate 80 --seed 11 --drop-every 1
 start_fetcher drop $room
 sleep 4.5
 rec=$(status_field $room reconnects)
-stop "$fetcher_pid"; stop "$emu_pid"
+stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 auths=$(grep -c '"authenticated' "$tmp/drop.err" || true)
 [ "$auths" -ge 3 ] && pass "reconnected after drops ($auths sessions, reconnects=$rec)" || fail "only $auths sessions after drops"
 if out=$(compare drop); then pass "drop: $out"; else fail "drop: $out"; fi
@@ -155,7 +155,7 @@ start_fetcher garbage $room
 sleep 3
 bad=$(status_field $room bad_frames)
 kill -0 "$fetcher_pid" 2>/dev/null && pass "fetcher alive amid garbage" || fail "fetcher died on garbage"
-stop "$fetcher_pid"; stop "$emu_pid"
+stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 [ "$stop_rc" = 0 ] || true
 [ "${bad:-0}" -ge 1 ] && pass "garbage frames counted (bad_frames=$bad)" || fail "bad_frames='$bad'"
 if out=$(compare garbage); then pass "garbage: $out"; else fail "garbage: $out"; fi
@@ -165,7 +165,7 @@ room=10004
 start_emu stall --generate --rate 20 --seed 9 --stall-every 1 --stall-for 3
 RX_S=1 start_fetcher stall $room
 sleep 4.5
-stop "$fetcher_pid"; stop "$emu_pid"
+stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 if grep -q 'nothing received for' "$tmp/stall.err"; then pass "stall detected by the receive timeout"; else fail "stall not detected"; fi
 auths=$(grep -c '"authenticated' "$tmp/stall.err" || true)
 [ "$auths" -ge 2 ] && pass "reconnected after the stall ($auths sessions)" || fail "no reconnect after stall ($auths)"
@@ -175,7 +175,7 @@ room=10005
 start_emu end --generate --rate 50 --seed 4 --duration 1
 start_fetcher end $room
 sleep 2.5
-stop "$fetcher_pid"; stop "$emu_pid"
+stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 n_end=$(grep -c '"type":"live_end"' "$tmp/end.out" || true)
 [ "$n_end" = 1 ] && pass "live_end arrives once" || fail "live_end seen $n_end times"
 if out=$(compare end); then pass "end: $out"; else fail "end: $out"; fi
@@ -206,7 +206,7 @@ room=10008
 start_emu noredis --generate --rate 100 --seed 8
 LIVETAP_REDIS_URL=redis://127.0.0.1:1/0 start_fetcher noredis $room
 sleep 3
-stop "$fetcher_pid"; stop "$emu_pid"
+stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 [ "$stop_rc" = 0 ] || true
 if out=$(compare noredis); then pass "Redis unreachable, messages still flow: $out"; else fail "noredis: $out"; fi
 
@@ -219,7 +219,7 @@ grep -v '"type":"other"' "$tmp/plain.out" | head -n 300 >"$tmp/script.jsonl"
 start_emu script --script "$tmp/script.jsonl" --rate 300 --no-mask --mix-versions
 start_fetcher script $room
 sleep 2.5
-stop "$fetcher_pid"; stop "$emu_pid"
+stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 if out=$(python3 - "$tmp/script.jsonl" "$tmp/script.out" <<'PY'
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]

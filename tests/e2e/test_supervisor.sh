@@ -51,7 +51,7 @@ sql "INSERT INTO rooms (platform, room_id) VALUES ('bilibili','10011'),('bilibil
 emu_pid=$!
 pids+=("$emu_pid")
 for _ in $(seq 1 100); do
-	port=$(sed -n 's/^livetap-emu: .* listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/emu.out")
+	port=$(sed -n 's/^livetap-emu: .* listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/emu.out" 2>/dev/null || true)
 	[ -n "$port" ] && break
 	sleep 0.05
 done

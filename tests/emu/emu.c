@@ -35,6 +35,7 @@
 #define EMU_RX_MAX (1u << 20)
 #define EMU_TICK_MSGS_MAX 4096
 #define EMU_AUTH_TIMEOUT_S 5
+#define EMU_SHUTDOWN_MS 3000
 
 struct emu_frame {
 	struct emu_frame *next;
@@ -598,6 +599,33 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(e->ctx, 0, &e->tick, tick_cb, EMU_TICK_MS * LWS_US_PER_MS);
 }
 
+/* On SIGTERM: no more traffic, write what is queued, close every WebSocket
+ * with a close frame and wait (at most EMU_SHUTDOWN_MS) until the clients
+ * have answered it, so that every frame in the sent-log was also read by the
+ * client (an abrupt close could reset the connection and lose the last
+ * frames in flight). */
+static void shutdown_gracefully(struct emu *e)
+{
+	int64_t deadline = mono_ms() + EMU_SHUTDOWN_MS;
+	bool open = true;
+
+	e->exhausted = true;
+	e->stall_until = 0;
+	while (open && mono_ms() < deadline) {
+		open = false;
+		for (struct emu_conn *c = e->conns; c; c = c->next)
+			if (!c->dead) {
+				if (!c->closing)
+					emu_conn_close(c);
+				open = true;
+			}
+		if (open && lws_service(e->ctx, 0) < 0)
+			break;
+	}
+	if (e->sent_log)
+		fflush(e->sent_log);
+}
+
 /* Read --script: one normalized JSON message per line, blank lines and lines
  * starting with '#' skipped; a bad line is a start-up error naming the line. */
 static int load_script(struct emu *e, const char *path)
@@ -700,6 +728,7 @@ int emu_run(const struct emu_module *m, const struct emu_opts *o)
 		if (lws_service(e.ctx, 0) < 0)
 			break;
 	rc = 0;
+	shutdown_gracefully(&e);
 	lws_sul_cancel(&e.tick);
 	lws_context_destroy(e.ctx);
 	reap(&e);
