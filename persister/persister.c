@@ -58,6 +58,10 @@ struct lt_persister {
 
 	struct lt_persister_stats st;
 	struct lt_buf tmp;
+	/* After a failure PostgreSQL reported (not a lost connection, which the
+	 * sink's own backoff covers): no new attempt before hold_until. */
+	int64_t hold_until;
+	int hold_ms;
 };
 
 /* Process-wide metrics (registered once; NULL-safe when the registry is
@@ -489,6 +493,8 @@ int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn a
 			return LT_OK;
 		if (!force && lt_persister_next_due_ms(p) > 0)
 			return LT_OK;
+		if (p->hold_until && lt_clock_mono(p->clock) < p->hold_until)
+			return lt_error_set(e, LT_EAGAIN, "persister: waiting before retrying PostgreSQL");
 		int rc = sink_ready(p, p->sink, e);
 		if (rc == LT_EAGAIN)
 			return rc;
@@ -530,8 +536,16 @@ int lt_persister_flush(struct lt_persister *p, bool force, lt_persister_ack_fn a
 			}
 		}
 		lt_metrics_set(mx.pending_rows, (double)p->q.rows);
-		if (first_rc != LT_OK)
-			return first_rc;
+		if (first_rc == LT_OK) {
+			p->hold_until = 0;
+			p->hold_ms = 0;
+			continue;
+		}
+		if (first_rc != LT_ECONN) { /* 250 ms doubling to 10 s */
+			p->hold_ms = p->hold_ms ? (p->hold_ms * 2 > 10000 ? 10000 : p->hold_ms * 2) : 250;
+			p->hold_until = lt_clock_mono(p->clock) + p->hold_ms;
+		}
+		return first_rc;
 	}
 }
 

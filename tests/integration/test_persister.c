@@ -599,6 +599,31 @@ START_TEST(test_postgres_refuses_one_record)
 }
 END_TEST
 
+START_TEST(test_database_error_keeps_and_waits)
+{
+	/* An error PostgreSQL reports (here: a table an operator dropped) keeps
+	 * the batches unacked and backs off instead of hammering the server. */
+	struct lt_error e;
+	ck_assert_int_eq(lt_persister_partitions(fx.p, NULL, &e), LT_OK); /* connects, migrates */
+	q_ok("DROP TABLE gift_records");
+	struct lt_msg m = mk(LT_MSG_CHAT, "r12", "e1", "u1", "a", "x", T0);
+	ck_assert_int_eq(add("src-e", 1, &m, 1), LT_OK);
+	ck_assert_int_eq(lt_persister_flush(fx.p, true, on_ack, NULL, &e), LT_EDB);
+	ck_assert_ptr_nonnull(strstr(e.message, "gift_records"));
+	ck_assert_int_eq(lt_persister_flush(fx.p, true, on_ack, NULL, &e), LT_EAGAIN);
+	fx.now += 300;
+	ck_assert_int_eq(lt_persister_flush(fx.p, true, on_ack, NULL, &e), LT_EDB);
+	ck_assert_int_eq(lt_persister_flush(fx.p, true, on_ack, NULL, &e), LT_EAGAIN);
+	fx.now += 300; /* the wait doubled to 500 ms */
+	ck_assert_int_eq(lt_persister_flush(fx.p, true, on_ack, NULL, &e), LT_EAGAIN);
+	ck_assert_int_eq(fx.nacks, 0);
+	struct lt_persister_stats st;
+	lt_persister_stats(fx.p, &st);
+	ck_assert_uint_eq(st.pending_rows, 1);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages"), 0);
+}
+END_TEST
+
 static void small_batches(struct lt_persister_opts *o)
 {
 	o->batch_rows = 10;
@@ -878,6 +903,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_default_partition_then_partition);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_postgres_refuses_one_record);
+	tcase_add_test(tc, test_database_error_keeps_and_waits);
 	suite_add_tcase(s, tc);
 	/* Tests that make their own persister. */
 	TCase *own = tcase_create("custom");
