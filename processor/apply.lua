@@ -8,15 +8,16 @@
 -- ARGV[2] = the plan: a JSON array of ops (built by processor.c, see below)
 -- ARGV[3], ARGV[4], ARGV[5], ... = per message: msg_id, normalized JSON,
 --   marker set (ts / 600000)
+-- Returns {messages, new messages, ops applied, then the microseconds spent
+-- in each phase: markers, tick, ops, hash fields, trend}.
 --
 -- Exactly once. First, per message, its marker: msg_id is added to the set
 -- live:{ROOM}:seen:<ts/600000> (kept 2 hours after its last use); a message
 -- whose marker was new is XADDed to live:{ROOM}:messages and PUBLISHed on
 -- live:{ROOM}; one whose marker existed (or that came twice in the batch)
--- does nothing. The C side
--- has already aggregated the batch: identical ops (same kind, key, field) are
--- one op carrying its total and its contributions as a string
--- "message index:amount,...". When every marker was new (the usual case)
+-- does nothing. The C side has already aggregated the batch: identical ops
+-- (same kind, key, field) are one op carrying its total and its
+-- contributions as a string "message index:amount,...". When every marker was new (the usual case)
 -- the script applies the total; otherwise it sums only the contributions of
 -- new messages. So a batch delivered twice changes nothing the second time,
 -- and a batch that overlaps an earlier one counts only what is new.
