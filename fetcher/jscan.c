@@ -308,16 +308,22 @@ void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct 
 {
 	struct lt_jit it;
 	struct lt_jv k, v;
+	size_t len[32];
 	int found = 0;
 
-	for (int i = 0; i < n; i++)
+	if (n > 32)
+		n = 32;
+	for (int i = 0; i < n; i++) {
 		out[i] = (struct lt_jv){NULL, 0};
+		len[i] = strlen(keys[i]);
+	}
 	if (!lt_jv_is(obj, '{'))
 		return;
 	lt_jit_begin(&it, obj);
 	while (found < n && lt_jit_member(&it, &k, &v)) {
 		for (int i = 0; i < n; i++) {
-			if (!out[i].p && strlen(keys[i]) == k.n && memcmp(keys[i], k.p, k.n) == 0) {
+			if (len[i] == k.n && !out[i].p && (k.n == 0 || keys[i][0] == k.p[0]) &&
+			    memcmp(keys[i], k.p, k.n) == 0) {
 				out[i] = v;
 				found++;
 				break;

@@ -69,7 +69,7 @@ void lt_jit_skip_to(struct lt_jit *it, const char *after);
 
 /* obj[key] (compared with the raw key text); missing if absent. */
 struct lt_jv lt_jscan_get(struct lt_jv obj, const char *key);
-/* out[i] = obj[keys[i]] for i < n, in one walk. */
+/* out[i] = obj[keys[i]] for i < n (n <= 32), in one walk. */
 void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct lt_jv *out);
 /* arr[i]; missing if out of range. */
 struct lt_jv lt_jscan_at(struct lt_jv arr, int i);
