@@ -84,6 +84,14 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	/* ---- api --------------------------------------------------------- */
 	STR("api.listen", "127.0.0.1:8080", "HOST:PORT the API and dashboard listen on"),
 	{"api.keys", LT_CFG_SECRET_LIST, NULL, NULL, 0, 0, "comma-separated API keys for scripted access"},
+	{"api.read_keys", LT_CFG_SECRET_LIST, NULL, NULL, 0, 0, "comma-separated API keys that may only read"},
+	SECRET("api.jwt_secret", "secret for login tokens (empty: random, kept in ${state_dir}/api-jwt.key)"),
+	INT("api.token_ttl_s", "43200", 60, 31536000, "how long a login token is valid"),
+	INT("api.workers", "4", 1, 64, "threads that run Redis and PostgreSQL queries for the API"),
+	INT("api.rate_per_s", "50", 0, 1000000, "requests per second per client address and per key (0: no limit)"),
+	INT("api.rate_burst", "200", 1, 1000000, "requests a client may make at once before the rate applies"),
+	INT("api.cache_ms", "1000", 0, 60000, "how long a hot-words answer is served from memory (0: never)"),
+	INT("api.ws_queue", "256", 1, 65536, "live-feed messages queued per slow client before the oldest is dropped"),
 	SECRET("admin.password", "the admin login password (12 characters at least)"),
 
 	/* ---- bilibili ---------------------------------------------------- */
