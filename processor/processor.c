@@ -32,6 +32,7 @@
 #include "processor/segment.h"
 
 #define MAX_PLUGINS 16
+#define MAX_PER_CALL 4096 /* messages per script call: keeps each call short (others wait while it runs) */
 #define MAX_ROOMS 4096            /* rooms remembered for the tick */
 #define ROOM_IDLE_MS (31 * 60000) /* forget a room after this long */
 #define ROOM_KEY_MAX (16 + LT_MSG_ROOM_MAX)
@@ -877,7 +878,7 @@ int lt_processor_apply_many(struct lt_processor *p, const struct lt_processor_in
 			p->items[i].m.msg_id.p = p->items[i].synth;
 	for (size_t i = 0; i < p->nitems;) {
 		size_t j = i + 1;
-		while (j < p->nitems && strcmp(p->items[j].room, p->items[i].room) == 0)
+		while (j < p->nitems && strcmp(p->items[j].room, p->items[i].room) == 0 && j - i < MAX_PER_CALL)
 			j++;
 		rc = apply_room(p, i, j, now, src);
 		if (rc != LT_OK) {
