@@ -63,6 +63,14 @@ static const char *skip_str(const char *p, const char *end)
 	p++;
 #if defined(__SSE2__)
 	const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
+	if (end - p >= 16) {
+		/* most strings are short and plain: their end is in the first 16 bytes */
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned mq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vq));
+		unsigned mb = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vb));
+		if (mq && (!mb || __builtin_ctz(mq) < __builtin_ctz(mb)))
+			return p + __builtin_ctz(mq) + 1;
+	}
 	const uint64_t even = 0x5555555555555555ULL, odd = ~even;
 	uint64_t carry = 0; /* the previous block ended in an odd run */
 	while (end - p >= 64) {
