@@ -114,8 +114,8 @@ struct lt_delivery_stats {
  * may come up later) and start the internal thread. o and its strings are
  * copied. Returns LT_OK and *out (owned by the caller, freed by
  * lt_delivery_close), LT_EINVAL/LT_ECONFIG for bad options, LT_EIO if the
- * spool directory cannot be used, LT_ECONN if a URL is malformed, LT_ENOMEM;
- * e is filled in on failure. */
+ * spool directory cannot be used, LT_EEXIST if another sender holds it, LT_ECONN if a URL is malformed,
+ * LT_ENOMEM; e is filled in on failure. */
 int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out, struct lt_error *e);
 
 /* Copy *m (its strings too; over-long fields are cut per lt_msg_clamp) into

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@ struct lt_spool {
 	int wfd;      /* active segment (segs[nsegs-1]) or -1 */
 	uint64_t wid; /* its id, 0 if none */
 	int rfd;      /* cached read descriptor */
+	int lockfd;   /* dir/.lock, flock'ed while open */
 	uint64_t rid;
 	uint64_t next_id;
 	struct lt_spool_stats st;
@@ -314,6 +316,7 @@ int lt_spool_open(const char *dir, const struct lt_spool_opts *o, lt_spool_recov
 		return lt_error_set(e, LT_ENOMEM, "spool: out of memory");
 	s->wfd = -1;
 	s->rfd = -1;
+	s->lockfd = -1;
 	if (o)
 		s->o = *o;
 	if (s->o.segment_bytes == 0)
@@ -329,6 +332,30 @@ int lt_spool_open(const char *dir, const struct lt_spool_opts *o, lt_spool_recov
 	if (rc != LT_OK) {
 		rc = lt_error_set(e, rc, "spool: cannot create %s: %s", dir, strerror(errno));
 		goto fail;
+	}
+	/* One process per spool: a second fetcher for the same source (a hung
+	 * one not yet gone) must not interleave segments with this one. The lock
+	 * dies with the process, even on kill -9. */
+	{
+		size_t n = strlen(dir) + 8;
+		char *lp = malloc(n);
+		if (!lp) {
+			rc = lt_error_set(e, LT_ENOMEM, "spool: out of memory");
+			goto fail;
+		}
+		snprintf(lp, n, "%s/.lock", dir);
+		s->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		free(lp);
+		if (s->lockfd < 0) {
+			rc = lt_error_set(e, LT_EIO, "spool: cannot create the lock in %s: %s", dir,
+					  strerror(errno));
+			goto fail;
+		}
+		if (flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
+			rc = lt_error_set(e, errno == EWOULDBLOCK ? LT_EEXIST : LT_EIO,
+					  "spool: %s is in use by another process", dir);
+			goto fail;
+		}
 	}
 	rc = list_segments(dir, &ids, &nids);
 	if (rc != LT_OK) {
@@ -504,6 +531,8 @@ void lt_spool_close(struct lt_spool *s)
 	}
 	if (s->rfd >= 0)
 		close(s->rfd);
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* releases the flock */
 	free(s->segs);
 	free(s->dir);
 	free(s);

@@ -18,6 +18,9 @@
  * length out of bounds, CRC mismatch) is truncated and counted, never fatal;
  * each valid record is handed to a callback that says whether to keep it.
  *
+ * One process at a time: open takes an exclusive flock on dir/.lock (freed
+ * when the spool is closed or the process dies, even by kill -9).
+ *
  * Not thread-safe: the owner serialises calls (delivery holds its lock).
  */
 #ifndef LT_SPOOL_H
@@ -68,6 +71,7 @@ typedef bool (*lt_spool_recover_fn)(void *ctx, const struct lt_spool_pos *pos, c
  * scan it, calling fn (may be NULL: keep everything) for each record. o may be
  * NULL for the defaults. Returns LT_OK and *out (owned by the caller, freed by
  * lt_spool_close), LT_EIO if the directory cannot be created or read,
+ * LT_EEXIST if another open spool (this or another process) holds it,
  * LT_ENOMEM; e is filled in on failure. */
 int lt_spool_open(const char *dir, const struct lt_spool_opts *o, lt_spool_recover_fn fn, void *ctx,
 		  struct lt_spool **out, struct lt_error *e);

@@ -327,6 +327,22 @@ START_TEST(restart_keeps_only_what_caller_keeps)
 }
 END_TEST
 
+START_TEST(one_process_per_spool)
+{
+	char *dir = lt_test_tmpdir("spool-lock");
+	struct lt_spool *a = open_ok(dir, NULL, NULL);
+	struct lt_spool *b = NULL;
+	struct lt_error e = {0};
+	ck_assert_int_eq(lt_spool_open(dir, NULL, NULL, NULL, &b, &e), LT_EEXIST);
+	ck_assert_ptr_null(b);
+	ck_assert(strstr(e.message, "in use") != NULL);
+	lt_spool_close(a);
+	b = open_ok(dir, NULL, NULL);
+	lt_spool_close(b);
+	free(dir);
+}
+END_TEST
+
 START_TEST(dir_names_injective)
 {
 	char *a = lt_spool_dir_for("b", "x:1");
@@ -352,6 +368,7 @@ static Suite *spool_suite(void)
 	tcase_add_test(tc, segments_deleted_when_released);
 	tcase_add_test(tc, disk_cap_eagain);
 	tcase_add_test(tc, restart_keeps_only_what_caller_keeps);
+	tcase_add_test(tc, one_process_per_spool);
 	tcase_add_test(tc, dir_names_injective);
 	suite_add_tcase(s, tc);
 	return s;
