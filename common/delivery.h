@@ -13,11 +13,15 @@
  *   see spool.h; write(2) to the page cache, fdatasync if opts.fsync) and put
  *   in the in-memory window. One internal thread sends it to one processor and
  *   one persister (NNG push load-balances over every URL of a kind), receives
- *   acks on a sub socket dialed to every consumer's ack URL (bus.h), resends
- *   a batch to a kind that has not acked it after ack_timeout_ms (doubling up
- *   to ack_timeout_max_ms; when a kind acks again after a silence longer
- *   than ack_timeout_ms, what it left unacked is resent at once), and forgets it, and deletes spool segments
- * whose batches are all acked, once both kinds have acked.
+ *   acks on a sub socket dialed to every consumer's ack URL (bus.h), and
+ *   resends a batch to a kind that has not acked it after ack_timeout_ms,
+ *   doubling up to ack_timeout_max_ms; when a kind acks again after a silence
+ *   longer than ack_timeout_ms, what it left unacked is resent at once. Once
+ *   both kinds have acked a batch it is forgotten, and a spool segment whose
+ *   batches are all acked is deleted.
+ *
+ * Consumers must ack every batch whose header decodes, even when they dropped
+ * bad records in it; a batch that is never acked is resent for ever.
  *
  * What a fetcher killed with -9 can lose: only the records of the batch still
  * open, that is at most batch_max records and at most linger_ms (default 5 ms)
