@@ -20,7 +20,8 @@
  * quirk). Messages go out as op 5 in the version auth's protover asked for
  * (3 brotli, 2 zlib, else raw), several packets per frame; --mix-versions
  * varies the version per frame, puts two top-level packets in one frame now
- * and then and nests a zlib packet inside a brotli one.
+ * and then, nests a zlib packet inside a brotli one and sends a quarter of
+ * the gifts as SEND_GIFT_V2 (protobuf) instead of SEND_GIFT.
  *
  * The packet encoder and the WBI check are written here again on purpose,
  * independently of fetcher/platform_bilibili.c, so that the emulator checks
@@ -486,6 +487,37 @@ static void render_gift(struct bili *s, struct lt_buf *b, const struct lt_msg *m
 	lt_buf_puts(b, "}}");
 }
 
+/* SEND_GIFT_V2: the same gift as a base64 SendGiftBroadcast protobuf (the
+ * platform's 2026 rollout), total_coin = price x num. */
+static void render_gift_v2(struct lt_buf *b, const struct lt_msg *m)
+{
+	struct lt_buf pb = LT_BUF_INIT, item = LT_BUF_INIT;
+	char name[128], gid[32], coin[16];
+	int64_t num = m->count > 0 ? m->count : 1, price = m->value / num;
+
+	extra_get(m->extra, "gift_name", name, sizeof(name), "辣条");
+	extra_get(m->extra, "gift_id", gid, sizeof(gid), "1");
+	extra_get(m->extra, "currency", coin, sizeof(coin), "gold");
+	pb_uint(&item, 1, strtoull(gid, NULL, 10));
+	pb_bytes(&item, 2, name, strlen(name));
+	pb_uint(&item, 3, (uint64_t)num);
+	pb_uint(&item, 5, (uint64_t)price);
+	pb_uint(&item, 7, (uint64_t)(price * num));
+	pb_bytes(&item, 8, coin, strlen(coin));
+	pb_bytes(&item, 9, m->msg_id.p, m->msg_id.len);
+	pb_uint(&item, 10, (uint64_t)(m->ts / 1000));
+	pb_bytes(&item, 18, "投喂", strlen("投喂"));
+	pb_uint(&pb, 1, to_uid(m->user_id));
+	pb_bytes(&pb, 2, m->user_name.p, m->user_name.len);
+	pb_bytes(&pb, 3, "https://i0.hdslb.com/bfs/face/member/noface.jpg", 47);
+	pb_bytes(&pb, 10, item.data, item.len);
+	lt_buf_puts(b, "{\"cmd\":\"SEND_GIFT_V2\",\"data\":{\"pb\":\"");
+	b64(b, pb.data, pb.len);
+	lt_buf_puts(b, "\"}}");
+	lt_buf_free(&pb);
+	lt_buf_free(&item);
+}
+
 static void render_combo(struct bili *s, struct lt_buf *b, const struct lt_msg *m)
 {
 	lt_buf_printf(b, "{\"cmd\":\"COMBO_SEND\",\"data\":{\"action\":\"投喂\",\"batch_combo_id\":\"batch:gift:combo_id:%u\","
@@ -535,7 +567,10 @@ static void render(struct bili *s, struct bili_conn *bc, struct lt_buf *b, const
 		render_danmu(s, bc, b, m);
 		break;
 	case LT_MSG_GIFT:
-		render_gift(s, b, m);
+		if (emu_options(s->e)->mix_versions && emu_rand(s->e) % 4 == 0)
+			render_gift_v2(b, m);
+		else
+			render_gift(s, b, m);
 		break;
 	case LT_MSG_LIKE:
 		lt_buf_printf(b, "{\"cmd\":\"LIKE_INFO_V3_CLICK\",\"data\":{\"show_area\":0,\"msg_type\":6,"
