@@ -8,6 +8,7 @@
  *   2. delivery: lt_delivery_push with the spool on, one processor and one
  *      persister consumer thread that decode and ack, until drained
  *      (records/s, the whole sender path a fetcher uses);
+ *      and the same with fsync on (fdatasync per sealed batch);
  *   3. latency: lt_delivery_push at 10,000 records/s for 2 s, time from push
  *      to the consumer's decode (p50/p99/max; linger 5 ms dominates).
  *
@@ -170,7 +171,7 @@ static int bench_raw(const char *dir)
 	return got == n ? 0 : 1;
 }
 
-static struct lt_delivery *open_delivery(const char *purl, const char *qurl, const char *spool)
+static struct lt_delivery *open_delivery(const char *purl, const char *qurl, const char *spool, bool fsync)
 {
 	const char *procs[] = {purl}, *pers[] = {qurl};
 	struct lt_delivery_opts o = {.source_id = SOURCE,
@@ -179,7 +180,8 @@ static struct lt_delivery *open_delivery(const char *purl, const char *qurl, con
 				     .persisters = pers,
 				     .n_persisters = 1,
 				     .spool_dir = spool,
-				     .batch_max = PER_BATCH};
+				     .batch_max = PER_BATCH,
+				     .fsync = fsync};
 	struct lt_delivery *d = NULL;
 	struct lt_error e = {0};
 	if (lt_delivery_open(&o, &d, &e) != LT_OK) {
@@ -189,16 +191,16 @@ static struct lt_delivery *open_delivery(const char *purl, const char *qurl, con
 	return d;
 }
 
-static int bench_delivery(const char *dir)
+static int bench_delivery(const char *dir, bool fsync)
 {
-	const long n = 1000000;
+	const long n = fsync ? 100000 : 1000000;
 	char purl[512], qurl[512], spool[512];
-	snprintf(purl, sizeof(purl), "ipc://%s/proc.ipc", dir);
-	snprintf(qurl, sizeof(qurl), "ipc://%s/pers.ipc", dir);
-	snprintf(spool, sizeof(spool), "%s/spool", dir);
+	snprintf(purl, sizeof(purl), "ipc://%s/proc%d.ipc", dir, fsync);
+	snprintf(qurl, sizeof(qurl), "ipc://%s/pers%d.ipc", dir, fsync);
+	snprintf(spool, sizeof(spool), "%s/spool%d", dir, fsync);
 	struct sink *p = sink_start(purl, LT_WIRE_CONSUMER_PROCESSOR, true, NULL);
 	struct sink *q = sink_start(qurl, LT_WIRE_CONSUMER_PERSISTER, true, NULL);
-	struct lt_delivery *d = open_delivery(purl, qurl, spool);
+	struct lt_delivery *d = open_delivery(purl, qurl, spool, fsync);
 	int64_t t0 = mono_ns();
 	long eagain = 0;
 	for (long i = 0; i < n; i++) {
@@ -217,8 +219,9 @@ static int bench_delivery(const char *dir)
 	lt_delivery_stats(d, &st);
 	printf(
 	    "bench_bus delivery: %ld records pushed in %.3f s, acked by both kinds in %.3f s: %.0f records/s "
-	    "(spool on, batches %" PRIu64 ", resent %" PRIu64 ", eagain %ld)\n",
-	    n, (double)(t1 - t0) / 1e9, secs, (double)n / secs, st.batches_sealed, st.resent, eagain);
+	    "(spool on%s, batches %" PRIu64 ", resent %" PRIu64 ", eagain %ld)\n",
+	    n, (double)(t1 - t0) / 1e9, secs, (double)n / secs, fsync ? ", fdatasync per batch" : "",
+	    st.batches_sealed, st.resent, eagain);
 	lt_delivery_close(d);
 	long gp = atomic_load(&p->records), gq = atomic_load(&q->records);
 	sink_stop(p);
@@ -243,7 +246,7 @@ static int bench_latency(const char *dir)
 	int64_t *lat = calloc(LAT_MAX, sizeof(int64_t));
 	struct sink *p = sink_start(purl, LT_WIRE_CONSUMER_PROCESSOR, true, lat);
 	struct sink *q = sink_start(qurl, LT_WIRE_CONSUMER_PERSISTER, true, NULL);
-	struct lt_delivery *d = open_delivery(purl, qurl, spool);
+	struct lt_delivery *d = open_delivery(purl, qurl, spool, false);
 	sleep_until_ns(mono_ns() + 200000000); /* let the pipes connect */
 	int64_t t0 = mono_ns();
 	for (long i = 0; i < n; i++) {
@@ -293,7 +296,8 @@ int main(void)
 	}
 	int bad = 0;
 	bad |= bench_raw(dir);
-	bad |= bench_delivery(dir);
+	bad |= bench_delivery(dir, false);
+	bad |= bench_delivery(dir, true);
 	bad |= bench_latency(dir);
 	/* Everything was acked, so the spools are empty: remove the tree. */
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
