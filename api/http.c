@@ -41,6 +41,7 @@
 struct cache_ent {
 	char key[128];
 	int64_t at_ms;
+	bool refreshing; /* a background job is computing the next body */
 	unsigned char *body;
 	size_t len;
 };
@@ -222,7 +223,41 @@ static void cache_put(struct lt_http *h, const char *key, const struct lt_buf *b
 	c->body = copy;
 	c->len = b->len;
 	c->at_ms = lt_clock_mono_ms();
+	c->refreshing = false;
 	snprintf(c->key, sizeof c->key, "%s", key);
+}
+
+/* Refresh ahead: a hit on a body older than half the TTL queues one
+ * background job (no connection) to recompute it, so under steady traffic
+ * no client ever waits for Redis and no body is older than the TTL. */
+static void cache_refresh(struct lt_http *h, struct cache_ent *ce, const struct lt_job *model)
+{
+	if (ce->refreshing || lt_clock_mono_ms() - ce->at_ms < h->cache_ms / 2)
+		return;
+	struct lt_job *j = lt_job_new();
+	if (!j)
+		return;
+	j->req = model->req;
+	lt_buf_init(&j->req.body, LT_API_MAX_BODY);
+	j->fn = lt_h_hotwords;
+	snprintf(j->cache_key, sizeof j->cache_key, "%s", model->cache_key);
+	j->wsi = NULL;
+	if (lt_pool_submit(h->pool, j) != LT_OK) {
+		lt_job_free(j);
+		return;
+	}
+	ce->refreshing = true;
+}
+
+/* A background refresh came back. */
+static void cache_refreshed(struct lt_http *h, struct lt_job *j)
+{
+	struct cache_ent *ce = h->cache ? cache_slot(h, j->cache_key) : NULL;
+	if (j->status == 200)
+		cache_put(h, j->cache_key, &j->body);
+	else if (ce && !strcmp(ce->key, j->cache_key))
+		ce->refreshing = false;
+	lt_job_free(j);
 }
 
 /* ---- request parsing -------------------------------------------------- */
@@ -432,6 +467,7 @@ static int on_http(struct lt_http *h, struct lws *wsi, struct pss *pss, const ch
 		struct cache_ent *ce = h->cache ? cache_slot(h, j->cache_key) : NULL;
 		if (ce && ce->body && !strcmp(ce->key, j->cache_key) &&
 		    lt_clock_mono_ms() - ce->at_ms < h->cache_ms) {
+			cache_refresh(h, ce, j);
 			lt_job_free(j);
 			lt_metrics_add(h->s_cache_hit, 1);
 			return respond(h, wsi, pss, 200, "application/json", ce->body, ce->len, NULL);
@@ -649,8 +685,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			return 0;
 		lt_feed_dispatch(h->feed);
 		struct lt_job *j;
-		while ((j = lt_pool_take(h->pool)) != NULL)
-			lws_callback_on_writable(j->wsi);
+		while ((j = lt_pool_take(h->pool)) != NULL) {
+			if (j->wsi)
+				lws_callback_on_writable(j->wsi);
+			else if (lt_pool_done(h->pool, j))
+				cache_refreshed(h, j);
+		}
 		return 0;
 	}
 	default:

@@ -183,7 +183,7 @@ void lt_pool_free(struct lt_pool *p)
 	while (p->dhead) {
 		struct lt_job *j = p->dhead;
 		p->dhead = j->next;
-		if (j->orphaned)
+		if (j->orphaned || !j->wsi) /* closed connections, cache refreshes */
 			lt_job_free(j);
 	}
 	pthread_mutex_destroy(&p->mu);
