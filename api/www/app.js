@@ -134,7 +134,10 @@ function selectRoom(r) {
 
 const FEED_MAX = 200;
 
+const QUIET = new Set(['room_stats', 'other', 'live_start', 'live_end']);
+
 function addFeed(m, atEnd) {
+  if (QUIET.has(m.type)) return;
   if (m.msg_id && st.seen.has(m.msg_id)) return;
   if (m.msg_id) st.seen.add(m.msg_id);
   if (st.seen.size > 5000) st.seen.clear();
@@ -147,7 +150,7 @@ function addFeed(m, atEnd) {
   let text = m.content || '';
   if (m.type === 'gift') {
     const x = m.extra || {};
-    text = '🎁 ' + (x.gift_name || text || 'gift') + (x.count ? ' ×' + x.count : '');
+    text = 'gift: ' + (x.gift_name || text || '?') + (x.count ? ' ×' + x.count : '');
   } else if (m.type !== 'chat' && m.type !== 'superchat') {
     text = m.type + (text ? ': ' + text : '');
   }

@@ -223,7 +223,7 @@ static redisContext *redis(void)
 	return c;
 }
 
-static void rcmd(redisContext *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void rcmd(redisContext *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -267,7 +267,7 @@ static void msg_json(char *out, size_t cap, const char *id, const char *type, co
 		 room, type, id, user, user, content, (long long)ts);
 }
 
-static char *path(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static char *path(const char *fmt, ...)
 {
 	static char buf[4][1024];
 	static int i;
