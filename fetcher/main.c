@@ -143,6 +143,7 @@ static int run(struct lt_app *app)
 	struct lt_platform_conf conf = {
 		.room = room,
 		.api_base = platform_setting(cfg, platform, "api_base", true),
+		.aux_base = platform_setting(cfg, platform, "web_base", true),
 		.ws_url = platform_setting(cfg, platform, "ws_url", false),
 		.cookie = platform_setting(cfg, platform, "cookie", true),
 		.token = platform_setting(cfg, platform, "token", true),

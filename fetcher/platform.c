@@ -9,10 +9,12 @@
 
 static const struct lt_platform_ops *const platforms[] = {
 	&lt_platform_bilibili,
+	&lt_platform_douyin,
 };
 
 static const char *const names[] = {
 	"bilibili",
+	"douyin",
 	NULL,
 };
 

@@ -170,6 +170,7 @@ struct lt_platform_ops {
 
 /* The platforms (one line each in platform.c's registry). */
 extern const struct lt_platform_ops lt_platform_bilibili;
+extern const struct lt_platform_ops lt_platform_douyin;
 
 /* The ops of the platform called name ("bilibili"), or NULL. Static data. */
 const struct lt_platform_ops *lt_platform_find(const char *name);
