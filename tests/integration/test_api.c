@@ -1131,6 +1131,89 @@ START_TEST(admin_backup_retention)
 }
 END_TEST
 
+START_TEST(healthz_names_what_is_down)
+{
+	int p = free_port();
+	char redis_url[64], dead_pg[1200];
+	snprintf(redis_url, sizeof redis_url, "LIVETAP_REDIS_URL=redis://127.0.0.1:%d/0", free_port());
+	const char *const extra[] = {redis_url, NULL};
+	pid_t pid = start_server(p, extra, server_log);
+	struct resp r = http_to(p, "GET", "/healthz", NULL, NULL);
+	ck_assert_int_eq(r.status, 503);
+	cJSON *j = cJSON_Parse(r.body);
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "redis"), "ok")));
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "postgres"), "ok")));
+	ck_assert(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "redis"), "error")));
+	cJSON_Delete(j);
+	resp_free(&r);
+	/* A read that needs Redis is a 503 with the error body, not a hang. */
+	r = http_to(p, "GET", path("/api/v1/rooms/bilibili/%s/hotwords", room), NULL, NULL);
+	assert_error(&r, 503, NULL);
+	resp_free(&r);
+	stop_server(pid);
+
+	p = free_port();
+	snprintf(dead_pg, sizeof dead_pg,
+		 "LIVETAP_PG_DSN=host=127.0.0.1 port=%d dbname=x user=x connect_timeout=2", free_port());
+	const char *const extra2[] = {dead_pg, NULL};
+	pid = start_server(p, extra2, server_log);
+	r = http_to(p, "GET", "/healthz", NULL, NULL);
+	ck_assert_int_eq(r.status, 503);
+	j = cJSON_Parse(r.body);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "redis"), "ok")));
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "postgres"), "ok")));
+	cJSON_Delete(j);
+	resp_free(&r);
+	stop_server(pid);
+}
+END_TEST
+
+/* A client that leaves in the middle of a large export: the server
+ * cancels the query and keeps serving everyone else. */
+START_TEST(export_client_leaves)
+{
+	PGconn *c = pg();
+	char q[512];
+	snprintf(q, sizeof q,
+		 "INSERT INTO live_messages (platform, room_id, ts, msg_id, type, content) "
+		 "SELECT 'kook', '%s', now() - g * interval '1 ms', 'big' || g, 'chat', repeat('x', 200) "
+		 "FROM generate_series(1, 100000) g",
+		 room);
+	sql(c, q);
+	/* One worker: a worker left waiting on a gone client would hang
+	 * every later request. */
+	int p = free_port();
+	static const char *const extra[] = {"LIVETAP_API_WORKERS=1", NULL};
+	pid_t pid = start_server(p, extra, server_log);
+	for (int round = 0; round < 3; round++) {
+		int fd = dial_buf(p, 4096);
+		char req[512];
+		snprintf(req, sizeof req,
+			 "GET /api/v1/rooms/kook/%s/export?format=csv HTTP/1.1\r\nHost: x\r\n\r\n", room);
+		send_all(fd, req, strlen(req));
+		char buf[4096];
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+		ck_assert_int_gt(recv(fd, buf, sizeof buf, 0), 0);
+		close(fd);
+		struct resp r = http_to(p, "GET", path("/api/v1/rooms/kook/%s/sessions", room), NULL, NULL);
+		ck_assert_int_eq(r.status, 200);
+		resp_free(&r);
+	}
+	/* And a complete one still works, all 100000 rows. */
+	struct resp r =
+	    http_to(p, "GET", path("/api/v1/rooms/kook/%s/export?format=jsonl", room), NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	size_t lines = 0;
+	for (char *x = r.body; *x; x++)
+		lines += *x == '\n';
+	ck_assert_uint_eq(lines, 100000);
+	resp_free(&r);
+	stop_server(pid);
+	PQfinish(c);
+}
+END_TEST
+
 /* ---- main -------------------------------------------------------------- */
 
 static Suite *suite(void)
@@ -1149,6 +1232,8 @@ static Suite *suite(void)
 	tcase_add_test(t, hostile_requests);
 	tcase_add_test(t, rate_limit);
 	tcase_add_test(t, admin_backup_retention);
+	tcase_add_test(t, healthz_names_what_is_down);
+	tcase_add_test(t, export_client_leaves);
 	suite_add_tcase(s, t);
 	return s;
 }
