@@ -11,6 +11,7 @@
 # wrote with a platform id (chat id_str, gift tid, super chat id) arrived
 # exactly once with that msg_id and type, and every id-less kind arrived as
 # often as it was sent. Cases: plain (bootstrap with the signed getDanmuInfo,
+# WBI keys and tokens that rotate (auth refused, -352, keys fetched again),
 # auth, heartbeats seen in live:{ROOM}:status, versions 0/2/3 mixed, --record
 # then --replay gives the same lines), dropped connections and reconnects,
 # garbage frames counted without a crash, a stalled server, live end, a
@@ -147,6 +148,20 @@ stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, th
 auths=$(grep -c '"authenticated' "$tmp/drop.err" || true)
 [ "$auths" -ge 3 ] && pass "reconnected after drops ($auths sessions, reconnects=$rec)" || fail "only $auths sessions after drops"
 if out=$(compare drop); then pass "drop: $out"; else fail "drop: $out"; fi
+
+# ---- 2a. rotating WBI keys and tokens: auth refused, -352, fresh keys ----------
+room=10012
+start_emu wbi --generate --rate 60 --seed 12 --wbi-rotate 2 --drop-every 3
+start_fetcher wbi $room
+sleep 7
+stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
+refused=$(grep -c 'asked for a reconnect' "$tmp/wbi.err" || true)
+n352=$(grep -c 'failed: bootstrap [^ ]*getDanmuInfo' "$tmp/wbi.err" || true)
+auths=$(grep -c '"authenticated' "$tmp/wbi.err" || true)
+[ "$refused" -ge 1 ] && [ "$n352" -ge 1 ] && [ "$auths" -ge 3 ] \
+	&& pass "stale token refused ($refused), stale WBI keys -352 ($n352), then signed again ($auths sessions)" \
+	|| fail "WBI rotation: refused=$refused -352=$n352 sessions=$auths"
+if out=$(compare wbi); then pass "wbi: $out"; else fail "wbi: $out"; fi
 
 # ---- 3. garbage frames: counted, skipped, no crash ------------------------------
 room=10003

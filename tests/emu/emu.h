@@ -48,6 +48,7 @@ struct emu_opts {
 	const char *sent_log;    /* one line per message written to a socket */
 	bool mix_versions;       /* bilibili: vary the packet version per frame */
 	bool no_mask;            /* bilibili: never mask anonymous users */
+	int wbi_rotate_s;        /* bilibili: new WBI keys every S s (0 = fixed) */
 	int hb_timeout_s;        /* close a connection silent this long (default 60) */
 	int batch_max;           /* messages per data frame at most (default 16) */
 };
@@ -59,6 +60,7 @@ struct emu_http_req {
 	const char *query;  /* raw query string after '?', "" if none */
 	const char *cookie; /* the Cookie header, "" if none */
 	const char *ua;     /* the User-Agent header, "" if none */
+	const char *authorization; /* the Authorization header, "" if none (kook: "Bot TOKEN") */
 };
 
 /* The module's answer: status (200 if left 0), a body (JSON by default) and
@@ -116,11 +118,17 @@ void emu_conn_subscribe(struct emu_conn *c, const char *room);
 void emu_conn_touch(struct emu_conn *c);
 /* Close c once its queued frames are written. */
 void emu_conn_close(struct emu_conn *c);
+/* The query string of c's upgrade request (lws's decoded arguments joined
+ * by '&') into buf (cap bytes, "" if none); only valid during ws_open.
+ * Returns buf. */
+const char *emu_conn_query(struct emu_conn *c, char *buf, size_t cap);
 /* True while --stall-every holds every write back. */
 bool emu_stalled(const struct emu *e);
 
 /* The modules (one line each in main.c's list). */
 extern const struct emu_module emu_bilibili;
+extern const struct emu_module emu_douyin;
+extern const struct emu_module emu_kook;
 
 /* Run the emulator with module m until SIGINT/SIGTERM. Returns 0, or 1 after
  * printing a one-line reason (bad script, port in use). */

@@ -10,7 +10,9 @@
  * nav with wbi_img (-101 logged out, keys from the WBI doc's test vector) and
  * getDanmuInfo, which answers -352 unless buvid3 is in the cookie and w_rid is
  * the WBI signature of the other parameters; the token it hands out is the
- * room's key for the WebSocket auth.
+ * room's key for the WebSocket auth. --wbi-rotate S changes the WBI keys and
+ * the tokens every S seconds: a client must then fail the auth, fetch a new
+ * token, get -352 with its cached keys, drop them and fetch nav again.
  *
  * WebSocket /sub: auth (op 7) first within 5 s, key checked ({"code":-101}
  * and close if wrong), reply op 8 {"code":0}; uid 0 gets LOG_IN_NOTICE and
@@ -56,7 +58,9 @@ static const uint8_t mixin_tab[64] = {
 
 struct bili {
 	struct emu *e;
+	char img_key[33], sub_key[33];
 	char mixin[33];
+	int64_t wbi_epoch;   /* which key set is current (--wbi-rotate) */
 	char buvid[64];
 	uint64_t n_352, n_auth_ok, n_auth_bad;
 };
@@ -275,17 +279,49 @@ static bool wbi_ok(const struct bili *s, const char *query)
 	return ok;
 }
 
-static void room_token(const char *room, char out[33])
+/* The room's auth key; with --wbi-rotate it changes with the WBI keys, so a
+ * client must fetch a fresh token (through a fresh WBI signature) after a
+ * rotation. */
+static void room_token(const struct bili *s, const char *room, char out[33])
 {
-	char seed[64];
-	int n = snprintf(seed, sizeof(seed), "livetap-emu-token:%s", room);
+	char seed[96];
+	int n = snprintf(seed, sizeof(seed), "livetap-emu-token:%s:%lld", room, (long long)s->wbi_epoch);
 	md5_hex(seed, (size_t)n, out);
+}
+
+/* The current WBI key pair and its mixin key: the doc's test vector, or with
+ * --wbi-rotate S a new pair every S seconds (the real keys rotate daily), so
+ * that a client's cached keys go stale and getDanmuInfo answers -352. */
+static void wbi_keys(struct bili *s)
+{
+	int rot = emu_options(s->e)->wbi_rotate_s;
+	int64_t epoch = rot > 0 ? emu_now_ms() / 1000 / rot : 0;
+	char raw[65], seed[64];
+
+	if (s->img_key[0] && epoch == s->wbi_epoch)
+		return;
+	s->wbi_epoch = epoch;
+	if (!rot) {
+		snprintf(s->img_key, sizeof(s->img_key), "%s", BILI_IMG_KEY);
+		snprintf(s->sub_key, sizeof(s->sub_key), "%s", BILI_SUB_KEY);
+	} else {
+		snprintf(seed, sizeof(seed), "wbi-img-%lld", (long long)epoch);
+		md5_hex(seed, strlen(seed), s->img_key);
+		snprintf(seed, sizeof(seed), "wbi-sub-%lld", (long long)epoch);
+		md5_hex(seed, strlen(seed), s->sub_key);
+	}
+	snprintf(raw, sizeof(raw), "%s%s", s->img_key, s->sub_key);
+	for (int i = 0; i < 32; i++)
+		s->mixin[i] = raw[mixin_tab[i]];
+	s->mixin[32] = 0;
 }
 
 static int bili_http(void *mod, const struct emu_http_req *rq, struct emu_http_resp *rs)
 {
 	struct bili *s = mod;
 	char id[64] = "";
+
+	wbi_keys(s);
 
 	if (!strcmp(rq->path, "/")) {
 		rs->content_type = "text/html; charset=utf-8";
@@ -309,7 +345,7 @@ static int bili_http(void *mod, const struct emu_http_req *rq, struct emu_http_r
 		              "\"wbi_img\":{\"img_url\":\"https://i0.hdslb.com/bfs/wbi/%s.png\","
 		              "\"sub_url\":\"https://i0.hdslb.com/bfs/wbi/%s.png\"}}}",
 		              login ? 0 : -101, login ? "0" : "账号未登录", login ? "true" : "false",
-		              login ? "\"mid\":42,\"uname\":\"livetap\"," : "", BILI_IMG_KEY, BILI_SUB_KEY);
+		              login ? "\"mid\":42,\"uname\":\"livetap\"," : "", s->img_key, s->sub_key);
 		return LT_OK;
 	}
 	if (!strcmp(rq->path, "/room/v1/Room/get_info")) {
@@ -337,7 +373,7 @@ static int bili_http(void *mod, const struct emu_http_req *rq, struct emu_http_r
 			return LT_OK;
 		}
 		snprintf(room, sizeof(room), "%" PRIu64, real);
-		room_token(room, tok);
+		room_token(s, room, tok);
 		lt_buf_printf(&rs->body,
 		              "{\"code\":0,\"message\":\"0\",\"ttl\":1,\"data\":{\"group\":\"live\",\"business_id\":0,"
 		              "\"refresh_row_factor\":0.125,\"refresh_rate\":100,\"max_delay\":5000,\"token\":\"%s\","
@@ -783,7 +819,8 @@ static void on_auth(struct bili *s, struct emu_conn *c, struct bili_conn *bc, co
 			snprintf(key, sizeof(key), "%.*s", (int)(e - k - 7), k + 7);
 	}
 	snprintf(room, sizeof(room), "%llu", roomid);
-	room_token(room, tok);
+	wbi_keys(s);
+	room_token(s, room, tok);
 	if (!roomid || strcmp(key, tok) != 0) {
 		s->n_auth_bad++;
 		pack(&out, 1, 8, 1, "{\"code\":-101}", 13);
@@ -858,14 +895,12 @@ static void bili_rx(void *mod, struct emu_conn *c, const uint8_t *p, size_t n)
 
 static int bili_init(struct emu *e, void **mod)
 {
-	static const char raw[] = BILI_IMG_KEY BILI_SUB_KEY;
 	struct bili *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return LT_ENOMEM;
 	s->e = e;
-	for (int i = 0; i < 32; i++)
-		s->mixin[i] = raw[mixin_tab[i]];
+	wbi_keys(s);
 	snprintf(s->buvid, sizeof(s->buvid), "%08X-%04X-%04X-%04X-%08X%04X%05uinfoc", emu_rand(e), emu_rand(e) & 0xffff,
 	         emu_rand(e) & 0xffff, emu_rand(e) & 0xffff, emu_rand(e), emu_rand(e) & 0xffff, emu_rand(e) % 100000);
 	*mod = s;

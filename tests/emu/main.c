@@ -16,6 +16,8 @@
 
 static const struct emu_module *const modules[] = {
 	&emu_bilibili,
+	&emu_douyin,
+	&emu_kook,
 	NULL,
 };
 
@@ -43,6 +45,7 @@ static const char usage[] =
 	"  --hb-timeout S      close a connection without heartbeat for S s (60)\n"
 	"  --mix-versions      vary packet versions and nesting per frame\n"
 	"  --no-mask           do not mask names for anonymous (uid 0) clients\n"
+	"  --wbi-rotate S      bilibili: new WBI keys every S seconds (stale keys: -352)\n"
 	"  --sent-log FILE     append 'ROOM TYPE MSGID' per message written\n"
 	"  -h, --help          this text\n"
 	"  -V, --version       the version\n"
@@ -63,7 +66,7 @@ static bool num(const char *s, double lo, double hi, double *out)
 int main(int argc, char **argv)
 {
 	enum { O_PLATFORM = 256, O_LISTEN, O_SCRIPT, O_LOOP, O_GENERATE, O_RATE, O_DURATION, O_SEED, O_DROP,
-	       O_GARBAGE, O_STALL, O_STALL_FOR, O_SENT, O_MIX, O_NOMASK, O_HB, O_BATCH };
+	       O_GARBAGE, O_STALL, O_STALL_FOR, O_SENT, O_MIX, O_NOMASK, O_HB, O_BATCH, O_WBI };
 	static const struct option lopts[] = {
 		{"platform", required_argument, NULL, O_PLATFORM}, {"listen", required_argument, NULL, O_LISTEN},
 		{"script", required_argument, NULL, O_SCRIPT},     {"loop", no_argument, NULL, O_LOOP},
@@ -73,7 +76,8 @@ int main(int argc, char **argv)
 		{"stall-every", required_argument, NULL, O_STALL}, {"stall-for", required_argument, NULL, O_STALL_FOR},
 		{"sent-log", required_argument, NULL, O_SENT},     {"mix-versions", no_argument, NULL, O_MIX},
 		{"no-mask", no_argument, NULL, O_NOMASK},          {"hb-timeout", required_argument, NULL, O_HB},
-		{"batch-max", required_argument, NULL, O_BATCH},   {"help", no_argument, NULL, 'h'},
+		{"batch-max", required_argument, NULL, O_BATCH},   {"wbi-rotate", required_argument, NULL, O_WBI},
+		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},               {NULL, 0, NULL, 0},
 	};
 	struct emu_opts o = {.listen_host = "127.0.0.1", .seed = 1};
@@ -158,6 +162,11 @@ int main(int argc, char **argv)
 			if (!num(optarg, 1, 10000, &v))
 				bad = "--batch-max wants 1..10000";
 			o.batch_max = (int)v;
+			break;
+		case O_WBI:
+			if (!num(optarg, 0, 1e7, &v))
+				bad = "--wbi-rotate wants seconds";
+			o.wbi_rotate_s = (int)v;
 			break;
 		case O_SENT:
 			o.sent_log = optarg;
