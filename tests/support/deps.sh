@@ -32,6 +32,9 @@ packages=(
 	prometheus
 	# deploy/docker-compose.yml, load tests, the dashboard's headless test
 	docker-compose wrk chromium
+	# tools the test scripts call that a minimal Debian lacks (curl; pgrep
+	# and ps from procps; git for the checks on ignored files)
+	curl procps git
 )
 
 if [ "${1:-}" = --list ]; then
