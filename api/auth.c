@@ -95,20 +95,57 @@ static int load_secret(struct lt_auth *a, const struct lt_config *cfg, struct lt
 	return LT_OK;
 }
 
+/* The admin password when admin.password is unset: the one kept in
+ * state_dir/admin-password (mode 0600) from an earlier start, else a new
+ * random one, kept there and printed once to stderr. */
+static int generated_password(const struct lt_config *cfg, char *out, size_t cap, struct lt_error *e)
+{
+	const char *dir = lt_config_str(cfg, "state_dir");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/admin-password", dir && *dir ? dir : ".");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t got = read(fd, out, cap - 1);
+		close(fd);
+		if (got < AUTH_PW_MIN)
+			return lt_error_set(e, LT_ECONFIG, "%s: too short; delete it for a new password",
+					    path);
+		out[got] = '\0';
+		out[strcspn(out, "\r\n")] = '\0';
+		return LT_OK;
+	}
+	static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+	size_t n = cap - 1 < 24 ? cap - 1 : 24;
+	for (size_t i = 0; i < n; i++)
+		out[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
+	out[n] = '\0';
+	if (dir && *dir)
+		(void)mkdir(dir, 0700);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, out, n) != (ssize_t)n) {
+		if (fd >= 0)
+			close(fd);
+		return lt_error_set(e, LT_ECONFIG, "%s: cannot keep the generated admin password: %s", path,
+				    strerror(errno));
+	}
+	close(fd);
+	fprintf(
+	    stderr,
+	    "livetap-api: LIVETAP_ADMIN_PASSWORD is not set; generated admin password (shown once, kept in "
+	    "%s): %s\n",
+	    path, out);
+	return LT_OK;
+}
+
 static int hash_password(struct lt_auth *a, const struct lt_config *cfg, struct lt_error *e)
 {
 	const char *pw = lt_config_str(cfg, "admin.password");
-	char gen[25];
+	char gen[128];
 	if (!pw || !*pw) {
-		static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-		for (size_t i = 0; i < sizeof gen - 1; i++)
-			gen[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
-		gen[sizeof gen - 1] = '\0';
+		int rc = generated_password(cfg, gen, sizeof gen, e);
+		if (rc != LT_OK)
+			return rc;
 		pw = gen;
-		fprintf(stderr,
-			"livetap-api: LIVETAP_ADMIN_PASSWORD is not set; generated admin password "
-			"(shown once): %s\n",
-			gen);
 	} else if (strlen(pw) < AUTH_PW_MIN) {
 		return lt_error_set(e, LT_ECONFIG, "admin.password: %d characters at least", AUTH_PW_MIN);
 	}

@@ -6,8 +6,10 @@
  * only). Only their SHA-256 digests are kept in memory, and a presented key
  * is compared with every digest in constant time (sodium_memcmp), so timing
  * says nothing about which key nearly matched. The admin password
- * (admin.password, LIVETAP_ADMIN_PASSWORD, at least 12 characters; generated
- * and printed once when unset) is kept only as an Argon2id hash
+ * (admin.password, LIVETAP_ADMIN_PASSWORD, at least 12 characters; when
+ * unset, a random one is generated, printed once to stderr and kept in
+ * state_dir/admin-password with mode 0600 for later starts) is kept in
+ * memory only as an Argon2id hash
  * (crypto_pwhash_str). A successful login returns an HS256 JWT
  * {"sub":"admin","iat":…,"exp":…} signed with api.jwt_secret, or with a
  * random secret kept in state_dir/api-jwt.key (mode 0600).

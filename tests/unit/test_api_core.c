@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api/api.h"
 #include "api/auth.h"
@@ -210,6 +211,42 @@ START_TEST(auth_keys_and_tokens)
 }
 END_TEST
 
+START_TEST(auth_generated_password)
+{
+	char *dir = lt_test_tmpdir("authpw");
+	char cfgpath[1024], pwpath[1024], pw[128];
+	snprintf(cfgpath, sizeof cfgpath, "%s/livetap.json", dir);
+	snprintf(pwpath, sizeof pwpath, "%s/state/admin-password", dir);
+	FILE *f = fopen(cfgpath, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "{\"state_dir\":\"%s/state\"}\n", dir);
+	fclose(f);
+	static const char *const env[] = {"LIVETAP_LOG_LEVEL=warn", NULL};
+	struct lt_config *cfg = NULL;
+	ck_assert(lt_config_load(cfgpath, env, &cfg, NULL) == LT_OK);
+	struct lt_auth *a = NULL;
+	ck_assert(lt_auth_new(cfg, &a, NULL) == LT_OK);
+	struct stat sb;
+	ck_assert_int_eq(stat(pwpath, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	f = fopen(pwpath, "r");
+	ck_assert_ptr_nonnull(fgets(pw, sizeof pw, f));
+	fclose(f);
+	ck_assert_int_ge(strlen(pw), 20);
+	char tok[1024];
+	int64_t exp;
+	ck_assert_int_eq(lt_auth_login(a, pw, strlen(pw), 0, tok, sizeof tok, &exp), LT_OK);
+	lt_auth_free(a);
+	/* The next start keeps the same password. */
+	ck_assert(lt_auth_new(cfg, &a, NULL) == LT_OK);
+	ck_assert_int_eq(lt_auth_login(a, pw, strlen(pw), 0, tok, sizeof tok, &exp), LT_OK);
+	ck_assert_int_eq(lt_auth_login(a, "something-else-entirely", 23, 0, tok, sizeof tok, &exp), LT_EAUTH);
+	lt_auth_free(a);
+	lt_config_free(cfg);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("api_core");
@@ -218,6 +255,7 @@ int main(void)
 	tcase_add_test(t, routes_refused);
 	tcase_add_test(t, ratelimit_buckets);
 	tcase_add_test(t, auth_keys_and_tokens);
+	tcase_add_test(t, auth_generated_password);
 	tcase_set_timeout(t, 60);
 	suite_add_tcase(s, t);
 	return lt_test_run_suite(s);
