@@ -10,7 +10,8 @@
 # tables. Checks: a supervisor starts one child per enabled room (the
 # emulator's /emu/stats counts one authenticated connection per room), a
 # killed child is restarted, a disabled room's child stops at once (NOTIFY)
-# and comes back when enabled, a second supervisor shares the rooms without
+# and comes back when enabled, a PostgreSQL outage makes the supervisor stop
+# its children before its leases can expire (and it recovers), a second supervisor shares the rooms without
 # ever running a room twice, and after kill -9 of the first supervisor its
 # children die with it and the second takes its rooms once the leases
 # expire; SIGTERM stops every child and releases the leases.
@@ -125,6 +126,18 @@ lo=$(sql "SELECT coalesce(lease_owner,'none') || '/' || coalesce(last_state,'') 
 [ "$lo" = none/idle ] && pass "disabled room's lease released, state idle" || fail "disabled room: $lo"
 sql "UPDATE rooms SET enabled = true WHERE room_id = '10012'"
 if wait_rooms "$all3" 3; then pass "re-enabled room back within 3 s"; else fail "re-enabled room not back"; fi
+
+# ---- 3a. PostgreSQL down: A cannot renew, fences itself, comes back after ----
+# (needs LT_SERVERS_DIR from tests/run or servers.sh to restart the server)
+if [ -n "${LT_SERVERS_DIR:-}" ]; then
+	"$src/tests/support/servers.sh" kill-pg "$LT_SERVERS_DIR" >/dev/null 2>&1 || true
+	if wait_rooms "" 6; then pass "PostgreSQL down: A stopped its children before its leases could expire"; else fail "no fencing while PostgreSQL was down"; fi
+	"$src/tests/support/servers.sh" start-pg "$LT_SERVERS_DIR" >"$tmp/pg-restart.log" 2>&1
+	if wait_rooms "$all3" 15; then pass "PostgreSQL back: A reconnected and runs its rooms again"; else fail "A did not come back after PostgreSQL"; fi
+	grep -q 'leases not renewed' "$tmp/a.err" && pass "fencing logged" || fail "fencing not logged"
+else
+	echo "note: LT_SERVERS_DIR not set; the PostgreSQL-outage case is left out"
+fi
 
 # ---- 4. a second supervisor shares the rooms without running any twice ----
 start_sup b sup-b
