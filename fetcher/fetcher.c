@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/app.h"
@@ -109,6 +110,12 @@ struct fetcher {
 	size_t q_bytes;
 	int64_t last_rx_mono;
 	int hb_ms, rx_timeout_ms;
+	bool hb_fixed;       /* fetcher.heartbeat_s set: hb_ms always, else ops->heartbeat_ms */
+
+	/* the platform's resume state (ops->state_save), kept in state_path */
+	char state_path[1024];
+	char state_last[256];
+	int64_t state_written; /* mono ms of the last write */
 
 	lws_sorted_usec_list_t sul_step, sul_retry, sul_hb, sul_watch;
 
@@ -468,7 +475,8 @@ static void start_ws(struct fetcher *f)
 	i.local_protocol_name = "lt-ws";
 	i.userdata = f;
 	f->phase = PH_WS;
-	lt_info(f->ctxlog, "connecting to %s://%s:%d%s", scheme, host, port, path);
+	/* the query is not logged: kook's carries the bot token */
+	lt_info(f->ctxlog, "connecting to %s://%s:%d%.*s", scheme, host, port, (int)strcspn(path, "?"), path);
 	f->ws_wsi = NULL;
 	f->in_connect = true;
 	w = lws_client_connect_via_info(&i);
@@ -600,14 +608,88 @@ static void step_soon(struct fetcher *f)
 	lws_sul_schedule(f->ctx, 0, &f->sul_step, step_cb, 1);
 }
 
+/* Milliseconds to the next heartbeat: the configured interval, or what the
+ * platform asks for now (kook: its HELLO, PING and PONG deadlines). */
+static int next_hb_ms(struct fetcher *f)
+{
+	int ms = f->hb_fixed ? f->hb_ms : f->ops->heartbeat_ms(f->pc);
+	return ms > 0 ? ms : 1;
+}
+
+/* A heartbeat that fails (kook: no HELLO in time, PONGs missed) drops the
+ * connection like any other failure. */
 static void hb_cb(lws_sorted_usec_list_t *sul)
 {
 	struct fetcher *f = lws_container_of(sul, struct fetcher, sul_hb);
+	int rc;
 
 	if (f->phase != PH_WS || !f->ws_open)
 		return;
-	f->ops->heartbeat(f->pc, &f->io);
-	lws_sul_schedule(f->ctx, 0, &f->sul_hb, hb_cb, (lws_usec_t)f->hb_ms * LWS_US_PER_MS);
+	rc = f->ops->heartbeat(f->pc, &f->io);
+	if (rc != LT_OK) {
+		fail(f, "heartbeat: %s", lt_strerror(rc));
+		return;
+	}
+	lws_sul_schedule(f->ctx, 0, &f->sul_hb, hb_cb, (lws_usec_t)next_hb_ms(f) * LWS_US_PER_MS);
+}
+
+/* Keep the platform's resume state (ops->state_save) in f->state_path when
+ * it changed: at most once a second unless force, written to a temporary
+ * file and renamed, so a killed fetcher leaves the old or the new line. */
+static void state_keep(struct fetcher *f, bool force)
+{
+	char cur[sizeof(f->state_last)], tmp[sizeof(f->state_path) + 8];
+	int64_t now = lt_clock_mono_ms();
+	size_t n;
+	FILE *fp;
+
+	if (!f->ops->state_save || !f->state_path[0] || (!force && now - f->state_written < 1000))
+		return;
+	n = f->ops->state_save(f->pc, cur, sizeof(cur));
+	if (n == 0 || n >= sizeof(cur) || strcmp(cur, f->state_last) == 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f->state_path);
+	fp = fopen(tmp, "w");
+	if (!fp || fwrite(cur, 1, n, fp) != n || fclose(fp) != 0 || rename(tmp, f->state_path) != 0) {
+		if (fp)
+			fclose(fp);
+		lt_warn(f->ctxlog, "resume state: cannot write %s", tmp);
+		f->state_written = now;
+		return;
+	}
+	memcpy(f->state_last, cur, n + 1);
+	f->state_written = now;
+}
+
+/* Hand the platform the resume state an earlier process kept. */
+static void state_restore(struct fetcher *f, const char *dir, const char *platform, const char *room)
+{
+	char buf[sizeof(f->state_last)];
+	size_t n;
+	FILE *fp;
+
+	if (!f->ops->state_load || !dir || !*dir)
+		return;
+	snprintf(f->state_path, sizeof(f->state_path), "%s/%s-%s.state", dir, platform, room);
+	/* the spool directory may not exist yet (--stdout opens no spool) */
+	for (char *s = f->state_path + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(f->state_path, 0700) != 0 && errno != EEXIST)
+			lt_debug(f->ctxlog, "mkdir %s: %s", f->state_path, strerror(errno));
+		*s = '/';
+	}
+	fp = fopen(f->state_path, "r");
+	if (!fp)
+		return;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	if (f->ops->state_load(f->pc, buf, n) == LT_OK) {
+		memcpy(f->state_last, buf, n + 1);
+		lt_info(f->ctxlog, "resume state restored");
+	}
 }
 
 static void watch_cb(lws_sorted_usec_list_t *sul)
@@ -643,6 +725,7 @@ static void on_frame(struct fetcher *f, const uint8_t *p, size_t n)
 	}
 	f->ops->on_frame(f->pc, p, n, now, &f->io, &ev);
 	flush_stdout(f);
+	state_keep(f, (ev & (LT_PEV_AUTHED | LT_PEV_RECONNECT)) != 0);
 	f->ops->stats(f->pc, &ps);
 	pthread_mutex_lock(&f->st.mu);
 	f->st.bad_frames = ps.bad_frames;
@@ -659,7 +742,7 @@ static void on_frame(struct fetcher *f, const uint8_t *p, size_t n)
 		snprintf(f->st.resolved, sizeof(f->st.resolved), "%s", room ? room : "");
 		pthread_mutex_unlock(&f->st.mu);
 		status_set(&f->st, "running", NULL);
-		lws_sul_schedule(f->ctx, 0, &f->sul_hb, hb_cb, (lws_usec_t)f->hb_ms * LWS_US_PER_MS);
+		lws_sul_schedule(f->ctx, 0, &f->sul_hb, hb_cb, (lws_usec_t)next_hb_ms(f) * LWS_US_PER_MS);
 	}
 	if (ev & LT_PEV_LIVE_END)
 		lt_info(f->ctxlog, "the stream went offline");
@@ -788,6 +871,9 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 		lws_sul_schedule(f->ctx, 0, &f->sul_watch, watch_cb, (lws_usec_t)f->rx_timeout_ms * LWS_US_PER_MS);
 		if (f->ops->on_open(f->pc, &f->io) != LT_OK)
 			fail(f, "auth frame could not be built");
+		else if (!f->hb_fixed)
+			/* a platform with a deadline before auth (kook: HELLO in 6 s) */
+			lws_sul_schedule(f->ctx, 0, &f->sul_hb, hb_cb, (lws_usec_t)next_hb_ms(f) * LWS_US_PER_MS);
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		if (lws_is_first_fragment(wsi))
@@ -936,8 +1022,9 @@ int lt_fetcher_run(struct lt_app *app, const struct lt_platform_ops *ops, const 
 		fprintf(stderr, "livetap-fetcher: room '%s' is not a valid %s room\n", conf->room, ops->name);
 		goto out;
 	}
-	f->hb_ms = lt_config_int(cfg, "fetcher.heartbeat_s") > 0 ? (int)lt_config_int(cfg, "fetcher.heartbeat_s") * 1000
-	                                                         : ops->heartbeat_ms(f->pc);
+	f->hb_fixed = lt_config_int(cfg, "fetcher.heartbeat_s") > 0;
+	f->hb_ms = f->hb_fixed ? (int)lt_config_int(cfg, "fetcher.heartbeat_s") * 1000 : ops->heartbeat_ms(f->pc);
+	state_restore(f, lt_config_str(cfg, "fetcher.spool_dir"), ops->name, conf->room);
 	f->rx_timeout_ms = lt_config_int(cfg, "fetcher.rx_timeout_s") > 0
 	                           ? (int)lt_config_int(cfg, "fetcher.rx_timeout_s") * 1000
 	                           : f->hb_ms + 5000;
@@ -977,6 +1064,7 @@ int lt_fetcher_run(struct lt_app *app, const struct lt_platform_ops *ops, const 
 		lt_info(f->ctxlog, "stopping");
 	}
 	rc = f->exit_code;
+	state_keep(f, true);
 	lws_sul_cancel(&f->sul_step);
 	lws_sul_cancel(&f->sul_retry);
 	lws_sul_cancel(&f->sul_hb);

@@ -10,11 +10,13 @@
 static const struct lt_platform_ops *const platforms[] = {
 	&lt_platform_bilibili,
 	&lt_platform_douyin,
+	&lt_platform_kook,
 };
 
 static const char *const names[] = {
 	"bilibili",
 	"douyin",
+	"kook",
 	NULL,
 };
 

@@ -166,11 +166,22 @@ struct lt_platform_ops {
 	 * configured one); owned by c. */
 	const char *(*room)(const struct lt_platform_conn *c);
 	void (*stats)(const struct lt_platform_conn *c, struct lt_platform_stats *out);
+
+	/* Optional, for platforms whose sessions can be resumed (kook); NULL
+	 * elsewhere. state_save writes the connection's resume state as one
+	 * short text line into buf (cap bytes) and returns its length (0: nothing
+	 * to keep); the driver keeps it in a file under fetcher.spool_dir when it
+	 * changes. state_load hands back what an earlier process saved, before
+	 * the first begin: LT_OK, or LT_EPROTO for text it does not accept (the
+	 * connection then starts afresh). */
+	size_t (*state_save)(const struct lt_platform_conn *c, char *buf, size_t cap);
+	int (*state_load)(struct lt_platform_conn *c, const char *p, size_t n);
 };
 
 /* The platforms (one line each in platform.c's registry). */
 extern const struct lt_platform_ops lt_platform_bilibili;
 extern const struct lt_platform_ops lt_platform_douyin;
+extern const struct lt_platform_ops lt_platform_kook;
 
 /* The ops of the platform called name ("bilibili"), or NULL. Static data. */
 const struct lt_platform_ops *lt_platform_find(const char *name);

@@ -279,8 +279,8 @@ static void stats_json(struct emu *e, struct lt_buf *b)
 static int http_request(struct emu *e, struct lws *wsi, struct emu_pss *pss, const char *path)
 {
 	uint8_t hdr[LWS_PRE + 2048], *start = &hdr[LWS_PRE], *p = start, *end = &hdr[sizeof(hdr) - 1];
-	char query[2048] = "", cookie[2048] = "", ua[512] = "", frag[1024];
-	struct emu_http_req rq = {path, query, cookie, ua};
+	char query[2048] = "", cookie[2048] = "", ua[512] = "", auth[512] = "", frag[1024];
+	struct emu_http_req rq = {path, query, cookie, ua, auth};
 	struct emu_http_resp rs;
 	size_t qlen = 0;
 	int rc;
@@ -296,6 +296,8 @@ static int http_request(struct emu *e, struct lws *wsi, struct emu_pss *pss, con
 		lws_hdr_copy(wsi, cookie, sizeof(cookie), WSI_TOKEN_HTTP_COOKIE);
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_USER_AGENT) > 0)
 		lws_hdr_copy(wsi, ua, sizeof(ua), WSI_TOKEN_HTTP_USER_AGENT);
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+		lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
 
 	memset(&rs, 0, sizeof(rs));
 	lt_buf_init(&rs.body, 1u << 20);
