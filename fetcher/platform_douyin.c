@@ -63,6 +63,7 @@ struct lt_platform_conn {
 	char *web_base, *ws_url, *cookie, *ua;
 	bool skip_bootstrap;
 	bool live_ended;                /* the page said status_str 4 */
+	bool authed;                    /* a data frame arrived on this connection */
 	const struct lt_clock *clock;
 	enum step step;
 	int hb_ms;
@@ -636,7 +637,10 @@ static int on_data(struct em *e, const LtDy__PushFrame *f)
 	LtDy__Response *r = lt_dy__response__unpack(&c->pb_alloc, n, p);
 	if (!r)
 		return LT_EPROTO;
-	*e->ev |= LT_PEV_AUTHED;
+	if (!c->authed) {
+		c->authed = true; /* the signed handshake was accepted */
+		*e->ev |= LT_PEV_AUTHED;
+	}
 	if (r->heartbeat_duration > LT_DY_HEARTBEAT_MS && r->heartbeat_duration <= 60000)
 		c->hb_ms = (int)r->heartbeat_duration;
 	if (r->need_ack) {
@@ -993,7 +997,7 @@ static int dy_ws_target(struct lt_platform_conn *c, struct lt_ws_target *t)
 static int dy_on_open(struct lt_platform_conn *c, const struct lt_platform_io *io)
 {
 	(void)io;
-	(void)c;
+	c->authed = false;
 	return LT_OK; /* Douyin has no auth frame: the signed URL is the auth */
 }
 

@@ -198,6 +198,23 @@ void emu_conn_close(struct emu_conn *c)
 		lws_callback_on_writable(c->wsi);
 }
 
+const char *emu_conn_query(struct emu_conn *c, char *buf, size_t cap)
+{
+	char frag[1024];
+	size_t len = 0;
+
+	if (!cap)
+		return buf;
+	buf[0] = '\0';
+	for (int i = 0; c->wsi && lws_hdr_copy_fragment(c->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+		int n = snprintf(buf + len, cap - len, "%s%s", i ? "&" : "", frag);
+		if (n < 0 || (size_t)n >= cap - len)
+			break;
+		len += (size_t)n;
+	}
+	return buf;
+}
+
 static void conn_free_frames(struct emu_conn *c)
 {
 	struct emu_frame *f = c->head, *nx;
