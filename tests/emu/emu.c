@@ -7,8 +7,9 @@
  * framework answers itself: connections per room and counters, for tests) and
  * the WebSocket. A 20 ms lws_sul ticker paces the traffic: it works out how
  * many messages are due at --rate since the first subscriber appeared, takes
- * them from the script or the generator, and hands them in frames of at most
- * --batch-max to the module for every subscribed connection. The same ticker
+ * them from the script (the same for every room) or the generator (drawn for
+ * each room), and hands them in frames of at most --batch-max to the module
+ * for every subscribed connection of the room. The same ticker
  * runs the fault switches and reaps closed connections (never freed inside
  * their own callback).
  *
@@ -480,31 +481,10 @@ static void reap(struct emu *e)
 	}
 }
 
-/* The next message of the source into *m, or false when it is exhausted. */
-static bool next_message(struct emu *e, struct lt_msg *m)
+/* The next message of the script into *m, or false when it is exhausted. */
+static bool next_script_message(struct emu *e, struct lt_msg *m)
 {
-	if (e->exhausted)
-		return false;
-	if (e->o.generate) {
-		int64_t elapsed = mono_ms() - e->t0 - e->paused_ms;
-		if (e->o.duration_s > 0 && elapsed >= (int64_t)e->o.duration_s * 1000) {
-			memset(m, 0, sizeof(*m));
-			m->type = LT_MSG_LIVE_END;
-			m->ts = emu_now_ms();
-			e->exhausted = true;
-			return true;
-		}
-		if (e->produced == 0) {
-			/* a generated stream opens like a broadcast does: LIVE */
-			memset(m, 0, sizeof(*m));
-			m->type = LT_MSG_LIVE_START;
-			m->ts = emu_now_ms();
-			return true;
-		}
-		emu_generate(e, "", &e->tick_arena, m);
-		return true;
-	}
-	if (!e->script_n) {
+	if (e->exhausted || !e->script_n) {
 		e->exhausted = true;
 		return false;
 	}
@@ -520,38 +500,26 @@ static bool next_message(struct emu *e, struct lt_msg *m)
 	return true;
 }
 
-static void traffic(struct emu *e, int64_t now)
+static bool conn_live(const struct emu_conn *c)
 {
-	struct lt_msg *msgs, *per;
-	size_t n = 0;
-	bool any = false;
-	uint64_t due;
+	return c->subscribed && !c->dead && !c->closing;
+}
 
-	for (struct emu_conn *c = e->conns; c; c = c->next)
-		any |= c->subscribed && !c->dead && !c->closing;
-	if (!e->t0) {
-		if (!any)
-			return;
-		e->t0 = now;
-	}
-	if (e->exhausted)
-		return;
-	due = (uint64_t)((double)(now - e->t0 - e->paused_ms) * e->o.rate / 1000.0);
-	if (due <= e->produced)
-		return;
-	if (due - e->produced > EMU_TICK_MSGS_MAX)
-		e->produced = due - EMU_TICK_MSGS_MAX; /* we fell behind: skip, don't flood */
-	lt_arena_reset(&e->tick_arena);
-	msgs = lt_arena_alloc(&e->tick_arena, sizeof(*msgs) * (due - e->produced));
-	per = lt_arena_alloc(&e->tick_arena, sizeof(*per) * (size_t)e->o.batch_max);
-	if (!msgs || !per)
-		return;
-	while (e->produced < due && next_message(e, &msgs[n])) {
-		n++;
-		e->produced++;
-	}
+/* True if c is the first live connection of its room in the list. */
+static bool first_of_room(const struct emu *e, const struct emu_conn *c)
+{
+	for (const struct emu_conn *d = e->conns; d != c; d = d->next)
+		if (conn_live(d) && !strcmp(d->room, c->room))
+			return false;
+	return true;
+}
+
+/* Hand msgs[0..n) to every live connection of room, in frames of at most
+ * batch_max messages, with a corrupted frame before some (--garbage). */
+static void push_room(struct emu *e, const char *room, const struct lt_msg *msgs, size_t n, struct lt_msg *per)
+{
 	for (struct emu_conn *c = e->conns; c; c = c->next) {
-		if (!c->subscribed || c->dead || c->closing)
+		if (!conn_live(c) || strcmp(c->room, room) != 0)
 			continue;
 		for (size_t i = 0; i < n; i += (size_t)e->o.batch_max) {
 			size_t k = n - i < (size_t)e->o.batch_max ? n - i : (size_t)e->o.batch_max;
@@ -568,6 +536,75 @@ static void traffic(struct emu *e, int64_t now)
 			e->m->ws_push(e->mod, c, per, k);
 		}
 	}
+}
+
+/* The messages due since the last tick: a script's are the same for every
+ * room; a generated stream is drawn for each room separately (so that two
+ * demo rooms do not show the same chat), opening with LIVE and ending with
+ * PREPARING after --duration. */
+static void traffic(struct emu *e, int64_t now)
+{
+	struct lt_msg *msgs, *per;
+	bool any = false, opening, ending;
+	uint64_t due;
+	size_t k, n = 0;
+
+	for (struct emu_conn *c = e->conns; c; c = c->next)
+		any |= conn_live(c);
+	if (!e->t0) {
+		if (!any)
+			return;
+		e->t0 = now;
+	}
+	if (e->exhausted)
+		return;
+	due = (uint64_t)((double)(now - e->t0 - e->paused_ms) * e->o.rate / 1000.0);
+	ending = e->o.generate && e->o.duration_s > 0 && now - e->t0 - e->paused_ms >= (int64_t)e->o.duration_s * 1000;
+	if (due <= e->produced && !ending)
+		return;
+	if (due - e->produced > EMU_TICK_MSGS_MAX)
+		e->produced = due - EMU_TICK_MSGS_MAX; /* we fell behind: skip, don't flood */
+	k = due > e->produced ? (size_t)(due - e->produced) : 0;
+	opening = e->produced == 0;
+	lt_arena_reset(&e->tick_arena);
+	msgs = lt_arena_alloc(&e->tick_arena, sizeof(*msgs) * (k + 1));
+	per = lt_arena_alloc(&e->tick_arena, sizeof(*per) * (size_t)e->o.batch_max);
+	if (!msgs || !per)
+		return;
+	e->produced = due;
+
+	if (!e->o.generate) {
+		while (n < k && next_script_message(e, &msgs[n]))
+			n++;
+		for (struct emu_conn *c = e->conns; c; c = c->next)
+			if (conn_live(c) && first_of_room(e, c))
+				push_room(e, c->room, msgs, n, per);
+		return;
+	}
+	for (struct emu_conn *c = e->conns; c; c = c->next) {
+		if (!conn_live(c) || !first_of_room(e, c))
+			continue;
+		n = 0;
+		if (ending) {
+			memset(&msgs[0], 0, sizeof(msgs[0]));
+			msgs[0].type = LT_MSG_LIVE_END;
+			msgs[0].ts = emu_now_ms();
+			n = 1;
+		}
+		for (; !ending && n < k; n++) {
+			if (opening && n == 0) {
+				/* a generated stream opens like a broadcast does: LIVE */
+				memset(&msgs[0], 0, sizeof(msgs[0]));
+				msgs[0].type = LT_MSG_LIVE_START;
+				msgs[0].ts = emu_now_ms();
+				continue;
+			}
+			emu_generate(e, c->room, &e->tick_arena, &msgs[n]);
+		}
+		push_room(e, c->room, msgs, n, per);
+	}
+	if (ending)
+		e->exhausted = true;
 }
 
 static void faults(struct emu *e, int64_t now)
