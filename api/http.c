@@ -54,6 +54,7 @@ struct lt_http {
 	bool loopback;
 	struct lt_auth *auth;
 	struct lt_rl *rl;
+	struct lt_rl *rl_login; /* stricter: password guesses per address */
 	struct lt_pool *pool;
 	struct lt_feed *feed;
 	int64_t cache_ms;
@@ -86,6 +87,14 @@ struct resp_opts {
 };
 
 static unsigned char sendbuf[LWS_PRE + DIRECT_MAX + 4096];
+
+/* Idle connections: lws pings a live-feed client that has been quiet for
+ * 30 s and hangs up on one silent for 45 s (and on idle HTTP keep-alive
+ * connections after 45 s). No retries: this is a server. */
+static const lws_retry_bo_t idle_policy = {
+    .secs_since_valid_ping = 30,
+    .secs_since_valid_hangup = 45,
+};
 
 /* ---- metrics ---------------------------------------------------------- */
 
@@ -371,6 +380,8 @@ static void check_request(struct lt_http *h, struct lws *wsi, int method, const 
 		snprintf(bucket, sizeof bucket, "k:%s", req->actor);
 		ok = lt_rl_take(h->rl, bucket, now, &c->retry_after);
 	}
+	if (ok && (*route)->id == LT_R_LOGIN)
+		ok = lt_rl_take(h->rl_login, req->remote, now, &c->retry_after);
 	if (!ok) {
 		lt_metrics_add(h->s_ratelimited, 1);
 		c->status = 429;
@@ -787,6 +798,9 @@ int lt_http_start(const struct lt_config *cfg, struct lt_auth *auth, struct lt_h
 	h->cache = calloc(CACHE_SLOTS, sizeof *h->cache);
 	h->rl = lt_rl_new((double)lt_config_int(cfg, "api.rate_per_s"),
 			  (double)lt_config_int(cfg, "api.rate_burst"));
+	/* Logins: 10 at once, then one every 6 s per address, whatever
+	 * api.rate_per_s says (Argon2id already makes each guess slow). */
+	h->rl_login = lt_rl_new(1.0 / 6.0, 10.0);
 	h->m_req = lt_metrics_counter("livetap_api_requests_total",
 				      "HTTP requests by route and status class.", "route", "code");
 	h->m_lat = lt_metrics_histogram("livetap_api_request_seconds", "HTTP request latency by route.", NULL,
@@ -802,7 +816,7 @@ int lt_http_start(const struct lt_config *cfg, struct lt_auth *auth, struct lt_h
 	    lt_metrics_counter("livetap_api_rate_limited_total", "Requests refused with 429.", NULL, NULL),
 	    NULL, NULL);
 	int timeout = (int)lt_config_int(cfg, "redis.timeout_ms");
-	if (!h->cache || !h->rl ||
+	if (!h->cache || !h->rl || !h->rl_login ||
 	    lt_pool_start((int)lt_config_int(cfg, "api.workers"), lt_config_str(cfg, "redis.url"),
 			  lt_config_str(cfg, "pg.dsn"), timeout, 1024, wake, h, &h->pool) != LT_OK ||
 	    lt_feed_start(lt_config_str(cfg, "redis.url"), timeout, (int)lt_config_int(cfg, "api.ws_queue"),
@@ -825,6 +839,7 @@ int lt_http_start(const struct lt_config *cfg, struct lt_auth *auth, struct lt_h
 	info.timeout_secs = 30;
 	info.keepalive_timeout = 60;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.retry_and_idle_policy = &idle_policy;
 	if (host[0] && !strchr(host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	h->ctx = lws_create_context(&info);
@@ -871,6 +886,7 @@ void lt_http_free(struct lt_http *h)
 	lt_pool_free(h->pool);
 	lt_feed_free(h->feed);
 	lt_rl_free(h->rl);
+	lt_rl_free(h->rl_login);
 	for (int i = 0; h->cache && i < CACHE_SLOTS; i++)
 		free(h->cache[i].body);
 	free(h->cache);

@@ -1088,6 +1088,23 @@ START_TEST(rate_limit)
 	ck_assert_int_eq(r.status, 200); /* the bucket refilled */
 	resp_free(&r);
 	stop_server(pid);
+
+	/* Password guessing has its own, stricter bucket: 10, then 429. */
+	p = free_port();
+	pid = start_server(p, NULL, server_log);
+	for (int i = 0; i < 10; i++) {
+		r = http_to(p, "POST", "/api/v1/auth/login", NULL, "{\"password\":\"guess-guess-guess\"}");
+		assert_error(&r, 401, "unauthorized");
+		resp_free(&r);
+	}
+	r = http_to(p, "POST", "/api/v1/auth/login", NULL, "{\"password\":\"" PASSWORD "\"}");
+	assert_error(&r, 429, NULL);
+	ck_assert_ptr_nonnull(strstr(r.headers, "retry-after: "));
+	resp_free(&r);
+	r = http_to(p, "GET", "/api/v1/openapi.json", NULL, NULL);
+	ck_assert_int_eq(r.status, 200); /* other endpoints are not affected */
+	resp_free(&r);
+	stop_server(pid);
 }
 END_TEST
 
