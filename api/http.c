@@ -88,13 +88,6 @@ struct resp_opts {
 
 static unsigned char sendbuf[LWS_PRE + DIRECT_MAX + 4096];
 
-/* Idle connections: lws pings a live-feed client that has been quiet for
- * 30 s and hangs up on one silent for 45 s (and on idle HTTP keep-alive
- * connections after 45 s). No retries: this is a server. */
-static const lws_retry_bo_t idle_policy = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 45,
-};
 
 /* ---- metrics ---------------------------------------------------------- */
 
@@ -839,7 +832,6 @@ int lt_http_start(const struct lt_config *cfg, struct lt_auth *auth, struct lt_h
 	info.timeout_secs = 30;
 	info.keepalive_timeout = 60;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.retry_and_idle_policy = &idle_policy;
 	if (host[0] && !strchr(host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	h->ctx = lws_create_context(&info);
