@@ -323,6 +323,8 @@ static void kook_ws_open(void *mod, struct emu_conn *c, const char *path)
 		snprintf(d, sizeof(d), "{\"session_id\":\"%s\"}", s->id);
 		send_signal(c, LT_KOOK_S_RESUME_ACK, d);
 		kc->up = true;
+		fprintf(stderr, "livetap-emu: kook: resumed session %s after sn %" PRId64 " (%" PRId64 " replayed)\n", s->id,
+		        sn, s->last_sn - sn);
 		return;
 	}
 	idx = sess_new(k);
@@ -515,6 +517,7 @@ static void kook_ws_push(void *mod, struct emu_conn *c, const struct lt_msg *msg
 			/* every connection, once: the session is invalid from now on */
 			struct sess *s = conn_sess(k, c);
 			send_signal(c, LT_KOOK_S_RECONNECT, "{\"code\":40108,\"err\":\"invalid sn\"}");
+			fprintf(stderr, "livetap-emu: kook: s=5 40108 sent\n");
 			kc->up = false;
 			if (s) {
 				s->live--;
