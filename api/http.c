@@ -88,7 +88,6 @@ struct resp_opts {
 
 static unsigned char sendbuf[LWS_PRE + DIRECT_MAX + 4096];
 
-
 /* ---- metrics ---------------------------------------------------------- */
 
 static void count(struct lt_http *h, const struct lt_route *r, int status, int64_t start_us)
