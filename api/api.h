@@ -57,6 +57,9 @@ struct lt_req {
 	/* query parameters, validated by the route */
 	int64_t since, until; /* ms; 0 / INT64_MAX when absent */
 	int64_t before;	      /* paging cursor (exclusive upper ts), 0 = none */
+	bool has_cursor;      /* messages: cursor=TS-ID, resume after (ts, msg_id) */
+	int64_t cursor_ts;
+	char cursor_id[160];
 	int limit;
 	char type[16];
 	char window[4];	    /* 1m | 5m | 30m */

@@ -192,13 +192,34 @@ void lt_h_status(struct lt_worker *w, struct lt_job *j)
 
 struct msg_item {
 	int64_t ts;
+	char *id;   /* msg_id, owned */
 	char *json; /* normalized JSON, owned */
 };
 
+/* Newest first: ts descending, then msg_id descending (bytewise, as
+ * PostgreSQL's COLLATE "C" orders it). */
 static int item_cmp(const void *a, const void *b)
 {
 	const struct msg_item *x = a, *y = b;
-	return x->ts < y->ts ? 1 : x->ts > y->ts ? -1 : 0;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? 1 : -1;
+	return -strcmp(x->id, y->id);
+}
+
+/* Strictly after the cursor in that order. */
+static bool after_cursor(const struct lt_req *q, int64_t ts, const char *id)
+{
+	if (!q->has_cursor)
+		return true;
+	return ts < q->cursor_ts || (ts == q->cursor_ts && strcmp(id, q->cursor_id) < 0);
+}
+
+static void put_cursor(struct lt_buf *b, int64_t ts, const char *id)
+{
+	lt_buf_printf(b, "\"%lld-", (long long)ts);
+	for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+		lt_buf_printf(b, "%02x", *c);
+	lt_buf_putc(b, '"');
 }
 
 /* One PostgreSQL row (type, msg_id, user_id, user_name, content, ts_ms,
@@ -223,12 +244,16 @@ static void row_json(struct lt_buf *b, const char *platform, const char *room, P
 		      *PQgetvalue(r, i, 6) ? PQgetvalue(r, i, 6) : "{}");
 }
 
+/* ts has millisecond precision (the persister writes it from ms), so
+ * (ts, msg_id) row comparison continues a page exactly; $7/$8 are the
+ * cursor (ts ms, msg_id) or a ts past the range. */
 static const char messages_sql[] =
     "SELECT type, msg_id, user_id, user_name, content, "
     "floor(extract(epoch FROM ts) * 1000)::bigint, extra::text FROM live_messages "
     "WHERE platform = $1 AND room_id = $2 AND ts >= to_timestamp($3::bigint / 1000.0) "
     "AND ts < to_timestamp($4::bigint / 1000.0) AND ($5 = '' OR type = $5) "
-    "ORDER BY ts DESC LIMIT $6";
+    "AND (ts, msg_id) < (to_timestamp($7::bigint / 1000.0), $8::text COLLATE \"C\") "
+    "ORDER BY ts DESC, msg_id COLLATE \"C\" DESC LIMIT $6";
 
 void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 {
@@ -236,6 +261,8 @@ void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 	struct lt_error e = {0};
 	char key[160];
 	int64_t upper = upper_of(q);
+	if (q->has_cursor && q->cursor_ts + 1 < upper)
+		upper = q->cursor_ts + 1; /* the cursor's own ms may hold more */
 	struct msg_item *items = NULL;
 	size_t n = 0;
 	int64_t covered_from = upper; /* L1 holds everything in [covered_from, now) */
@@ -271,18 +298,25 @@ void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 			cJSON *m = cJSON_ParseWithLength(f->element[k + 1]->str, f->element[k + 1]->len);
 			const cJSON *ts = cJSON_GetObjectItemCaseSensitive(m, "ts");
 			const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
-			if (cJSON_IsNumber(ts)) {
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "msg_id");
+			if (cJSON_IsNumber(ts) && cJSON_IsString(id)) {
 				int64_t t = (int64_t)ts->valuedouble;
 				if (t < oldest)
 					oldest = t;
-				if (t >= q->since && t < upper &&
-				    (!q->type[0] ||
-				     (cJSON_IsString(type) && !strcmp(type->valuestring, q->type)))) {
+				bool type_ok = !q->type[0] ||
+					       (cJSON_IsString(type) && !strcmp(type->valuestring, q->type));
+				if (t >= q->since && t < upper && type_ok &&
+				    after_cursor(q, t, id->valuestring)) {
 					items[n].ts = t;
+					items[n].id = strdup(id->valuestring);
 					items[n].json =
 					    strndup(f->element[k + 1]->str, f->element[k + 1]->len);
-					if (items[n].json)
+					if (items[n].json && items[n].id) {
 						n++;
+					} else {
+						free(items[n].id);
+						free(items[n].json);
+					}
 				}
 			}
 			cJSON_Delete(m);
@@ -293,8 +327,10 @@ void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 		covered_from = complete ? oldest : oldest + 1;
 	freeReplyObject(r);
 	qsort(items, n, sizeof *items, item_cmp);
-	for (size_t i = (size_t)q->limit; i < n; i++)
+	for (size_t i = (size_t)q->limit; i < n; i++) {
 		free(items[i].json);
+		free(items[i].id);
+	}
 	if (n > (size_t)q->limit)
 		n = (size_t)q->limit;
 
@@ -306,12 +342,15 @@ void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 			pg_fail(w, j, NULL, &e);
 			goto out;
 		}
-		char since[24], until[24], lim[16];
+		char since[24], until[24], lim[16], cts[24];
 		ms_text(q->since, since, sizeof since);
 		ms_text(pg_upper, until, sizeof until);
-		snprintf(lim, sizeof lim, "%d", q->limit - (int)n);
-		const char *p[6] = {q->platform, q->room, since, until, q->type, lim};
-		pr = PQexecParams(pg, messages_sql, 6, NULL, p, NULL, NULL, 0);
+		/* Without a cursor: a (ts, id) past every row of the range. */
+		ms_text(q->has_cursor ? q->cursor_ts : TS_MAX_MS, cts, sizeof cts);
+		snprintf(lim, sizeof lim, "%d", q->limit); /* room for duplicates */
+		const char *p[8] = {q->platform, q->room, since, until,
+				    q->type,	 lim,	  cts,	 q->has_cursor ? q->cursor_id : ""};
+		pr = PQexecParams(pg, messages_sql, 8, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(pr) != PGRES_TUPLES_OK) {
 			pg_fail(w, j, pg, NULL);
 			goto out;
@@ -325,22 +364,37 @@ void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 	jstr(b, q->room);
 	lt_buf_puts(b, ",\"messages\":[");
 	int64_t last = 0;
+	const char *last_id = "";
 	size_t count = 0;
 	for (size_t i = 0; i < n; i++, count++) {
 		if (i)
 			lt_buf_putc(b, ',');
 		lt_buf_puts(b, items[i].json);
 		last = items[i].ts;
+		last_id = items[i].id;
 	}
-	for (int i = 0; pr && i < PQntuples(pr); i++, count++) {
+	for (int i = 0; pr && i < PQntuples(pr) && count < (size_t)q->limit; i++) {
+		/* A message the stream also had (at its oldest ms) goes out once. */
+		bool dup = false;
+		for (size_t k = 0; k < n && !dup; k++)
+			dup = !strcmp(items[k].id, PQgetvalue(pr, i, 1));
+		if (dup)
+			continue;
 		if (count)
 			lt_buf_putc(b, ',');
 		row_json(b, q->platform, q->room, pr, i);
 		last = strtoll(PQgetvalue(pr, i, 5), NULL, 10);
+		last_id = PQgetvalue(pr, i, 1);
+		count++;
 	}
 	lt_buf_printf(b, "],\"count\":%zu,\"next_before\":", count);
 	if (count == (size_t)q->limit)
 		lt_buf_printf(b, "%lld", (long long)last);
+	else
+		lt_buf_puts(b, "null");
+	lt_buf_puts(b, ",\"next_cursor\":");
+	if (count == (size_t)q->limit)
+		put_cursor(b, last, last_id);
 	else
 		lt_buf_puts(b, "null");
 	lt_buf_printf(b, ",\"sources\":[%s%s%s]}", n ? "\"redis\"" : "", n && used_pg ? "," : "",
@@ -349,8 +403,10 @@ void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 	j->ctype = "application/json";
 out:
 	PQclear(pr);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(items[i].json);
+		free(items[i].id);
+	}
 	free(items);
 }
 

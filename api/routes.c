@@ -69,6 +69,15 @@ static int bad(struct lt_error *e, const char *key, const char *msg)
 	return 400;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
 /* A non-negative decimal integer of at most 15 digits. */
 static bool parse_int(const char *s, int64_t *out)
 {
@@ -85,6 +94,35 @@ static bool parse_int(const char *s, int64_t *out)
 	return true;
 }
 
+/* cursor=TS-HEX: the (ts, msg_id) of the last message of the previous page,
+ * the id hex-encoded (so any id survives a URL and nothing else gets in). */
+static int parse_cursor(const char *v, struct lt_req *q)
+{
+	const char *dash = strchr(v, '-');
+	char ts[24];
+	if (!dash || (size_t)(dash - v) >= sizeof ts)
+		return -1;
+	memcpy(ts, v, (size_t)(dash - v));
+	ts[dash - v] = '\0';
+	int64_t t;
+	if (!parse_int(ts, &t) || t > TS_MAX_MS)
+		return -1;
+	const char *h = dash + 1;
+	size_t n = strlen(h);
+	if (n == 0 || n % 2 || n / 2 >= sizeof q->cursor_id)
+		return -1;
+	for (size_t i = 0; i < n; i += 2) {
+		int hi = hexval(h[i]), lo = hexval(h[i + 1]);
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+			return -1;
+		q->cursor_id[i / 2] = (char)(hi << 4 | lo);
+	}
+	q->cursor_id[n / 2] = '\0';
+	q->cursor_ts = t;
+	q->has_cursor = true;
+	return 0;
+}
+
 /* Which query parameters a route takes ("" ends a list). */
 static bool allowed(int id, const char *k)
 {
@@ -94,7 +132,7 @@ static bool allowed(int id, const char *k)
 	} t[] = {
 	    {LT_R_ROOMS_LIST, {"limit"}},
 	    {LT_R_ROOMS_DEL, {"purge"}},
-	    {LT_R_MESSAGES, {"since", "until", "type", "limit", "before"}},
+	    {LT_R_MESSAGES, {"since", "until", "type", "limit", "before", "cursor"}},
 	    {LT_R_HOTWORDS, {"window", "limit"}},
 	    {LT_R_USERS, {"order", "limit"}},
 	    {LT_R_SESSIONS, {"since", "until", "limit", "before"}},
@@ -141,6 +179,10 @@ static int parse_args(int id, char *const *args, int nargs, struct lt_req *q, st
 				q->until = n;
 			else
 				q->before = n;
+		} else if (!strcmp(kbuf, "cursor")) {
+			if (parse_cursor(v, q) != 0)
+				return bad(e, kbuf,
+					   "cursor must be a next_cursor value from an earlier page");
 		} else if (!strcmp(kbuf, "type")) {
 			bool ok = false;
 			for (int t = 0; msg_types[t]; t++)

@@ -682,10 +682,19 @@ START_TEST(messages_redis_then_postgres)
 	snprintf(
 	    q, sizeof q,
 	    "INSERT INTO live_messages (platform, room_id, ts, msg_id, type, user_id, user_name, content) "
-	    "SELECT 'bilibili', '%s', now() - interval '1 hour' - g * interval '1 second', 'p' || g, 'chat', "
+	    "SELECT 'bilibili', '%s', date_trunc('milliseconds', now()) - interval '1 hour' - g * interval "
+	    "'1 second', 'p' || g, 'chat', "
 	    "'u' || (g %% 7), 'name' || g, CASE WHEN g = 1 THEN E'a,\"b\"\\nc' ELSE 'm' || g END "
 	    "FROM generate_series(1, 250) g",
 	    room);
+	sql(c, q);
+	/* 30 more in one and the same millisecond (gifts and entries often
+	 * share a platform timestamp): paging must not lose any of them. */
+	snprintf(q, sizeof q,
+		 "INSERT INTO live_messages (platform, room_id, ts, msg_id, type) SELECT 'bilibili', '%s', "
+		 "date_trunc('milliseconds', now()) - interval '2 hours', 'tie' || g, 'enter' "
+		 "FROM generate_series(1, 30) g",
+		 room);
 	sql(c, q);
 
 	struct resp r = http("GET", path("/api/v1/rooms/bilibili/%s/messages?limit=5", room), NULL, NULL);
@@ -700,35 +709,47 @@ START_TEST(messages_redis_then_postgres)
 	cJSON_Delete(j);
 	resp_free(&r);
 
-	/* Paging with next_before walks every message exactly once. */
+	/* Paging with next_cursor (7 at a time, so pages split the tie) walks
+	 * every message exactly once, newest first. */
 	int total = 0;
-	char url[512];
-	snprintf(url, sizeof url, "/api/v1/rooms/bilibili/%s/messages?limit=100", room);
+	char url[512], seen_prev[160] = "";
+	snprintf(url, sizeof url, "/api/v1/rooms/bilibili/%s/messages?limit=7", room);
 	int64_t prev = INT64_MAX;
-	for (int page = 0; page < 10; page++) {
+	for (int page = 0; page < 100; page++) {
 		r = http("GET", url, NULL, NULL);
 		j = json_ok(&r);
 		const cJSON *it;
 		cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "messages"))
 		{
 			int64_t ts = (int64_t)cJSON_GetObjectItem(it, "ts")->valuedouble;
-			ck_assert_msg(ts < prev, "page %d: ts %lld after %lld (%s)", page, (long long)ts,
-				      (long long)prev, cJSON_GetObjectItem(it, "msg_id")->valuestring);
+			const char *id = cJSON_GetObjectItem(it, "msg_id")->valuestring;
+			ck_assert_msg(ts < prev || (ts == prev && strcmp(id, seen_prev) < 0),
+				      "page %d: %lld/%s after %lld/%s", page, (long long)ts, id,
+				      (long long)prev, seen_prev);
 			prev = ts;
+			snprintf(seen_prev, sizeof seen_prev, "%s", id);
 			total++;
 		}
-		const cJSON *nb = cJSON_GetObjectItem(j, "next_before");
-		if (cJSON_IsNull(nb)) {
+		const cJSON *nc = cJSON_GetObjectItem(j, "next_cursor");
+		if (cJSON_IsNull(nc)) {
 			cJSON_Delete(j);
 			resp_free(&r);
 			break;
 		}
-		snprintf(url, sizeof url, "/api/v1/rooms/bilibili/%s/messages?limit=100&before=%lld", room,
-			 (long long)nb->valuedouble);
+		snprintf(url, sizeof url, "/api/v1/rooms/bilibili/%s/messages?limit=7&cursor=%s", room,
+			 nc->valuestring);
 		cJSON_Delete(j);
 		resp_free(&r);
 	}
-	ck_assert_int_eq(total, 253);
+	ck_assert_int_eq(total, 283);
+	/* next_before (plain ms) pages by time; with limit 100 nothing here
+	 * shares a boundary millisecond. */
+	r = http("GET", path("/api/v1/rooms/bilibili/%s/messages?limit=3&cursor=12-zz", room), NULL, NULL);
+	assert_error(&r, 400, "bad_input");
+	resp_free(&r);
+	r = http("GET", path("/api/v1/rooms/bilibili/%s/messages?limit=3&cursor=12-2700", room), NULL, NULL);
+	assert_error(&r, 400, "bad_input"); /* a NUL in the id */
+	resp_free(&r);
 
 	/* type and time range filters, from both sources. */
 	r = http("GET", path("/api/v1/rooms/bilibili/%s/messages?type=gift", room), NULL, NULL);
