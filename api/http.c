@@ -785,6 +785,13 @@ int lt_http_start(const struct lt_config *cfg, struct lt_auth *auth, struct lt_h
 		return lt_error_set(e, LT_ENOMEM, "out of memory");
 	h->cfg = cfg;
 	h->auth = auth;
+	const char *ra = lt_config_str(cfg, "api.read_auth");
+	if (ra && !strcmp(ra, "always")) {
+		loopback = false; /* treated as reachable from anywhere */
+	} else if (ra && *ra && strcmp(ra, "auto")) {
+		lt_http_free(h);
+		return lt_error_set(e, LT_ECONFIG, "api.read_auth: expected auto or always, got '%s'", ra);
+	}
 	h->loopback = loopback;
 	h->cache_ms = lt_config_int(cfg, "api.cache_ms");
 	h->cache = calloc(CACHE_SLOTS, sizeof *h->cache);

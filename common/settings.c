@@ -92,6 +92,7 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	INT("api.rate_burst", "200", 1, 1000000, "requests a client may make at once before the rate applies"),
 	INT("api.cache_ms", "1000", 0, 60000, "how long a hot-words answer is served from memory (0: never)"),
 	INT("api.ws_queue", "256", 1, 65536, "live-feed messages queued per slow client before the oldest is dropped"),
+	STR("api.read_auth", "auto", "reads need a key or token: auto (unless api.listen is loopback), always (e.g. behind a proxy)"),
 	SECRET("admin.password", "the admin login password (12 characters at least)"),
 
 	/* ---- bilibili ---------------------------------------------------- */

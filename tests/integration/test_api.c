@@ -1206,6 +1206,45 @@ START_TEST(healthz_names_what_is_down)
 }
 END_TEST
 
+/* api.read_auth=always: what a listener beyond loopback (or a loopback
+ * one behind a public proxy) does: every read needs a key or token. */
+START_TEST(reads_need_auth_off_loopback)
+{
+	int p = free_port();
+	static const char *const extra[] = {"LIVETAP_API_READ_AUTH=always", NULL};
+	pid_t pid = start_server(p, extra, server_log);
+	struct resp r = http_to(p, "GET", "/api/v1/rooms", NULL, NULL);
+	assert_error(&r, 401, "unauthorized");
+	resp_free(&r);
+	r = http_to(p, "GET", path("/api/v1/rooms/bilibili/%s/hotwords", room), NULL, NULL);
+	assert_error(&r, 401, "unauthorized");
+	resp_free(&r);
+	r = http_to(p, "GET", "/metrics", NULL, NULL);
+	assert_error(&r, 401, "unauthorized");
+	resp_free(&r);
+	r = http_to(p, "GET", "/api/v1/rooms", "X-API-Key: " READ_KEY "\r\n", NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	r = http_to(p, "GET", "/healthz", NULL, NULL); /* probes stay open */
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	r = http_to(p, "GET", "/api/v1/openapi.json", NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	/* The live feed: refused without a token, accepted with ?token=. */
+	int save = port, st = 0;
+	port = p;
+	int fd = ws_open(path("/api/v1/rooms/bilibili/%s/live", room), &st);
+	ck_assert_int_ne(st, 101);
+	close(fd);
+	fd = ws_open(path("/api/v1/rooms/bilibili/%s/live?token=%s", room, READ_KEY), &st);
+	ck_assert_int_eq(st, 101);
+	close(fd);
+	port = save;
+	stop_server(pid);
+}
+END_TEST
+
 /* A client that leaves in the middle of a large export: the server
  * cancels the query and keeps serving everyone else. */
 START_TEST(export_client_leaves)
@@ -1272,6 +1311,7 @@ static Suite *suite(void)
 	tcase_add_test(t, admin_backup_retention);
 	tcase_add_test(t, healthz_names_what_is_down);
 	tcase_add_test(t, export_client_leaves);
+	tcase_add_test(t, reads_need_auth_off_loopback);
 	suite_add_tcase(s, t);
 	return s;
 }
