@@ -141,7 +141,7 @@ cat >"$tmp/combo.jsonl" <<EOF2
 EOF2
 start_emu combo --script "$tmp/combo.jsonl" --rate 20 --batch-max 2
 start_fetcher combo $room
-sleep 1.5
+sleep 2.5
 stop "$emu_pid"; stop "$fetcher_pid"
 got=$(python3 -c '
 import json,sys
