@@ -493,10 +493,14 @@ static void on_event(struct em *e, cJSON *root, int64_t sn, size_t bytes)
 	if (c->n_held == LT_KOOK_REORDER_MAX || c->held_bytes + bytes > LT_KOOK_REORDER_BYTES) {
 		/* the buffer is full: give the gap up and go on in order */
 		c->gaps_skipped++;
-		if (c->n_held)
+		if (c->n_held) {
 			c->sn = c->held[0].sn - 1;
-		drain(e);
-		on_event(e, root, sn, bytes);
+			drain(e); /* frees at least one slot */
+			on_event(e, root, sn, bytes);
+		} else {
+			c->sn = sn; /* too big to hold at all: take it now */
+			process(e, d);
+		}
 		return;
 	}
 	d = cJSON_DetachItemFromObjectCaseSensitive(root, "d");
