@@ -15,7 +15,8 @@
 # gift combos from a script (each step counts its delta, not the cumulative
 # repeat_count); dropped connections, where the emulator replays its recent
 # messages on every reconnect and the fetcher drops the repeats; garbage
-# frames counted without a crash; live end; a forged signature refused.
+# frames counted without a crash; live end; a forged signature refused
+# with the real server's answer (HTTP 200 with handshake-status: 415).
 set -euo pipefail
 
 build=${1:?usage: test_fetcher_douyin.sh BUILDDIR}
@@ -184,14 +185,21 @@ n_end=$(grep -c '"type":"live_end"' "$tmp/end.out" || true)
 grep -q 'the stream went offline' "$tmp/end.err" && pass "live end reported" || fail "live end not reported"
 if out=$(compare end); then pass "end: $out"; else fail "end: $out"; fi
 
-# ---- 6. a forged signature is refused ------------------------------------------
+# ---- 6. a forged signature is refused the real way: 200, handshake-status 415
 start_emu forged --generate --rate 1
-curl -s -m 2 -o /dev/null -H "Connection: Upgrade" -H "Upgrade: websocket" -H "Sec-WebSocket-Version: 13" \
+curl -s -i -m 2 -H "Connection: Upgrade" -H "Upgrade: websocket" -H "Sec-WebSocket-Version: 13" \
 	-H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" \
-	"http://127.0.0.1:$emu_port/webcast/im/push/v2/?room_id=7646454278948&user_unique_id=7300000000000000001&webcast_sdk_version=1.0.14-beta.0&signature=AAAAAAAAAAAAAAAA" || true
+	"http://127.0.0.1:$emu_port/webcast/im/push/v2/?room_id=7646454278948&user_unique_id=7300000000000000001&webcast_sdk_version=1.0.14-beta.0&signature=AAAAAAAAAAAAAAAA" \
+	>"$tmp/forged.http" || true
 stop "$emu_pid"
 rej=$(emu_counter forged rejected) conns=$(emu_counter forged connections)
-[ "${rej:-0}" = 1 ] && [ "${conns:-1}" = 0 ] && pass "forged signature refused" || fail "forged: rejected=$rej connections=$conns"
+tr -d '\r' <"$tmp/forged.http" >"$tmp/forged.txt"
+if [ "${rej:-0}" = 1 ] && [ "${conns:-1}" = 0 ] && grep -q '^HTTP/1\.[01] 200' "$tmp/forged.txt" &&
+	grep -qi '^handshake-status: 415$' "$tmp/forged.txt" && grep -qi '^handshake-msg: DEVICE_BLOCKED$' "$tmp/forged.txt"; then
+	pass "forged signature refused with HTTP 200, handshake-status 415, DEVICE_BLOCKED"
+else
+	fail "forged: rejected=$rej connections=$conns answer: $(head -3 "$tmp/forged.txt" | tr '\n' ' ')"
+fi
 
 echo "test_fetcher_douyin: $failures failure(s)"
 [ "$failures" = 0 ]

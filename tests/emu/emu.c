@@ -199,7 +199,8 @@ void emu_conn_close(struct emu_conn *c)
 		lws_callback_on_writable(c->wsi);
 }
 
-const char *emu_conn_query(struct emu_conn *c, char *buf, size_t cap)
+/* The decoded query arguments of wsi's request joined by '&' into buf. */
+static const char *wsi_query(struct lws *wsi, char *buf, size_t cap)
 {
 	char frag[1024];
 	size_t len = 0;
@@ -207,13 +208,46 @@ const char *emu_conn_query(struct emu_conn *c, char *buf, size_t cap)
 	if (!cap)
 		return buf;
 	buf[0] = '\0';
-	for (int i = 0; c->wsi && lws_hdr_copy_fragment(c->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+	for (int i = 0; wsi && lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
 		int n = snprintf(buf + len, cap - len, "%s%s", i ? "&" : "", frag);
 		if (n < 0 || (size_t)n >= cap - len)
 			break;
 		len += (size_t)n;
 	}
 	return buf;
+}
+
+const char *emu_conn_query(struct emu_conn *c, char *buf, size_t cap)
+{
+	return wsi_query(c->wsi, buf, cap);
+}
+
+/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: ask the module; a refusal is
+ * written as "HTTP/1.1 200 OK" with handshake-status / handshake-msg and no
+ * body (the shape Douyin's push servers answer a bad signature with), then
+ * the connection is closed (non-zero return). */
+static int ws_filter(struct emu *e, struct lws *wsi)
+{
+	char path[512] = "", query[4096], status[16];
+	uint8_t hdr[LWS_PRE + 512], *start = &hdr[LWS_PRE], *p = start, *end = &hdr[sizeof(hdr) - 1];
+	const char *msg = "";
+
+	if (!e->m->ws_filter)
+		return 0;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+		lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+	int st = e->m->ws_filter(e->mod, path, wsi_query(wsi, query, sizeof(query)), &msg);
+	if (!st)
+		return 0;
+	snprintf(status, sizeof(status), "%d", st);
+	if (!lws_add_http_header_status(wsi, 200, &p, end) &&
+	    !lws_add_http_header_by_name(wsi, (const unsigned char *)"handshake-status:", (const unsigned char *)status,
+	                                 (int)strlen(status), &p, end) &&
+	    !lws_add_http_header_by_name(wsi, (const unsigned char *)"handshake-msg:", (const unsigned char *)msg,
+	                                 (int)strlen(msg), &p, end) &&
+	    !lws_add_http_header_content_length(wsi, 0, &p, end) && !lws_finalize_http_header(wsi, &p, end))
+		lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+	return -1;
 }
 
 static void conn_free_frames(struct emu_conn *c)
@@ -437,6 +471,8 @@ static int emu_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 		if (pss)
 			lt_buf_free(&pss->body);
 		break;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return ws_filter(e, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		return ws_established(e, wsi, pss);
 	case LWS_CALLBACK_RECEIVE:

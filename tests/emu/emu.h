@@ -93,6 +93,12 @@ struct emu_module {
 	void (*ws_garbage)(void *mod, struct emu_conn *c);
 	/* The connection is gone; free what the module allocated for it. */
 	void (*ws_close)(void *mod, struct emu_conn *c);
+	/* Before the upgrade is answered: 0 lets the WebSocket open; anything else
+	 * refuses it the way the platform's servers do, with HTTP 200 instead of
+	 * 101 and the headers "handshake-status: <that number>" and
+	 * "handshake-msg: <*msg>" (douyin: 415, DEVICE_BLOCKED). path is the
+	 * request path, query its decoded arguments joined by '&'. */
+	int (*ws_filter)(void *mod, const char *path, const char *query, const char **msg);
 };
 
 /* The options the emulator runs with. */

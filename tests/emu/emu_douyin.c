@@ -12,9 +12,9 @@
  * WebSocket /webcast/im/push/v2/: the query must carry room_id (7{web_rid}),
  * user_unique_id and a signature that passes the native signer's check over
  * their X-MS-STUB (fetcher/douyin_sign.c: the emulator checks what the
- * fetcher signed). A refused signature is closed at once and counted (the
- * real server answers HTTP 200 with handshake-status 415 instead of 101;
- * the framework has no hook for a non-101 answer to an upgrade, see below).
+ * fetcher signed). A refused upgrade gets what the real server answers:
+ * HTTP 200 instead of 101 with "handshake-status: 415" and
+ * "handshake-msg: DEVICE_BLOCKED", no body (the framework's ws_filter hook).
  * On connect the last LT_EMU_DY_RECENT messages are sent again with their
  * msg_ids (need_persist_msg_count), so a reconnecting client sees repeats
  * and must drop them; they are not written to the sent-log again.
@@ -173,29 +173,49 @@ static void send_recent(struct dymod *m, struct emu_conn *c, struct dyconn *dc)
 	lt_buf_free(&f);
 }
 
+/* The upgrade's parameters: room_id (7{web_rid}), user_unique_id and the
+ * signature over their X-MS-STUB. Returns false if anything is missing or
+ * the signature does not pass the check. */
+static bool check_params(const char *q, char room_id[64])
+{
+	char uid[64] = "", sig[LT_DY_SIG_MAX] = "", sdk[64] = "", stub[33];
+
+	if (!qget(q, "room_id", room_id, 64) || !qget(q, "user_unique_id", uid, sizeof(uid)) ||
+	    !qget(q, "signature", sig, sizeof(sig)) || !qget(q, "webcast_sdk_version", sdk, sizeof(sdk)) ||
+	    room_id[0] != '7' || !all_digits(room_id + 1, 18) || !all_digits(uid, 20))
+		return false;
+	lt_douyin_stub(room_id, uid, sdk, stub);
+	return lt_douyin_sign_check(sig, stub) == LT_OK;
+}
+
+static int dy_ws_filter(void *mod, const char *path, const char *query, const char **msg)
+{
+	struct dymod *m = mod;
+	char room_id[64] = "";
+
+	(void)path;
+	if (check_params(query, room_id))
+		return 0;
+	m->rejected++;
+	*msg = "DEVICE_BLOCKED";
+	return 415;
+}
+
 static void dy_ws_open(void *mod, struct emu_conn *c, const char *path)
 {
 	struct dymod *m = mod;
 	struct dyconn *dc = emu_conn_data(c);
-	char q[4096], room_id[64] = "", uid[64] = "", sig[LT_DY_SIG_MAX] = "", sdk[64] = "", stub[33];
+	char q[4096], room_id[64] = "";
 
 	(void)path;
 	dyenc_init(&dc->enc, 0);
 	emu_conn_query(c, q, sizeof(q));
-	if (!qget(q, "room_id", room_id, sizeof(room_id)) || !qget(q, "user_unique_id", uid, sizeof(uid)) ||
-	    !qget(q, "signature", sig, sizeof(sig)) || !qget(q, "webcast_sdk_version", sdk, sizeof(sdk)) ||
-	    room_id[0] != '7' || !all_digits(room_id + 1, 18) || !all_digits(uid, 20)) {
+	if (!check_params(q, room_id)) { /* the filter let it through: cannot happen */
 		m->rejected++;
 		emu_conn_close(c);
 		return;
 	}
 	dc->enc.room_id = strtoull(room_id, NULL, 10);
-	lt_douyin_stub(room_id, uid, sdk, stub);
-	if (lt_douyin_sign_check(sig, stub) != LT_OK) {
-		m->rejected++; /* real server: HTTP 200, handshake-status: 415, DEVICE_BLOCKED */
-		emu_conn_close(c);
-		return;
-	}
 	dc->ok = true;
 	m->conns++;
 	emu_conn_subscribe(c, room_id + 1);
@@ -355,4 +375,5 @@ const struct emu_module emu_douyin = {
 	.ws_push = dy_ws_push,
 	.ws_garbage = dy_ws_garbage,
 	.ws_close = dy_ws_close,
+	.ws_filter = dy_ws_filter,
 };
