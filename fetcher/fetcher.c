@@ -20,6 +20,10 @@
  * Memory is bounded: the HTTP body (LT_FETCHER_HTTP_MAX), a received frame
  * (LT_CAPTURE_FRAME_MAX) and the send queue (LT_FETCHER_SENDQ_MAX) have
  * limits; the delivery window and spool have their own.
+ *
+ * With fetcher.metrics_listen set, /metrics shows per room
+ * livetap_fetcher_{messages,dropped,bad_frames,heartbeats,reconnects}_total
+ * and livetap_fetcher_running.
  */
 #include "fetcher/fetcher.h"
 
@@ -41,6 +45,7 @@
 #include "common/delivery.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/redisconn.h"
 #include "common/sig.h"
 #include "fetcher/capture.h"
@@ -128,6 +133,10 @@ struct fetcher {
 	struct lt_platform_io io;
 
 	struct status st;
+
+	/* /metrics (fetcher.metrics_listen), label room=PLATFORM:ROOM */
+	struct lt_series *m_messages, *m_bad_frames, *m_reconnects, *m_heartbeats, *m_dropped, *m_running;
+	uint64_t seen_bad_frames, seen_heartbeats;
 };
 
 /* ---- status ------------------------------------------------------------- */
@@ -343,11 +352,13 @@ static void io_emit(void *ud, const struct lt_msg *m)
 		pthread_mutex_lock(&f->st.mu);
 		f->st.dropped++;
 		pthread_mutex_unlock(&f->st.mu);
+		lt_metrics_add(f->m_dropped, 1);
 		return;
 	}
 	pthread_mutex_lock(&f->st.mu);
 	f->st.messages++;
 	pthread_mutex_unlock(&f->st.mu);
+	lt_metrics_add(f->m_messages, 1);
 }
 
 static void flush_stdout(struct fetcher *f)
@@ -550,6 +561,8 @@ static void handle_failure(struct fetcher *f)
 	pthread_mutex_lock(&f->st.mu);
 	f->st.reconnects++;
 	pthread_mutex_unlock(&f->st.mu);
+	lt_metrics_add(f->m_reconnects, 1);
+	lt_metrics_set(f->m_running, 0);
 
 	delay = lws_retry_get_delay_ms(f->ctx, &f->retry, &f->retry_count, &conceal);
 	if (!conceal) {
@@ -731,6 +744,10 @@ static void on_frame(struct fetcher *f, const uint8_t *p, size_t n)
 	f->st.bad_frames = ps.bad_frames;
 	f->st.heartbeats = ps.heartbeats;
 	pthread_mutex_unlock(&f->st.mu);
+	lt_metrics_add(f->m_bad_frames, ps.bad_frames - f->seen_bad_frames);
+	lt_metrics_add(f->m_heartbeats, ps.heartbeats - f->seen_heartbeats);
+	f->seen_bad_frames = ps.bad_frames;
+	f->seen_heartbeats = ps.heartbeats;
 
 	if (ev & LT_PEV_AUTHED) {
 		const char *room = f->ops->room(f->pc);
@@ -742,6 +759,7 @@ static void on_frame(struct fetcher *f, const uint8_t *p, size_t n)
 		snprintf(f->st.resolved, sizeof(f->st.resolved), "%s", room ? room : "");
 		pthread_mutex_unlock(&f->st.mu);
 		status_set(&f->st, "running", NULL);
+		lt_metrics_set(f->m_running, 1);
 		lws_sul_schedule(f->ctx, 0, &f->sul_hb, hb_cb, (lws_usec_t)next_hb_ms(f) * LWS_US_PER_MS);
 	}
 	if (ev & LT_PEV_LIVE_END)
@@ -982,6 +1000,34 @@ static int open_output(struct fetcher *f, struct lt_app *app, const char *source
 	return LT_OK;
 }
 
+/* The fetcher's series on /metrics; NULL series (a full registry) make every
+ * update a no-op. */
+static void open_metrics(struct fetcher *f, const char *room)
+{
+	f->m_messages = lt_metrics_series(lt_metrics_counter("livetap_fetcher_messages_total",
+	                                                     "Messages decoded and handed on.", "room", NULL),
+	                                  room, NULL);
+	f->m_dropped = lt_metrics_series(lt_metrics_counter("livetap_fetcher_dropped_total",
+	                                                    "Messages the pipeline refused (window and spool full).",
+	                                                    "room", NULL),
+	                                 room, NULL);
+	f->m_bad_frames = lt_metrics_series(lt_metrics_counter("livetap_fetcher_bad_frames_total",
+	                                                       "Frames with a malformed part, counted and skipped.",
+	                                                       "room", NULL),
+	                                    room, NULL);
+	f->m_heartbeats = lt_metrics_series(lt_metrics_counter("livetap_fetcher_heartbeats_total",
+	                                                       "Heartbeat replies received.", "room", NULL),
+	                                    room, NULL);
+	f->m_reconnects = lt_metrics_series(lt_metrics_counter("livetap_fetcher_reconnects_total",
+	                                                       "Failed connection attempts and dropped connections.",
+	                                                       "room", NULL),
+	                                    room, NULL);
+	f->m_running = lt_metrics_series(lt_metrics_gauge("livetap_fetcher_running",
+	                                                  "1 while the room is connected and authenticated.", "room",
+	                                                  NULL),
+	                                 room, NULL);
+}
+
 /* True unless every endpoint of conf is known to be plain http:// / ws://
  * (without a ws_url the host list from the bootstrap may name wss://). */
 static bool needs_tls(const struct lt_platform_conf *conf)
@@ -1018,6 +1064,7 @@ int lt_fetcher_run(struct lt_app *app, const struct lt_platform_ops *ops, const 
 	build_retry(f, lt_config_int(cfg, "fetcher.backoff_base_ms"), lt_config_int(cfg, "fetcher.backoff_max_ms"),
 	            lt_config_int(cfg, "fetcher.max_failures"));
 
+	open_metrics(f, source);
 	if (ops->create(conf, &f->pc) != LT_OK) {
 		fprintf(stderr, "livetap-fetcher: room '%s' is not a valid %s room\n", conf->room, ops->name);
 		goto out;

@@ -64,6 +64,7 @@ start_fetcher() {
 	LIVETAP_FETCHER_BACKOFF_MAX_MS=${BACKOFF_MAX:-1000} \
 	LIVETAP_FETCHER_MAX_FAILURES=${MAX_FAILURES:-12} \
 	LIVETAP_FETCHER_STATUS_INTERVAL_MS=300 \
+	LIVETAP_FETCHER_METRICS_LISTEN=${METRICS_LISTEN:-} \
 		"$fetcher_bin" --platform bilibili --room "$room" --stdout "$@" \
 		>"$tmp/$name.out" 2>"$tmp/$name.err" &
 	fetcher_pid=$!
@@ -166,9 +167,12 @@ if out=$(compare wbi); then pass "wbi: $out"; else fail "wbi: $out"; fi
 # ---- 3. garbage frames: counted, skipped, no crash ------------------------------
 room=10003
 start_emu garbage --generate --rate 100 --seed 5 --garbage 0.3 --mix-versions
-start_fetcher garbage $room
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+METRICS_LISTEN=127.0.0.1:$mport start_fetcher garbage $room
 sleep 3
 bad=$(status_field $room bad_frames)
+mbad=$(curl -s "http://127.0.0.1:$mport/metrics" | sed -n "s/^livetap_fetcher_bad_frames_total{room=\"bilibili:$room\"} //p")
+[ "${mbad:-0}" -ge 1 ] && pass "/metrics counts the garbage too (livetap_fetcher_bad_frames_total $mbad)" || fail "/metrics bad_frames '$mbad'"
 kill -0 "$fetcher_pid" 2>/dev/null && pass "fetcher alive amid garbage" || fail "fetcher died on garbage"
 stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 [ "$stop_rc" = 0 ] || true
