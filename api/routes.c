@@ -11,7 +11,7 @@
 #define TS_MAX_MS 253402300799000LL
 
 static const struct lt_route routes[] = {
-    {LT_R_STATIC, "static", NULL, LT_ROLE_READ, false},
+    {LT_R_STATIC, "static", NULL, LT_ROLE_NONE, false}, /* the page holds no data */
     {LT_R_HEALTHZ, "healthz", lt_h_healthz, LT_ROLE_NONE, false},
     {LT_R_METRICS, "metrics", NULL, LT_ROLE_READ, false},
     {LT_R_OPENAPI, "openapi", NULL, LT_ROLE_NONE, false},

@@ -1225,6 +1225,9 @@ START_TEST(reads_need_auth_off_loopback)
 	r = http_to(p, "GET", "/api/v1/rooms", "X-API-Key: " READ_KEY "\r\n", NULL);
 	ck_assert_int_eq(r.status, 200);
 	resp_free(&r);
+	r = http_to(p, "GET", "/", NULL, NULL); /* the page holds no data: it asks for a login */
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
 	r = http_to(p, "GET", "/healthz", NULL, NULL); /* probes stay open */
 	ck_assert_int_eq(r.status, 200);
 	resp_free(&r);
