@@ -17,9 +17,11 @@
 #include "common/metrics.h"
 #include "common/redisconn.h"
 
-#define FEED_INBOX   8192
-#define FEED_ROOM    96
-#define FEED_MSG_MAX (256 * 1024)
+#define FEED_INBOX	  8192
+#define FEED_ROOM	  96
+#define FEED_MSG_MAX	  (256 * 1024)
+#define FEED_INBOX_BYTES  (16 * 1024 * 1024) /* waiting for the lws thread */
+#define FEED_CLIENT_BYTES (4 * 1024 * 1024)  /* queued for one client */
 
 struct feed_msg {
 	int refs; /* lws thread only, once out of the inbox */
@@ -33,6 +35,7 @@ struct lt_feed_client {
 	char room[FEED_ROOM];
 	struct feed_msg **q;
 	int head, count;
+	size_t bytes; /* payload bytes queued */
 	uint64_t drops;
 	struct lt_feed_client *next;
 	struct lt_feed *feed;
@@ -46,6 +49,7 @@ struct lt_feed {
 	bool joined;
 	struct feed_msg *inbox[FEED_INBOX];
 	int ihead, icount;
+	size_t ibytes;
 	char *url;
 	int timeout_ms;
 	int queue_max;
@@ -79,10 +83,11 @@ static void take_reply(struct lt_feed *f, redisReply *r)
 	m->room[ch->len - 7] = '\0';
 	memcpy(m->buf + LWS_PRE, pl->str, pl->len);
 	pthread_mutex_lock(&f->mu);
-	bool kept = f->icount < FEED_INBOX;
+	bool kept = f->icount < FEED_INBOX && f->ibytes + m->len <= FEED_INBOX_BYTES;
 	if (kept) {
 		f->inbox[(f->ihead + f->icount) % FEED_INBOX] = m;
 		f->icount++;
+		f->ibytes += m->len;
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (!kept) {
@@ -294,7 +299,9 @@ void lt_feed_dispatch(struct lt_feed *f)
 		int n = 0;
 		pthread_mutex_lock(&f->mu);
 		while (f->icount > 0 && n < 256) {
-			batch[n++] = f->inbox[f->ihead];
+			batch[n] = f->inbox[f->ihead];
+			f->ibytes -= batch[n]->len;
+			n++;
 			f->ihead = (f->ihead + 1) % FEED_INBOX;
 			f->icount--;
 		}
@@ -306,8 +313,10 @@ void lt_feed_dispatch(struct lt_feed *f)
 			for (struct lt_feed_client *c = f->clients; c; c = c->next) {
 				if (strcmp(c->room, m->room))
 					continue;
-				if (c->count == f->queue_max) {
-					/* Full: the oldest goes, the newest stays. */
+				/* Full (by count or bytes): the oldest go, the newest stays. */
+				while (c->count > 0 &&
+				       (c->count == f->queue_max || c->bytes + m->len > FEED_CLIENT_BYTES)) {
+					c->bytes -= c->q[c->head]->len;
 					msg_unref(c->q[c->head]);
 					c->head = (c->head + 1) % f->queue_max;
 					c->count--;
@@ -317,6 +326,7 @@ void lt_feed_dispatch(struct lt_feed *f)
 				m->refs++;
 				c->q[(c->head + c->count) % f->queue_max] = m;
 				c->count++;
+				c->bytes += m->len;
 				lws_callback_on_writable(c->wsi);
 			}
 			msg_unref(m);
@@ -334,6 +344,7 @@ int lt_feed_write(struct lt_feed_client *c)
 	int w = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
 	c->head = (c->head + 1) % f->queue_max;
 	c->count--;
+	c->bytes -= m->len;
 	msg_unref(m);
 	if (w < 0)
 		return -1;

@@ -5,10 +5,10 @@
  * One subscriber thread holds one Redis connection in PSUBSCRIBE live:{*}
  * (the room channels; the pattern matches "live:{platform:room}" only, not
  * the room's sub-channels) and hands each message to the lws thread through
- * a bounded inbox, waking it with the wake callback. The lws thread
+ * a bounded inbox (8192 messages, 16 MiB), waking it with the wake callback. The lws thread
  * (lt_feed_dispatch) copies a reference into the bounded queue of every
- * client watching that room; a slow client whose queue is full loses its
- * oldest message, counted per client and in livetap_api_ws_dropped_total,
+ * client watching that room; a slow client whose queue is full (api.ws_queue
+ * messages or 4 MiB) loses its oldest messages, counted per client and in livetap_api_ws_dropped_total,
  * so memory stays bounded whatever the clients do. The subscriber
  * reconnects with a growing, jittered delay when Redis goes away.
  */
