@@ -91,6 +91,7 @@ struct lt_job {
 	/* streaming (exports), under the pool mutex */
 	bool streaming;
 	bool stream_end;
+	bool stream_failed; /* worker: the query failed after the headers */
 	struct lt_buf chunks[LT_API_STREAM_Q];
 	int chead, ccount;
 	struct lt_buf pending; /* worker side: bytes not yet a chunk */

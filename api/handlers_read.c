@@ -773,6 +773,12 @@ void lt_h_export(struct lt_worker *w, struct lt_job *j)
 		} else if (st == PGRES_FATAL_ERROR && !failed && !started) {
 			lt_job_error(j, 503, LT_EDB, "PostgreSQL: %.200s", PQresultErrorMessage(r));
 			failed = true;
+		} else if (st == PGRES_FATAL_ERROR && started) {
+			/* Too late for a status: the stream ends without its last
+			 * chunk, so the client sees a broken transfer, not a short
+			 * file that looks complete. */
+			j->stream_failed = true;
+			failed = true;
 		}
 		PQclear(r);
 	}

@@ -562,7 +562,12 @@ static int write_job(struct lt_http *h, struct lws *wsi, struct pss *pss)
 	if (got == 0 || !lt_pool_done(h->pool, j))
 		return 0; /* the worker will wake us */
 	pss->job = NULL;
+	bool broken = j->stream_failed;
 	lt_job_free(j);
+	if (broken) {
+		count(h, pss->route, 500, pss->start_us);
+		return -1; /* no terminating chunk: the client sees the failure */
+	}
 	count(h, pss->route, 200, pss->start_us);
 	pss->start_us = 0;
 	memcpy(sendbuf + LWS_PRE, "0\r\n\r\n", 5);

@@ -1206,6 +1206,63 @@ START_TEST(healthz_names_what_is_down)
 }
 END_TEST
 
+/* PostgreSQL fails in the middle of an export: the transfer must end
+ * broken (no terminating chunk), never as a short file that looks whole. */
+START_TEST(export_fails_midway)
+{
+	PGconn *c = pg();
+	char q[512];
+	snprintf(q, sizeof q,
+		 "INSERT INTO live_messages (platform, room_id, ts, msg_id, type, content) "
+		 "SELECT 'bilibili', '%s-x', now() - g * interval '1 ms', 'f' || g, 'chat', repeat('y', 300) "
+		 "FROM generate_series(1, 200000) g",
+		 room);
+	sql(c, q);
+	int fd = dial_buf(port, 4096);
+	char req[512];
+	snprintf(req, sizeof req,
+		 "GET /api/v1/rooms/bilibili/%s-x/export?format=csv HTTP/1.1\r\nHost: x\r\n\r\n", room);
+	send_all(fd, req, strlen(req));
+	char buf[65536];
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_gt(recv(fd, buf, sizeof buf, 0), 0);
+	/* The query is still running (the client reads slowly): kill it. */
+	long killed = 0;
+	for (int i = 0; i < 50 && killed == 0; i++) {
+		killed = sql_long(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+				     "WHERE application_name = 'livetap-api' AND state = 'active' "
+				     "AND query LIKE '%live_messages%'");
+		if (!killed)
+			usleep(100 * 1000);
+	}
+	ck_assert_int_ge(killed, 1);
+	/* Read the rest: it must not end with the last chunk. */
+	char tail[8] = "";
+	size_t total = 0;
+	for (;;) {
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 10000) <= 0)
+			break;
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+		if (n >= 7)
+			memcpy(tail, buf + n - 7, 7);
+	}
+	close(fd);
+	ck_assert_msg(strcmp(tail, "\r\n0\r\n\r\n") != 0,
+		      "a failed export ended like a complete one (%zu bytes)", total);
+	/* The server saw it fail (not a client hiccup), and serves on. */
+	struct resp r = http("GET", "/metrics", NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "livetap_api_requests_total{route=\"export\",code=\"5xx\"} "));
+	resp_free(&r);
+	PQfinish(c);
+}
+END_TEST
+
 /* api.read_auth=always: what a listener beyond loopback (or a loopback
  * one behind a public proxy) does: every read needs a key or token. */
 START_TEST(reads_need_auth_off_loopback)
@@ -1315,6 +1372,7 @@ static Suite *suite(void)
 	tcase_add_test(t, healthz_names_what_is_down);
 	tcase_add_test(t, export_client_leaves);
 	tcase_add_test(t, reads_need_auth_off_loopback);
+	tcase_add_test(t, export_fails_midway);
 	suite_add_tcase(s, t);
 	return s;
 }
