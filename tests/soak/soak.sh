@@ -142,9 +142,14 @@ if [ -z "${LIVETAP_REDIS_URL:-}" ] || [ -z "${LIVETAP_PG_DSN:-}" ]; then
 fi
 PGOPTIONS= psql -X "$LIVETAP_PG_DSN" -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA $schema" >/dev/null
 
-# ---- which platforms work ----------------------------------------------------
-# A platform is used when the fetcher's --help and the emulator's --help both
-# list it and the emulator actually starts with it.
+endpoints() { # PLATFORM PORT: the settings that point a fetcher at an emulator
+	case $1 in
+	bilibili) echo "LIVETAP_BILIBILI_API_BASE=http://127.0.0.1:$2 LIVETAP_BILIBILI_WS_URL=ws://127.0.0.1:$2/sub" ;;
+	douyin) echo "LIVETAP_DOUYIN_WEB_BASE=http://127.0.0.1:$2 LIVETAP_DOUYIN_WS_URL=ws://127.0.0.1:$2/webcast/im/push/v2/" ;;
+	kook) echo "LIVETAP_KOOK_API_BASE=http://127.0.0.1:$2/api/v3 LIVETAP_KOOK_TOKEN=emu-kook-token" ;;
+	esac
+}
+
 wait_port() { # FILE: the port livetap-emu printed, or nothing after 5 s
 	local p
 	for _ in $(seq 1 100); do
@@ -154,18 +159,24 @@ wait_port() { # FILE: the port livetap-emu printed, or nothing after 5 s
 	done
 	return 1
 }
-fetcher_platforms=$("$fetcher_bin" --help | sed -n 's/.*--platform P *//p' | head -n 1)
-emu_platforms=$("$emu_bin" --help | sed -n 's/^ *--platform P *//p' | head -n 1)
+
+# ---- which platforms work ----------------------------------------------------
+# A platform is used when both programs take it: the emulator starts with it
+# (prints its listening line) and the fetcher does not answer "unknown
+# platform" (it is run once against a closed port, giving up at the first
+# failure). Their --help texts are not asked: they may lag the code.
 platforms=()
 for p in bilibili douyin kook; do
-	if ! grep -qw "$p" <<<"$fetcher_platforms" || ! grep -qw "$p" <<<"$emu_platforms"; then
-		say "platform $p: not supported by this build (fetcher: '$fetcher_platforms'; emulator: '$emu_platforms'), left out"
+	if LIVETAP_STATE_DIR=$tmp/probe-state LIVETAP_FETCHER_MAX_FAILURES=1 LIVETAP_REDIS_URL=redis://127.0.0.1:1/0 \
+		env $(endpoints "$p" 1) timeout 10 "$fetcher_bin" --platform "$p" --room 1 --stdout >/dev/null 2>"$tmp/probe-fetcher-$p.err" ||
+		true; grep -q 'unknown platform' "$tmp/probe-fetcher-$p.err"; then
+		say "platform $p: livetap-fetcher does not support it, left out"
 		continue
 	fi
 	"$emu_bin" --platform "$p" --listen 127.0.0.1:0 --generate --rate 1 >"$tmp/probe-$p.out" 2>"$tmp/probe-$p.err" &
 	probe=$!
 	if wait_port "$tmp/probe-$p.out" >/dev/null; then platforms+=("$p"); else
-		say "platform $p: the emulator does not start ($(head -c 200 "$tmp/probe-$p.err")), left out"
+		say "platform $p: livetap-emu does not support it ($(head -c 200 "$tmp/probe-$p.err")), left out"
 	fi
 	kill -TERM "$probe" 2>/dev/null || true
 	wait "$probe" 2>/dev/null || true
@@ -195,13 +206,6 @@ done
 }
 
 # ---- emulators and fetchers, one each per room ---------------------------------
-endpoints() { # PLATFORM PORT: the settings that point a fetcher at an emulator
-	case $1 in
-	bilibili) echo "LIVETAP_BILIBILI_API_BASE=http://127.0.0.1:$2 LIVETAP_BILIBILI_WS_URL=ws://127.0.0.1:$2/sub" ;;
-	douyin) echo "LIVETAP_DOUYIN_WEB_BASE=http://127.0.0.1:$2 LIVETAP_DOUYIN_WS_URL=ws://127.0.0.1:$2/webcast/im/push/v2/" ;;
-	kook) echo "LIVETAP_KOOK_API_BASE=http://127.0.0.1:$2/api/v3 LIVETAP_KOOK_TOKEN=soak-token" ;;
-	esac
-}
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -217,9 +221,23 @@ delivery_sample() {
 	done <"$tmp/rooms"
 }
 base=$((700000 + RANDOM % 200000))
+# The KOOK emulator serves one channel (3344556677) with one token: one KOOK
+# room at most, the others go round-robin over the other platforms.
+kook_used=0
 for i in $(seq 0 $((rooms - 1))); do
 	platform=${platforms[$((i % ${#platforms[@]}))]}
 	room=$((base + i))
+	if [ "$platform" = kook ]; then
+		if [ $kook_used = 0 ] && [ ${#platforms[@]} -gt 0 ]; then
+			kook_used=1
+			room=3344556677
+		else
+			others=()
+			for q in "${platforms[@]}"; do [ "$q" = kook ] || others+=("$q"); done
+			[ ${#others[@]} -gt 0 ] && platform=${others[$((i % ${#others[@]}))]}
+			[ "$platform" = kook ] && room=3344556677 # only KOOK works: rooms share the channel
+		fi
+	fi
 	name=$platform-$room
 	redis-cli -u "$LIVETAP_REDIS_URL" --scan --pattern "live:{$platform:$room}*" | xargs -r redis-cli -u "$LIVETAP_REDIS_URL" del >/dev/null
 	start "emu-$name" "$emu_bin" --platform "$platform" --listen 127.0.0.1:0 --generate --rate "$per_room" \
