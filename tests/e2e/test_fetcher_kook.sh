@@ -17,7 +17,8 @@
 # in the log); dropped connections resumed without loss or duplicates;
 # forced reconnects (s=5 40108) starting fresh sessions; garbage frames
 # (corrupt zlib) counted without a crash; a wrong token (HTTP 401, never
-# running); the resume state surviving a fetcher restart; PING/PONG
+# running); the resume state surviving a fetcher restart; HELLO 40103 (a
+# fresh lookup); a second session for the token refused (s=5); PING/PONG
 # (one case of ~40 s, since the PING interval is 30 s ± 5 s).
 set -euo pipefail
 
@@ -196,7 +197,32 @@ grep -q 'resume state restored' "$tmp/restart.err" && grep -q 'resumed session' 
 	&& pass "a restarted fetcher resumed its session" || fail "no resume after restart: $(tail -2 "$tmp/restart.emu.err")"
 if out=$(compare restart); then pass "restart: $out (the gap while it was down replayed)"; else fail "restart: $out"; fi
 
-# ---- 7. PING/PONG: one beat after 25-35 s ---------------------------------------------
+# ---- 7. HELLO 40103 (token expired) on every 2nd connection: a fresh lookup --------
+KOOK=expire=2 start_emu expire --generate --rate 50 --seed 14 --drop-every 2
+start_fetcher expire
+sleep 6
+stop "$emu_pid"
+stop "$fetcher_pid"
+n=$(grep -c 'HELLO 40103' "$tmp/expire.emu.err" || true)
+[ "$n" -ge 1 ] && pass "HELLO 40103 sent $n times, the fetcher went on" || fail "no 40103 sent"
+if out=$(compare expire); then pass "40103: $out"; else fail "40103: $out"; fi
+
+# ---- 8. one session per token (single=1): the second fetcher is refused with s=5 ----
+KOOK=single=1 start_emu single --generate --rate 50 --seed 15
+start_fetcher single
+first=$fetcher_pid
+sleep 1
+start_fetcher single2
+sleep 3
+stop "$emu_pid"
+stop "$first"
+stop "$fetcher_pid"
+n=$(grep -c 'second session refused' "$tmp/single.emu.err" || true)
+[ "$n" -ge 1 ] && [ ! -s "$tmp/single2.out" ] && pass "second session refused $n times, it got no messages" \
+	|| fail "second session: refused $n times, $(wc -l <"$tmp/single2.out" 2>/dev/null) messages"
+if out=$(compare single); then pass "the first session: $out"; else fail "the first session: $out"; fi
+
+# ---- 9. PING/PONG: one beat after 25-35 s ---------------------------------------------
 redis-cli -u "$LIVETAP_REDIS_URL" del "live:{kook:$room}:status" >/dev/null
 start_emu ping --generate --rate 2 --seed 13
 start_fetcher ping

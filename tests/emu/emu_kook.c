@@ -288,6 +288,7 @@ static void kook_ws_open(void *mod, struct emu_conn *c, const char *path)
 	}
 	if (k->expire_every > 0 && k->conns % (uint64_t)k->expire_every == 0) {
 		send_signal(c, LT_KOOK_S_HELLO, "{\"code\":40103}");
+		fprintf(stderr, "livetap-emu: kook: HELLO 40103 sent\n");
 		emu_conn_close(c);
 		return;
 	}
@@ -295,6 +296,7 @@ static void kook_ws_open(void *mod, struct emu_conn *c, const char *path)
 		for (int i = 0; i < SESS_MAX; i++)
 			if (k->s[i].used && k->s[i].live > 0) {
 				send_signal(c, LT_KOOK_S_RECONNECT, "{\"code\":40107,\"err\":\"another session is live\"}");
+				fprintf(stderr, "livetap-emu: kook: second session refused\n");
 				emu_conn_close(c);
 				return;
 			}
