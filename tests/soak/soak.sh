@@ -187,6 +187,10 @@ per_room=$(python3 -c "print('%.3f' % ($rate / $rooms))")
 say "$rooms rooms over ${platforms[*]}; $rate msg/s in total ($per_room per room); ${duration}s, warm-up ${warmup}s;" \
 	"faults: --drop-every $drop_every --garbage $garbage"
 
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # ---- consumers -------------------------------------------------------------------
 export LIVETAP_STATE_DIR=$state
 start() { # NAME CMD...: runs CMD in the background, logs in $tmp/log/NAME.{out,err}
@@ -195,8 +199,11 @@ start() { # NAME CMD...: runs CMD in the background, logs in $tmp/log/NAME.{out,
 	pids+=($!)
 	echo "$! $name" >>"$tmp/procs"
 }
-PGOPTIONS="-c search_path=$schema" start persister "$build/persister/livetap-persister"
-start processor "$build/processor/livetap-processor"
+proc_mport=$(free_port)
+pers_mport=$(free_port)
+PGOPTIONS="-c search_path=$schema" LIVETAP_PERSISTER_METRICS_LISTEN=127.0.0.1:$pers_mport \
+	start persister "$build/persister/livetap-persister"
+LIVETAP_PROCESSOR_METRICS_LISTEN=127.0.0.1:$proc_mport start processor "$build/processor/livetap-processor"
 for _ in $(seq 1 150); do
 	[ -S "$state/processor.ipc" ] && [ -S "$state/persister.ipc" ] && break
 	sleep 0.1
@@ -206,9 +213,6 @@ done
 }
 
 # ---- emulators and fetchers, one each per room ---------------------------------
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 # delivery_sample: per fetcher "platform:room pending window_bytes spool_bytes"
 # from its /metrics (livetap_delivery_* gauges)
 delivery_sample() {
@@ -217,8 +221,9 @@ delivery_sample() {
 			/^livetap_delivery_pending_records[{ ]/ {p = $NF}
 			/^livetap_delivery_window_bytes[{ ]/ {w = $NF}
 			/^livetap_delivery_spool_bytes[{ ]/ {s = $NF}
-			END {print r, (p == "" ? "?" : p), (w == "" ? "?" : w), (s == "" ? "?" : s)}'
+			END {print r, (p == "" ? "?" : p), (w == "" ? "?" : w), (s == "" ? "?" : s)}' || true
 	done <"$tmp/rooms"
+	return 0 # a fetcher that is gone reads as "?", never as a failure
 }
 base=$((700000 + RANDOM % 200000))
 # The KOOK emulator serves one channel (3344556677) with one token: one KOOK
@@ -282,7 +287,20 @@ while :; do
 	sleep $sample_s
 done
 
+# consumers: "processor messages+duplicates applied, persister rows" from their /metrics
+consumers() {
+	local a b
+	a=$(curl -s --max-time 2 "http://127.0.0.1:$proc_mport/metrics" 2>/dev/null |
+		awk '/^livetap_processor_(messages|duplicates)_total /{n += $NF} END {print n + 0}' || true)
+	b=$(curl -s --max-time 2 "http://127.0.0.1:$pers_mport/metrics" 2>/dev/null |
+		awk '/^livetap_persister_rows_total[{ ]/{n += $NF} END {print n + 0}' || true)
+	echo "processor applied ${a:-?}, persister wrote ${b:-?}"
+	return 0
+}
+
 # ---- the end: emulators first, then wait for the acks, then the fetchers ---------
+say "end of the run: $(cat "$tmp"/sent/*.log 2>/dev/null | wc -l) messages sent so far; $(consumers);" \
+	"fetchers pending: $(delivery_sample | awk '$2 != "?" {p += $2} END {print p + 0}') records"
 # The rooms' states at the end of the run, before the emulators go away.
 final_states=$(while read -r platform room _; do
 	echo "$platform:$room $(redis-cli -u "$LIVETAP_REDIS_URL" --raw hget "live:{$platform:$room}:status" state 2>/dev/null)"
@@ -316,9 +334,10 @@ drain_t0=$(date +%s)
 for _ in $(seq 1 90); do
 	pending=$(delivery_sample | awk '{ if ($2 == "?") u++; else p += $2 } END {print p + 0, u + 0}')
 	[ "$pending" = "0 0" ] && break
+	[ "${pending% *}" = 0 ] && [ $(($(date +%s) - drain_t0)) -ge 10 ] && break # the silent ones are gone
 	sleep 1
 done
-say "drained in $(($(date +%s) - drain_t0))s (records still pending, fetchers not answering: $pending)"
+say "drained in $(($(date +%s) - drain_t0))s (records still pending, fetchers not answering: $pending); $(consumers)"
 delivery_sample | sed "s/^/end /" >>"$tmp/delivery"
 while read -r pid name; do
 	case $name in fetcher-*) kill -TERM "$pid" 2>/dev/null || true ;; esac
