@@ -80,6 +80,7 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	INT("supervisor.restart_base_ms", "1000", 1, 3600000, "first delay before restarting a dead child; doubles per death"),
 	INT("supervisor.restart_max_ms", "60000", 1, 3600000, "longest delay before restarting a dead child"),
 	INT("supervisor.stop_timeout_s", "10", 1, 600, "after SIGTERM, wait this long for a child before SIGKILL"),
+	INT("supervisor.max_rooms", "0", 0, 1000000, "rooms one supervisor leases at most, to spread rooms over hosts (0: no limit)"),
 
 	/* ---- api --------------------------------------------------------- */
 	STR("api.listen", "127.0.0.1:8080", "HOST:PORT the API and dashboard listen on"),
@@ -103,6 +104,8 @@ const struct lt_cfg_def lt_cfg_table[] = {
 	/* ---- douyin ------------------------------------------------------ */
 	STR("douyin.web_base", "https://live.douyin.com", "Douyin live web base URL"),
 	STR("douyin.ws_url", "wss://webcast5-ws-web-hl.douyin.com/webcast/im/push/v2/", "Douyin webcast WebSocket URL"),
+	STR("douyin.signer", "native",
+	    "push URL signer: native, or a command run with the X-MS-STUB as its last argument that prints the signature"),
 
 	/* ---- kook -------------------------------------------------------- */
 	STR("kook.api_base", "https://www.kookapp.cn/api/v3", "KOOK HTTP API base URL"),

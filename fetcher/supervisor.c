@@ -65,7 +65,7 @@ struct sup {
 	char owner[160];
 	char exe[PATH_MAX];
 	const char *config_path;
-	int64_t lease_ms, poll_ms, renew_ms, restart_base_ms, restart_max_ms, stop_ms;
+	int64_t lease_ms, poll_ms, renew_ms, restart_base_ms, restart_max_ms, stop_ms, max_rooms;
 	int64_t next_claim, next_renew, last_renew_ok, pg_retry_at;
 	struct child *children;
 	uint64_t rng;
@@ -214,20 +214,25 @@ static void release_unwanted(struct sup *s, PGresult *r)
  * claim causes no NOTIFY), then read what we hold. */
 static void claim(struct sup *s)
 {
-	char lease[24];
-	const char *p[2] = {s->owner, lease};
+	char lease[24], max[24];
+	const char *p[3] = {s->owner, lease, max};
 	PGresult *r;
 
 	snprintf(lease, sizeof(lease), "%" PRId64, s->lease_ms);
+	snprintf(max, sizeof(max), "%" PRId64, s->max_rooms);
+	/* LIMIT NULL is no limit; with max_rooms, only what we may still take */
 	r = pg_exec(s,
 	            "WITH c AS (SELECT id FROM rooms WHERE enabled "
 	            "  AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < now()) "
 	            "  AND lease_owner IS DISTINCT FROM $1 "
-	            "  ORDER BY id FOR UPDATE SKIP LOCKED) "
+	            "  ORDER BY id "
+	            "  LIMIT CASE WHEN $3::bigint > 0 THEN greatest(0, $3::bigint - "
+	            "    (SELECT count(*) FROM rooms WHERE lease_owner = $1)) END "
+	            "  FOR UPDATE SKIP LOCKED) "
 	            "UPDATE rooms SET lease_owner = $1, "
 	            "  lease_until = now() + $2::bigint * interval '1 millisecond' "
 	            "FROM c WHERE rooms.id = c.id RETURNING rooms.id",
-	            2, p);
+	            3, p);
 	if (!r)
 		return;
 	if (PQntuples(r) > 0)
@@ -476,6 +481,7 @@ int lt_supervisor_run(struct lt_app *app)
 	s.restart_base_ms = lt_config_int(s.cfg, "supervisor.restart_base_ms");
 	s.restart_max_ms = lt_config_int(s.cfg, "supervisor.restart_max_ms");
 	s.stop_ms = lt_config_int(s.cfg, "supervisor.stop_timeout_s") * 1000;
+	s.max_rooms = lt_config_int(s.cfg, "supervisor.max_rooms");
 	s.rng = (uint64_t)lt_clock_mono_us() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 	owner = lt_config_str(s.cfg, "supervisor.owner");
 	gethostname(host, sizeof(host) - 1);

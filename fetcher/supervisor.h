@@ -11,7 +11,10 @@
  * runs a child only while it holds the lease: a room whose lease was lost
  * has its child stopped, and if renewing fails for most of a lease (the
  * database is unreachable) every child is stopped before the leases can
- * expire and be taken elsewhere. A supervisor killed with -9 takes its
+ * expire and be taken elsewhere. supervisor.max_rooms caps how many rooms
+ * one supervisor leases, so that rooms spread over hosts (without it the
+ * first supervisor takes every free room and the others stand by for
+ * failover). A supervisor killed with -9 takes its
  * children with it (PR_SET_PDEATHSIG) and its leases expire after lease_s,
  * when another supervisor takes the rooms.
  *

@@ -14,7 +14,8 @@
 # its children before its leases can expire (and it recovers), a second supervisor shares the rooms without
 # ever running a room twice, and after kill -9 of the first supervisor its
 # children die with it and the second takes its rooms once the leases
-# expire; SIGTERM stops every child and releases the leases.
+# expire; SIGTERM stops every child and releases the leases; with
+# supervisor.max_rooms two supervisors split the rooms.
 set -euo pipefail
 
 build=${1:?usage: test_supervisor.sh BUILDDIR}
@@ -94,6 +95,7 @@ start_sup() { # NAME OWNER
 	LIVETAP_SUPERVISOR_RESTART_BASE_MS=200 \
 	LIVETAP_SUPERVISOR_RESTART_MAX_MS=2000 \
 	LIVETAP_SUPERVISOR_STOP_TIMEOUT_S=5 \
+	LIVETAP_SUPERVISOR_MAX_ROOMS=${MAX_ROOMS:-0} \
 		"$fetcher_bin" --supervise >"$tmp/$1.out" 2>"$tmp/$1.err" &
 	sup_pid=$!
 	pids+=("$sup_pid")
@@ -178,6 +180,20 @@ left=$(sql "SELECT count(*) FROM rooms WHERE lease_owner IS NOT NULL")
 if wait_rooms "" 3; then pass "no connection left at the emulator"; else fail "connections left"; fi
 st=$(redis-cli -u "$LIVETAP_REDIS_URL" --no-raw hget "live:{bilibili:10011}:status" state | tr -d '"')
 [ "$st" = idle ] && pass "child wrote state idle on its way out" || fail "child status '$st' after stop"
+
+# ---- 7. supervisor.max_rooms spreads the rooms over two supervisors ----
+MAX_ROOMS=2 start_sup c sup-c
+c_pid=$sup_pid
+MAX_ROOMS=2 start_sup d sup-d
+d_pid=$sup_pid
+if wait_rooms "$all3" 10 && never_twice 2; then
+	split=$(sql "SELECT string_agg(n::text, ',' ORDER BY n) FROM (SELECT count(*) AS n FROM rooms GROUP BY lease_owner) x")
+	[ "$split" = "1,2" ] && pass "max_rooms=2: the rooms split 2 + 1 over two supervisors" || fail "max_rooms split '$split'"
+else
+	fail "two supervisors with max_rooms=2 did not run all rooms once"
+fi
+kill -TERM "$c_pid" "$d_pid"
+wait "$c_pid" "$d_pid" || true
 
 echo "logs in $tmp"
 [ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }
