@@ -151,6 +151,32 @@ int lt_douyin_sign(struct lt_douyin_signer *s, const char *stub_hex, char out[LT
 	return lt_douyin_sign_values(stub_hex, s->counter & 0x3f, flag & 1, r, k, out);
 }
 
+int lt_douyin_sign_cmd(void *ud, const char *stub_hex, char *out)
+{
+	char cmd[2048], line[LT_DY_SIG_MAX + 2];
+	uint8_t stub[16];
+
+	/* the stub is 32 hex digits, so it needs no quoting */
+	if (!ud || !stub_hex || strlen(stub_hex) != 32 || unhex(stub_hex, stub) != LT_OK)
+		return LT_EINVAL;
+	int n = snprintf(cmd, sizeof(cmd), "timeout %d %s %s", LT_DY_SIGNER_TIMEOUT_S, (const char *)ud, stub_hex);
+	if (n < 0 || (size_t)n >= sizeof(cmd))
+		return LT_EINVAL;
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return LT_EIO;
+	bool got = fgets(line, sizeof(line), p) != NULL;
+	int st = pclose(p);
+	if (!got || st != 0)
+		return LT_EIO;
+	size_t len = strcspn(line, "\r\n");
+	if (len == 0 || len >= LT_DY_SIG_MAX)
+		return LT_EIO;
+	memcpy(out, line, len);
+	out[len] = '\0';
+	return LT_OK;
+}
+
 int lt_douyin_sign_check(const char *sig, const char *stub_hex)
 {
 	uint8_t b[12], stub[16], s[16], x = 0;

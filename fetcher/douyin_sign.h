@@ -13,6 +13,9 @@
  * A signer is a function and its state (struct lt_douyin_signer); the native
  * one is the default. Another (an external service, a JS engine) plugs in by
  * filling in fn/ud: the platform calls it once per connection attempt.
+ * lt_douyin_sign_cmd is such a signer: a command named in the config
+ * (douyin.signer) that gets the stub as its last argument and prints the
+ * signature, for when Douyin changes the algorithm again.
  */
 #ifndef LT_DOUYIN_SIGN_H
 #define LT_DOUYIN_SIGN_H
@@ -47,6 +50,14 @@ int lt_douyin_sign_values(const char *stub_hex, uint8_t counter, bool flag, uint
 /* Sign stub_hex with s (s->fn, or the native algorithm with s's counter and
  * random state). out holds LT_DY_SIG_MAX bytes. Returns LT_OK or an lt_err. */
 int lt_douyin_sign(struct lt_douyin_signer *s, const char *stub_hex, char out[LT_DY_SIG_MAX]);
+
+/* A signer that runs the shell command ud (a NUL-terminated string) with
+ * stub_hex appended as its last argument, at most LT_DY_SIGNER_TIMEOUT_S
+ * seconds, and takes the first line it prints as the signature. It blocks
+ * the caller meanwhile (once per connection attempt). Returns LT_OK,
+ * LT_EIO when the command fails or prints nothing usable. */
+#define LT_DY_SIGNER_TIMEOUT_S 5
+int lt_douyin_sign_cmd(void *ud, const char *stub_hex, char *out);
 
 /* The server's check of a native signature: LT_OK when sig decodes to 12
  * bytes whose decrypted body carries md5(stub bytes)[14..15] and a correct

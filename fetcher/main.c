@@ -144,6 +144,7 @@ static int run(struct lt_app *app)
 		.room = room,
 		.api_base = platform_setting(cfg, platform, "api_base", true),
 		.aux_base = platform_setting(cfg, platform, "web_base", true),
+		.signer = platform_setting(cfg, platform, "signer", true),
 		.ws_url = platform_setting(cfg, platform, "ws_url", false),
 		.cookie = platform_setting(cfg, platform, "cookie", true),
 		.token = platform_setting(cfg, platform, "token", true),

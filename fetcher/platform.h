@@ -57,6 +57,7 @@ struct lt_platform_conf {
 	bool skip_bootstrap;    /* no HTTP at all: connect to ws_url with an empty key
 	                         * (an emulator that needs no token) */
 	const struct lt_clock *clock; /* NULL = lt_clock_real; used for WBI wts and key expiry */
+	const char *signer;     /* douyin: "native" (or NULL), else a signer command */
 };
 
 /* One HTTP request of the bootstrap. */

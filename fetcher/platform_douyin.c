@@ -8,7 +8,9 @@
  * whose SSR state carries roomId, user_unique_id and status_str (4 = the
  * stream has ended: retry later). The push URL is ws_url plus the query of
  * §1.2 and a `signature` from a pluggable signer (douyin_sign.h; native by
- * default) over the X-MS-STUB of room_id and user_unique_id. After a failed
+ * default, or the command named by douyin.signer) over the X-MS-STUB of
+ * room_id and user_unique_id; a signer that fails makes the attempt fail
+ * (retried after backoff). After a failed
  * attempt the live page is fetched again (a fresh room state and status).
  *
  * Decoding: every frame is a PushFrame (douyin.proto, protobuf-c into a
@@ -61,6 +63,7 @@ struct lt_platform_conn {
 	char uid[24];                   /* user_unique_id */
 	char ttwid[512];
 	char *web_base, *ws_url, *cookie, *ua;
+	char *signer_cmd;               /* douyin.signer when not "native" */
 	bool skip_bootstrap;
 	bool live_ended;                /* the page said status_str 4 */
 	bool authed;                    /* a data frame arrived on this connection */
@@ -691,6 +694,7 @@ static void dy_destroy(struct lt_platform_conn *c)
 	free(c->ws_url);
 	free(c->cookie);
 	free(c->ua);
+	free(c->signer_cmd);
 	lt_buf_free(&c->url);
 	lt_buf_free(&c->hdrs);
 	lt_buf_free(&c->target);
@@ -757,6 +761,15 @@ static int dy_create(const struct lt_platform_conf *conf, struct lt_platform_con
 	c->hb_ms = LT_DY_HEARTBEAT_MS;
 	c->rng = (uint64_t)lt_clock_mono(c->clock) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)c;
 	c->signer.rng = rng_next(&c->rng) | 1;
+	if (conf->signer && conf->signer[0] && strcmp(conf->signer, "native") != 0) {
+		c->signer_cmd = strdup(conf->signer);
+		if (!c->signer_cmd) {
+			dy_destroy(c);
+			return LT_ENOMEM;
+		}
+		c->signer.fn = lt_douyin_sign_cmd;
+		c->signer.ud = c->signer_cmd;
+	}
 	if (c->cookie)
 		cookie_get(c->cookie, "ttwid", c->ttwid, sizeof(c->ttwid));
 	lt_buf_init(&c->url, 0);

@@ -16,7 +16,8 @@
 # repeat_count); dropped connections, where the emulator replays its recent
 # messages on every reconnect and the fetcher drops the repeats; garbage
 # frames counted without a crash; live end; a forged signature refused
-# with the real server's answer (HTTP 200 with handshake-status: 415).
+# with the real server's answer (HTTP 200 with handshake-status: 415); a
+# signer command (douyin.signer) whose signatures are refused: retried.
 set -euo pipefail
 
 build=${1:?usage: test_fetcher_douyin.sh BUILDDIR}
@@ -200,6 +201,18 @@ if [ "${rej:-0}" = 1 ] && [ "${conns:-1}" = 0 ] && grep -q '^HTTP/1\.[01] 200' "
 else
 	fail "forged: rejected=$rej connections=$conns answer: $(head -3 "$tmp/forged.txt" | tr '\n' ' ')"
 fi
+
+# ---- 7. a signer command (douyin.signer) whose signature the server refuses --
+room=100007
+start_emu badsig --generate --rate 20
+LIVETAP_DOUYIN_SIGNER='printf AAAAAAAAAAAAAAAA%.0s' start_fetcher badsig $room
+sleep 2
+stop "$emu_pid"; stop "$fetcher_pid"
+rej=$(emu_counter badsig rejected) conns=$(emu_counter badsig connections)
+fails=$(grep -c 'attempt [0-9]* failed' "$tmp/badsig.err" || true)
+[ "${rej:-0}" -ge 2 ] && [ "${conns:-1}" = 0 ] && [ "$fails" -ge 2 ] && [ ! -s "$tmp/badsig.out" ] \
+	&& pass "signer command used; refused handshakes retried with backoff (rejected=$rej, failed attempts=$fails)" \
+	|| fail "bad signer: rejected=$rej connections=$conns failed attempts=$fails lines=$(wc -l <"$tmp/badsig.out")"
 
 echo "test_fetcher_douyin: $failures failure(s)"
 [ "$failures" = 0 ]

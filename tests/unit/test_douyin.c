@@ -794,6 +794,41 @@ START_TEST(bootstrap_steps)
 }
 END_TEST
 
+/* douyin.signer names a command: it gets the stub and its first line is the
+ * signature; a failing command fails the attempt. */
+START_TEST(command_signer)
+{
+	struct lt_platform_conf conf = {.room = ROOM, .skip_bootstrap = true, .ws_url = "ws://127.0.0.1:1/x",
+	                                .signer = "printf SIG-%s"};
+	struct lt_platform_conn *c = NULL;
+	struct lt_ws_target t;
+	char stub[33], want[64];
+
+	ck_assert_int_eq(lt_platform_douyin.create(&conf, &c), LT_OK);
+	ck_assert_int_eq(lt_platform_douyin.begin(c, 0), LT_OK);
+	ck_assert_int_eq(lt_platform_douyin.ws_target(c, &t), LT_OK);
+	const char *u = strstr(t.url, "&user_unique_id=");
+	ck_assert_ptr_nonnull(u);
+	char uid[24] = "";
+	sscanf(u + 16, "%23[0-9]", uid);
+	lt_douyin_stub(ROOM, uid, LT_DY_SDK_VERSION, stub);
+	snprintf(want, sizeof(want), "&signature=SIG-%s", stub);
+	ck_assert_msg(strstr(t.url, want) != NULL, "no %s in %s", want, t.url);
+	lt_platform_douyin.destroy(c);
+
+	conf.signer = "false";
+	ck_assert_int_eq(lt_platform_douyin.create(&conf, &c), LT_OK);
+	ck_assert_int_eq(lt_platform_douyin.begin(c, 0), LT_OK);
+	ck_assert_int_ne(lt_platform_douyin.ws_target(c, &t), LT_OK);
+	lt_platform_douyin.destroy(c);
+
+	char sig[LT_DY_SIG_MAX];
+	ck_assert_int_eq(lt_douyin_sign_cmd((void *)"echo", "not-a-stub", sig), LT_EINVAL);
+	ck_assert_int_eq(lt_douyin_sign_cmd((void *)"echo", "704f436b2558b0d7a1c7e758527dd8f1", sig), LT_OK);
+	ck_assert_str_eq(sig, "704f436b2558b0d7a1c7e758527dd8f1");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("douyin");
@@ -808,6 +843,7 @@ int main(void)
 	tcase_add_test(tc, heartbeat_and_close);
 	tcase_add_test(tc, signer_vectors);
 	tcase_add_test(tc, bootstrap_steps);
+	tcase_add_test(tc, command_signer);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
