@@ -159,7 +159,7 @@ function addFeed(m, atEnd) {
   if (atEnd) feed.append(li); else feed.prepend(li);
   while (feed.children.length > FEED_MAX) feed.lastChild.remove();
   st.feedCount++;
-  $('#feed-count').textContent = st.feedCount + ' shown';
+  $('#feed-count').textContent = st.feedCount + ' received';
 }
 
 async function loadHistory() {
