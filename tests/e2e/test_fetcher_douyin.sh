@@ -119,6 +119,9 @@ conns=$(emu_counter plain connections) rej=$(emu_counter plain rejected)
 	|| fail "handshake: connections=$conns rejected=$rej: $(tail -3 "$tmp/plain.err")"
 hb=$(emu_counter plain heartbeats) acks=$(emu_counter plain acks) bad_acks=$(emu_counter plain bad_acks)
 [ "${hb:-0}" -ge 2 ] && pass "heartbeat frames received by the server ($hb)" || fail "heartbeats=$hb"
+pings=$(emu_counter plain pings) pongs=$(emu_counter plain pongs)
+[ "${pings:-0}" -ge 2 ] && [ "${pongs:-0}" -ge 2 ] && pass "WebSocket pings answered by the fetcher (pings=$pings pongs=$pongs)" \
+	|| fail "pings=$pings pongs=$pongs"
 [ "${acks:-0}" -ge 1 ] && [ "${bad_acks:-1}" = 0 ] && pass "need_ack answered with the frame's log_id ($acks acks)" \
 	|| fail "acks=$acks bad_acks=$bad_acks"
 if out=$(compare plain); then pass "plain: $out"; else fail "plain: $out"; fi

@@ -56,6 +56,8 @@ struct emu_conn {
 	bool subscribed;
 	bool closing;
 	bool dead;
+	bool ping_pending;    /* emu_conn_ping: a PING goes out before the next frame */
+	uint64_t pongs;       /* PONGs received */
 	void *mod_data;
 };
 
@@ -217,6 +219,19 @@ static const char *wsi_query(struct lws *wsi, char *buf, size_t cap)
 	return buf;
 }
 
+void emu_conn_ping(struct emu_conn *c)
+{
+	if (!c->wsi || c->closing || c->dead)
+		return;
+	c->ping_pending = true;
+	lws_callback_on_writable(c->wsi);
+}
+
+uint64_t emu_conn_pongs(const struct emu_conn *c)
+{
+	return c->pongs;
+}
+
 const char *emu_conn_query(struct emu_conn *c, char *buf, size_t cap)
 {
 	return wsi_query(c->wsi, buf, cap);
@@ -270,6 +285,16 @@ static int conn_writeable(struct emu *e, struct emu_conn *c)
 
 	if (emu_stalled(e))
 		return 0; /* the ticker asks for WRITEABLE again when the stall ends */
+	if (c->ping_pending && !c->closing) {
+		uint8_t ping[LWS_PRE + 8];
+		memcpy(ping + LWS_PRE, "emu-ping", 8);
+		c->ping_pending = false;
+		if (lws_write(c->wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
+			return -1;
+		if (f || c->closing)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
 	if (!f) {
 		if (c->closing) {
 			lws_close_reason(c->wsi, LWS_CLOSE_STATUS_GOINGAWAY, NULL, 0);
@@ -477,6 +502,10 @@ static int emu_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 		return ws_established(e, wsi, pss);
 	case LWS_CALLBACK_RECEIVE:
 		return pss->conn ? ws_receive(e, wsi, pss->conn, in, len) : -1;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (pss->conn)
+			pss->conn->pongs++;
+		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pss->conn ? conn_writeable(e, pss->conn) : 0;
 	case LWS_CALLBACK_CLOSED:

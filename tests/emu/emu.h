@@ -124,6 +124,10 @@ void emu_conn_subscribe(struct emu_conn *c, const char *room);
 void emu_conn_touch(struct emu_conn *c);
 /* Close c once its queued frames are written. */
 void emu_conn_close(struct emu_conn *c);
+/* Send a WebSocket PING (control frame) on c before its next queued frame. */
+void emu_conn_ping(struct emu_conn *c);
+/* PONGs c has received so far. */
+uint64_t emu_conn_pongs(const struct emu_conn *c);
 /* The query string of c's upgrade request (lws's decoded arguments joined
  * by '&') into buf (cap bytes, "" if none); only valid during ws_open.
  * Returns buf. */

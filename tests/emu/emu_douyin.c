@@ -24,7 +24,9 @@
  * need_ack; consecutive gifts of one user and gift are one combo (cumulative
  * repeat_count) closed by a repeat_end message; live_end is a Control
  * message with action 3. Heartbeat frames ("hb") keep the connection alive
- * and are answered with an hb frame; acks are counted and must name the
+ * and are answered with an hb frame; a WebSocket PING goes out every
+ * second and a client that sends no PONG for 20 s is dropped (the real
+ * server's behaviour, douyin.md §1.4); acks are counted and must name the
  * log_id of a frame that asked for one. Types Douyin has no message for
  * (superchat, guard, live_start, other) are not sent and not logged.
  * --garbage sends random bytes or a frame whose gzip is cut short.
@@ -44,6 +46,8 @@
 
 #define LT_EMU_DY_RECENT 15
 #define LT_EMU_DY_ACK_EVERY 4
+#define LT_EMU_DY_PING_MS 1000          /* a WebSocket PING this often */
+#define LT_EMU_DY_PONG_TIMEOUT_MS 20000 /* no PONG for this long: drop the client */
 
 struct recent {
 	char method[48];
@@ -57,7 +61,7 @@ struct dymod {
 	struct recent recent[LT_EMU_DY_RECENT]; /* a ring, oldest at head */
 	int recent_head, recent_n;
 	uint64_t ttwid_seq;
-	uint64_t rejected, acks, bad_acks, heartbeats, conns, replayed;
+	uint64_t rejected, acks, bad_acks, heartbeats, conns, replayed, pings, pongs;
 };
 
 struct dyconn {
@@ -65,6 +69,9 @@ struct dyconn {
 	bool ok;
 	uint64_t seq;
 	uint64_t ack_log_ids[64]; /* frames that asked for an ack, not yet acked */
+	int64_t next_ping_ms;     /* when the next WebSocket PING goes out */
+	int64_t pong_ms;          /* when a PONG last arrived (or the connection opened) */
+	uint64_t pongs_seen;
 };
 
 static int dy_init(struct emu *e, void **mod)
@@ -84,9 +91,10 @@ static void dy_fini(void *mod)
 		return;
 	fprintf(stderr,
 	        "livetap-emu: douyin: connections=%llu rejected=%llu heartbeats=%llu acks=%llu bad_acks=%llu "
-	        "replayed=%llu\n",
+	        "replayed=%llu pings=%llu pongs=%llu\n",
 	        (unsigned long long)m->conns, (unsigned long long)m->rejected, (unsigned long long)m->heartbeats,
-	        (unsigned long long)m->acks, (unsigned long long)m->bad_acks, (unsigned long long)m->replayed);
+	        (unsigned long long)m->acks, (unsigned long long)m->bad_acks, (unsigned long long)m->replayed,
+	        (unsigned long long)m->pings, (unsigned long long)m->pongs);
 	for (int i = 0; i < LT_EMU_DY_RECENT; i++)
 		free(m->recent[i].payload);
 	free(m);
@@ -217,6 +225,8 @@ static void dy_ws_open(void *mod, struct emu_conn *c, const char *path)
 	}
 	dc->enc.room_id = strtoull(room_id, NULL, 10);
 	dc->ok = true;
+	dc->next_ping_ms = emu_now_ms() + LT_EMU_DY_PING_MS;
+	dc->pong_ms = emu_now_ms();
 	m->conns++;
 	emu_conn_subscribe(c, room_id + 1);
 	send_recent(m, c, dc);
@@ -287,6 +297,22 @@ static void dy_ws_push(void *mod, struct emu_conn *c, const struct lt_msg *msgs,
 
 	if (!dc->ok || !sent || !ids)
 		goto out;
+	/* WebSocket PINGs like the real push server's; no PONG for
+	 * LT_EMU_DY_PONG_TIMEOUT_MS drops the client (douyin.md §1.4) */
+	int64_t now = emu_now_ms();
+	if (emu_conn_pongs(c) != dc->pongs_seen) {
+		dc->pongs_seen = emu_conn_pongs(c);
+		dc->pong_ms = now;
+	}
+	if (now - dc->pong_ms > LT_EMU_DY_PONG_TIMEOUT_MS) {
+		emu_conn_close(c);
+		goto out;
+	}
+	if (now >= dc->next_ping_ms) {
+		emu_conn_ping(c);
+		m->pings++;
+		dc->next_ping_ms = now + LT_EMU_DY_PING_MS;
+	}
 	lt_buf_init(&f, 0);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t id = dyenc_id(msgs[i].msg_id.len ? msgs[i].msg_id : LT_STR("x"));
@@ -358,8 +384,9 @@ static void dy_ws_garbage(void *mod, struct emu_conn *c)
 
 static void dy_ws_close(void *mod, struct emu_conn *c)
 {
+	struct dymod *m = mod;
 	struct dyconn *dc = emu_conn_data(c);
-	(void)mod;
+	m->pongs += emu_conn_pongs(c);
 	dyenc_free(&dc->enc);
 }
 
