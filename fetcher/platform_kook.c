@@ -22,6 +22,10 @@
  * is full the gap is given up (counted) and the buffer drained in order. An
  * event without an sn is processed as it comes.
  *
+ * A HELLO refused with 40101/40102 (a bad token) ends the session for good
+ * (LT_PEV_CLOSE: state error, retried by the supervisor); 40103 and a HELLO
+ * that does not come within 6 s mean a fresh gateway lookup.
+ *
  * Timing is a tick: the driver calls heartbeat when heartbeat_ms says, and
  * the tick checks the HELLO deadline (6 s), sends the PING every 30 s ± 5 s,
  * and after a PONG that is 6 s late sends two more PINGs (2 s, then 4 s
@@ -567,7 +571,9 @@ static int on_hello(struct lt_platform_conn *c, const cJSON *d, unsigned *ev)
 		c->gateway = NULL;
 		session_drop(c);
 		c->link = LINK_DOWN;
-		*ev |= LT_PEV_RECONNECT;
+		/* 40101/40102: the token is wrong, which no retry mends: the room
+		 * goes to error (the supervisor tries again after its backoff) */
+		*ev |= code == LT_KOOK_HELLO_BAD_TOKEN || code == LT_KOOK_HELLO_VERIFY ? LT_PEV_CLOSE : LT_PEV_RECONNECT;
 		return LT_EAUTH;
 	}
 	if (!lt_str_eqc(sid, c->session)) {

@@ -18,7 +18,8 @@
 # forced reconnects (s=5 40108) starting fresh sessions; garbage frames
 # (corrupt zlib) counted without a crash; a wrong token (HTTP 401, never
 # running); the resume state surviving a fetcher restart; HELLO 40103 (a
-# fresh lookup); a second session for the token refused (s=5); PING/PONG
+# fresh lookup); a second session for the token refused (s=5); no HELLO
+# within 6 s (the connection given up after 6 s); PING/PONG
 # (one case of ~40 s, since the PING interval is 30 s ± 5 s).
 set -euo pipefail
 
@@ -222,7 +223,28 @@ n=$(grep -c 'second session refused' "$tmp/single.emu.err" || true)
 	|| fail "second session: refused $n times, $(wc -l <"$tmp/single2.out" 2>/dev/null) messages"
 if out=$(compare single); then pass "the first session: $out"; else fail "the first session: $out"; fi
 
-# ---- 9. PING/PONG: one beat after 25-35 s ---------------------------------------------
+# ---- 9. no HELLO within 6 s: the fetcher gives the connection up ------------------
+KOOK=nohello=1 start_emu nohello --generate --rate 10 --seed 16
+start_fetcher nohello
+sleep 8
+stop "$emu_pid"
+stop "$fetcher_pid"
+gap=$(python3 - "$tmp/nohello.err" <<'PY'
+import json, sys, datetime
+t = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+conn = fail = None
+for l in open(sys.argv[1]):
+    try: j = json.loads(l)
+    except ValueError: continue
+    if conn is None and j["msg"].startswith("connecting to"): conn = t(j["ts"])
+    if fail is None and "heartbeat: " in j["msg"]: fail = t(j["ts"])
+print("%.1f" % (fail - conn) if conn and fail else "none")
+PY
+)
+python3 -c "import sys; sys.exit(0 if '$gap' != 'none' and 5.5 <= float('$gap') <= 7.5 else 1)" \
+	&& pass "no HELLO: the connection is given up after ${gap} s" || fail "no HELLO: gave up after '$gap' s"
+
+# ---- 10. PING/PONG: one beat after 25-35 s ---------------------------------------------
 redis-cli -u "$LIVETAP_REDIS_URL" del "live:{kook:$room}:status" >/dev/null
 start_emu ping --generate --rate 2 --seed 13
 start_fetcher ping

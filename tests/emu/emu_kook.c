@@ -27,7 +27,8 @@
  * KOOK-only switches, from the environment variable LT_EMU_KOOK as
  * "key=value,…": token=T (default emu-kook-token), reorder=P (a fraction of
  * events sent after their successor), dup=P (sent twice), expire=N (every
- * Nth connection gets HELLO 40103), reconnect_every=S (s=5 40108 to every
+ * Nth connection gets HELLO 40103), nohello=N (every Nth connection gets
+ * no HELLO at all), reconnect_every=S (s=5 40108 to every
  * connection every S seconds, forcing a fresh session), single=1 (a second
  * live session for the token is refused with s=5 40107).
  */
@@ -70,7 +71,7 @@ struct kook {
 	struct emu *e;
 	char token[128];
 	double reorder, dup;
-	int expire_every, reconnect_every_s;
+	int expire_every, reconnect_every_s, nohello_every;
 	bool single;
 	uint64_t conns, counter;
 	uint32_t nonce;
@@ -114,6 +115,8 @@ static void parse_env(struct kook *k)
 			k->dup = atof(eq);
 		else if (!strcmp(kv, "expire"))
 			k->expire_every = atoi(eq);
+		else if (!strcmp(kv, "nohello"))
+			k->nohello_every = atoi(eq);
 		else if (!strcmp(kv, "reconnect_every"))
 			k->reconnect_every_s = atoi(eq);
 		else if (!strcmp(kv, "single"))
@@ -284,6 +287,11 @@ static void kook_ws_open(void *mod, struct emu_conn *c, const char *path)
 	if (!query_get(q, "token", v, sizeof(v)) || strcmp(v, k->token) != 0) {
 		send_signal(c, LT_KOOK_S_HELLO, "{\"code\":40101}");
 		emu_conn_close(c);
+		return;
+	}
+	if (k->nohello_every > 0 && k->conns % (uint64_t)k->nohello_every == 0) {
+		emu_conn_touch(c); /* silent, but not closed before the client gives up */
+		fprintf(stderr, "livetap-emu: kook: no HELLO on this connection\n");
 		return;
 	}
 	if (k->expire_every > 0 && k->conns % (uint64_t)k->expire_every == 0) {

@@ -489,6 +489,10 @@ START_TEST(bootstrap_resume_reconnect)
 	ck_assert(ev & LT_PEV_RECONNECT);
 	ck_assert_int_eq(lt_platform_kook.begin(c, 1), LT_OK);
 	ck_assert_int_eq(lt_platform_kook.http_next(c, &rq), LT_OK);
+	/* 40101 (invalid token): no retry mends it, the session ends for good */
+	ck_assert_int_eq(feed(c, &g, "{\"s\":1,\"d\":{\"code\":40101}}", &ev), LT_EAUTH);
+	ck_assert(ev & LT_PEV_CLOSE);
+	ck_assert(!(ev & LT_PEV_RECONNECT));
 	got_free(&g);
 	lt_platform_kook.destroy(c);
 }
