@@ -319,7 +319,8 @@ say "emulators stopped: $sent messages sent; waiting for the last batches"
 kinds=$(cat "$tmp"/sent/*.log | awk '{print $2}' | sort -u | sed "s/.*/'&'/" | paste -sd, -)
 last=-1
 stable=0
-for _ in $(seq 1 120); do
+wait_t0=$(date +%s)
+while [ $(($(date +%s) - wait_t0)) -lt 120 ]; do
 	rows=$(PGOPTIONS="-c search_path=$schema" psql -X "$LIVETAP_PG_DSN" -Atqc \
 		"SELECT count(*) FROM live_messages WHERE type IN (${kinds:-''})" 2>/dev/null || echo 0)
 	[ "$rows" -ge "$sent" ] && break
@@ -331,7 +332,7 @@ done
 # then until every fetcher has every batch acknowledged by both consumer
 # kinds (the processor may still be catching up when PostgreSQL has it all)
 drain_t0=$(date +%s)
-for _ in $(seq 1 90); do
+while [ $(($(date +%s) - drain_t0)) -lt 90 ]; do
 	pending=$(delivery_sample | awk '{ if ($2 == "?") u++; else p += $2 } END {print p + 0, u + 0}')
 	[ "$pending" = "0 0" ] && break
 	[ "${pending% *}" = 0 ] && [ $(($(date +%s) - drain_t0)) -ge 10 ] && break # the silent ones are gone
