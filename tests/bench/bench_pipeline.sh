@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# bench_pipeline: the whole pipeline on this machine, with Redis and
+# PostgreSQL on it too (the servers tests/run or servers.sh started).
+#
+#   bash tests/bench/bench_pipeline.sh BUILD_DIR     (meson test --benchmark pipeline)
+#
+# One livetap-processor and one livetap-persister (their own ipc endpoints,
+# state directory and a fresh database, as the e2e tests set them up) and:
+#   1. throughput: lt-producer at full speed pushes N messages (default
+#      200,000; env N) of 1,000 users; the time from its first push until
+#      every message is acknowledged -- by the processor only (into Redis),
+#      by the persister only (into PostgreSQL: committed), and by both (end
+#      to end) -- in three runs on fresh rooms;
+#   2. latency: bench_latency (tests/bench/latency.c) sends chat at 10,000
+#      and at 1,000 msg/s (env LAT_RATES) for 10 s each through the same processor and
+#      persister, and times each message from lt_delivery_push to its
+#      arrival on a subscriber of the room channel (p50/p90/p99/p99.9/max);
+#   3. peak RSS (VmHWM) of the processor and the persister after all that.
+# The load average before and after is printed with the figures: the
+# machine may be shared.
+set -uo pipefail
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+[ -n "${LIVETAP_REDIS_URL:-}" ] && [ -n "${LIVETAP_PG_DSN:-}" ] || { echo "SKIP: LIVETAP_REDIS_URL/LIVETAP_PG_DSN not set"; exit 77; }
+# shellcheck source=tests/e2e/lib/pipeline.sh
+. "$src/tests/e2e/lib/pipeline.sh"
+lt_pipe_init "${1:?usage: bench_pipeline.sh BUILD_DIR}" bench
+tmp=$lt_pipe_tmp
+[ -x "$build/tests/bench/bench_latency" ] || { echo "FAIL: $build/tests/bench/bench_latency not built"; exit 1; }
+fail() { echo "FAIL: $*"; lt_pipe_logs; exit 1; }
+
+n=${N:-200000}
+lat_rates=${LAT_RATES:-10000 1000}
+tag=$(( ($$ * 7919 + RANDOM) % 900000 + 100000 ))
+echo "machine: $(nproc) CPUs, load average $(cut -d ' ' -f 1-3 /proc/loadavg) before; $n messages per run"
+
+lt_pipe_start_persister
+lt_pipe_start_processor
+
+# run NAME ROOM FLAGS...: one lt-producer at full speed; prints its figures.
+run() {
+	local name=$1 room=$2 out
+	shift 2
+	out=$tmp/$name.json
+	"$build/tests/support/lt-producer" --source "bench-$tag-$name" --room "$room" --count "$n" \
+		--users 1000 --plant benchword --plant-every 10 --spool "$tmp/spool-$name" \
+		--drain-timeout 300000 "$@" >"$out" 2>"$tmp/$name.err" || fail "$name: producer: $(cat "$tmp/$name.err")"
+	python3 - "$out" "$name" <<'PY'
+import json, sys
+p = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+print("%-26s %7d msgs: pushed in %6.2f s, all acked after %6.2f s = %7.0f msg/s (batches %d, resent %d)"
+      % (sys.argv[2], p["sent"], p["push_seconds"], p["total_seconds"], p["sent"] / p["total_seconds"],
+         p["delivery"]["batches"], p["delivery"]["resent"]))
+PY
+}
+
+# Warm-up, not counted: the processor loads its dictionary and script, the
+# persister makes its partitions.
+n_main=$n
+n=2000
+run "warm-up" "9${tag}0" --processors "$LIVETAP_PROCESSOR_LISTEN" --persisters "$LIVETAP_PERSISTER_LISTEN" >/dev/null
+n=$n_main
+echo "-- throughput (lt-producer --rate 0)"
+run "into Redis only" "9${tag}1" --processors "$LIVETAP_PROCESSOR_LISTEN"
+run "into PostgreSQL only" "9${tag}2" --persisters "$LIVETAP_PERSISTER_LISTEN"
+run "end to end (both)" "9${tag}3" --processors "$LIVETAP_PROCESSOR_LISTEN" --persisters "$LIVETAP_PERSISTER_LISTEN"
+rows=$(lt_pipe_psql "SELECT count(*) FROM live_messages WHERE room_id IN ('9${tag}2', '9${tag}3')")
+[ "$rows" = $((2 * n)) ] || fail "PostgreSQL holds $rows rows, want $((2 * n))"
+echo "   (PostgreSQL holds all $rows rows of the two runs that included it)"
+
+echo "-- latency, send -> PUBLISH (bench_latency)"
+k=4
+for r in $lat_rates; do
+	"$build/tests/bench/bench_latency" --processors "$LIVETAP_PROCESSOR_LISTEN" \
+		--persisters "$LIVETAP_PERSISTER_LISTEN" --room "9${tag}$k" --rate "$r" --seconds 10 --warmup 1 ||
+		fail "bench_latency at $r msg/s"
+	k=$((k + 1))
+done
+
+echo "-- peak RSS: livetap-processor $(lt_pipe_hwm "$processor_pid") kB, livetap-persister $(lt_pipe_hwm "$persister_pid") kB"
+echo "machine: load average $(cut -d ' ' -f 1-3 /proc/loadavg) after"
+exit 0
