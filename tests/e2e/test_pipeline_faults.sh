@@ -57,7 +57,7 @@ for k in 0 1 2 3; do
 	"$build/tests/support/lt-producer" --processors "$LIVETAP_PROCESSOR_LISTEN" \
 		--persisters "$LIVETAP_PERSISTER_LISTEN" --source "faults-$tag-$k" --room "$room" \
 		--count "$per" --offset $((k * per)) --rate $((rate / 4)) --users 400 --seed $((k + 1)) \
-		--plant "$word" --plant-every 7 --spool "$tmp/spool$k" --drain-timeout 240000 \
+		--plant "$word" --plant-every 7 --spool "$tmp/spool$k" --drain-timeout 480000 \
 		>"$tmp/producer-$k.json" 2>"$tmp/producer-$k.err" &
 	prod_pids+=($!)
 	lt_pipe_pids+=($!)
