@@ -651,6 +651,23 @@ START_TEST(hotwords_cache_and_fallback)
 	resp_free(&r);
 	PQfinish(c);
 
+	/* Invalid UTF-8 and control characters in Redis come out as valid,
+	 * escaped JSON. */
+	snprintf(key, sizeof key, "live:{bilibili:%s}:hotwords:5m", room);
+	rcmd(rc, "DEL %s", key);
+	{
+		redisReply *x = redisCommand(rc, "ZADD %s 5 %b", key, "bad\xff\xfe\x01\"q", (size_t)8);
+		ck_assert(x && x->type == REDIS_REPLY_INTEGER);
+		freeReplyObject(x);
+	}
+	r = http("GET", path("/api/v1/rooms/bilibili/%s/hotwords?window=5m", room), NULL, NULL);
+	j = json_ok(&r);
+	w = cJSON_GetObjectItem(j, "words");
+	ck_assert_int_eq(cJSON_GetArraySize(w), 1);
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(w, 0), "word")->valuestring,
+			 "bad\xef\xbf\xbd\xef\xbf\xbd\x01\"q");
+	cJSON_Delete(j);
+	resp_free(&r);
 	static const char *const bad[] = {
 	    "window=2m", "window=1m&limit=0", "limit=1001", "limit=99999999999999999999",
 	    "limit=-1",	 "limit=1e3",	      "bogus=1",    NULL};
