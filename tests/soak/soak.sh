@@ -4,7 +4,8 @@
 # then an exact account of what arrived and of every process's memory.
 #
 #   tests/soak/soak.sh [--builddir DIR] [--duration S] [--rooms N] [--rate R]
-#                      [--warmup S] [--drop-every S] [--garbage P] [--keep]
+#                      [--warmup S] [--drop-every S] [--garbage P]
+#                      [--platforms LIST] [--keep]
 #
 # Defaults: 20 rooms, 1000 messages/s in total, 1800 s, build/. What it runs,
 # all on 127.0.0.1 in a private directory:
@@ -48,9 +49,10 @@
 set -euo pipefail
 
 usage() {
-	sed -n '3,6p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,8p' "$0" | sed 's/^# \{0,1\}//'
 	echo "Defaults: --duration 1800 --rooms 20 --rate 1000 --warmup min(300, duration/4)"
 	echo "          --drop-every max(10, duration/12) --garbage 0.01 --builddir build"
+	echo "          --platforms bilibili,douyin,kook (those that work)"
 }
 
 src=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
@@ -61,6 +63,7 @@ rate=1000
 warmup=
 drop_every=
 garbage=0.01
+want_platforms=bilibili,douyin,kook
 keep=0
 sample_s=5
 while [ $# -gt 0 ]; do
@@ -72,6 +75,7 @@ while [ $# -gt 0 ]; do
 	--warmup) warmup=${2:?}; shift ;;
 	--drop-every) drop_every=${2:?}; shift ;;
 	--garbage) garbage=${2:?}; shift ;;
+	--platforms) want_platforms=${2:?}; shift ;;
 	--keep) keep=1 ;;
 	-h | --help) usage; exit 0 ;;
 	-*) echo "soak: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -81,6 +85,9 @@ while [ $# -gt 0 ]; do
 done
 for v in duration rooms rate; do
 	[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { echo "soak: --$v wants a positive integer" >&2; exit 2; }
+done
+for p in ${want_platforms//,/ }; do
+	case $p in bilibili | douyin | kook) ;; *) echo "soak: --platforms: unknown platform '$p'" >&2; exit 2 ;; esac
 done
 [ -n "$warmup" ] || warmup=$((duration / 4 > 300 ? 300 : duration / 4))
 [ -n "$drop_every" ] || drop_every=$((duration / 12 < 10 ? 10 : duration / 12))
@@ -166,7 +173,7 @@ wait_port() { # FILE: the port livetap-emu printed, or nothing after 5 s
 # platform" (it is run once against a closed port, giving up at the first
 # failure). Their --help texts are not asked: they may lag the code.
 platforms=()
-for p in bilibili douyin kook; do
+for p in ${want_platforms//,/ }; do
 	if LIVETAP_STATE_DIR=$tmp/probe-state LIVETAP_FETCHER_MAX_FAILURES=1 LIVETAP_REDIS_URL=redis://127.0.0.1:1/0 \
 		env $(endpoints "$p" 1) timeout 10 "$fetcher_bin" --platform "$p" --room 1 --stdout >/dev/null 2>"$tmp/probe-fetcher-$p.err" ||
 		true; grep -q 'unknown platform' "$tmp/probe-fetcher-$p.err"; then
