@@ -224,6 +224,9 @@ static void dy_ws_open(void *mod, struct emu_conn *c, const char *path)
 		return;
 	}
 	dc->enc.room_id = strtoull(room_id, NULL, 10);
+	/* combo group ids are unique across connections, as the server's are
+	 * (a client keeps the last repeat_count per group over reconnects) */
+	dc->enc.group_seq = (m->conns + m->rejected + 1) * 1000000ULL;
 	dc->ok = true;
 	dc->next_ping_ms = emu_now_ms() + LT_EMU_DY_PING_MS;
 	dc->pong_ms = emu_now_ms();
