@@ -75,13 +75,13 @@ static void frame(struct lt_platform_conn *c, const struct lt_platform_io *io, c
 	unsigned ev = 0;
 	int rc = lt_platform_kook.on_frame(c, p, n, 1732212345678LL, io, &ev);
 	CHECK(rc == LT_OK || rc == LT_EPROTO || rc == LT_EAUTH);
-	CHECK(rc != LT_EAUTH || (ev & LT_PEV_RECONNECT));
+	CHECK(rc != LT_EAUTH || (ev & (LT_PEV_RECONNECT | LT_PEV_CLOSE)));
 	now_ms += 1000;
 	int ms = lt_platform_kook.heartbeat_ms(c);
 	CHECK(ms > 0 && ms <= LT_KOOK_PING_MS + LT_KOOK_PING_JITTER_MS);
 	rc = lt_platform_kook.heartbeat(c, io);
 	CHECK(rc == LT_OK || rc == LT_ETIMEDOUT);
-	if (ev & LT_PEV_RECONNECT) {
+	if (ev & (LT_PEV_RECONNECT | LT_PEV_CLOSE)) {
 		lt_platform_kook.begin(c, 1);
 		lt_platform_kook.on_open(c, io);
 	}
