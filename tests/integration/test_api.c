@@ -978,11 +978,26 @@ START_TEST(live_feed)
 	int bad = ws_open("/api/v1/rooms/evil/x/live", &st);
 	ck_assert_int_ne(st, 101);
 	close(bad);
-	usleep(300 * 1000); /* the subscriber is already in PSUBSCRIBE; let lws attach us */
 	redisContext *rc = redis();
 	char ch[128], other[128], m[512];
 	snprintf(ch, sizeof ch, "live:{bilibili:%s}", room);
 	snprintf(other, sizeof other, "live:{bilibili:%s-other}", room);
+	/* Until the first frame arrives the client may not be attached yet (a
+	 * loaded machine): ping the channel until it does, then count. */
+	bool attached = false;
+	for (int i = 0; i < 50 && !attached; i++) {
+		rcmd(rc, "PUBLISH %s %s", ch, "{\"hello\":1}");
+		char *got = ws_next(fd, 200);
+		attached = got != NULL;
+		free(got);
+	}
+	ck_assert_msg(attached, "the live feed never delivered");
+	while (1) { /* drain extra hellos */
+		char *got = ws_next(fd, 300);
+		if (!got)
+			break;
+		free(got);
+	}
 	for (int i = 0; i < 5; i++) {
 		char id[16];
 		snprintf(id, sizeof id, "w%d", i);
@@ -1004,7 +1019,14 @@ START_TEST(live_feed)
 	/* A client that never reads: its queue stays bounded and drops count. */
 	fd = ws_open_buf(path("/api/v1/rooms/bilibili/%s/live", room), &st, 4096);
 	ck_assert_int_eq(st, 101);
-	usleep(200 * 1000);
+	attached = false;
+	for (int i = 0; i < 50 && !attached; i++) {
+		rcmd(rc, "PUBLISH %s %s", ch, "{\"hello\":2}");
+		char *got = ws_next(fd, 200);
+		attached = got != NULL;
+		free(got);
+	}
+	ck_assert(attached);
 	char big[8192];
 	memset(big, 'x', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
