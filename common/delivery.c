@@ -924,6 +924,100 @@ void lt_delivery_stats(struct lt_delivery *d, struct lt_delivery_stats *out)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* The NNG teardown of a delivery, run on its own thread so that close can
+ * bound how long it waits: NNG 1.5.2 (Debian 12) can deadlock in nng_close
+ * (nanomsg/nng#1543, fixed after 1.5.2), seen here as a fetcher that never
+ * exits after SIGTERM. Everything the caller cares about is on disk before
+ * this runs. */
+struct nng_teardown {
+	struct lt_delivery *d;
+	pthread_mutex_t mu;
+	pthread_cond_t done_cv;
+	bool done;
+};
+
+static void *nng_teardown_run(void *arg)
+{
+	struct nng_teardown *t = arg;
+	struct lt_delivery *d = t->d;
+
+	if (d->sub_open)
+		nng_close(d->sub);
+	if (d->ack_aio) {
+		nng_msg *m = nng_aio_get_msg(d->ack_aio);
+		if (m)
+			nng_msg_free(m);
+		nng_aio_free(d->ack_aio);
+	}
+	for (int k = 0; k < NKINDS; k++) {
+		if (d->saio[k])
+			nng_aio_stop(d->saio[k]);
+		if (d->push_open[k])
+			nng_close(d->push[k]);
+		if (d->saio[k]) {
+			nng_msg *m = nng_aio_get_msg(d->saio[k]);
+			if (m)
+				nng_msg_free(m);
+			nng_aio_free(d->saio[k]);
+		}
+	}
+	pthread_mutex_lock(&t->mu);
+	t->done = true;
+	pthread_cond_signal(&t->done_cv);
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
+/* Close d's NNG sockets, waiting at most timeout_ms. Returns true when the
+ * teardown finished; false when it hung, in which case the teardown thread
+ * and the NNG objects are left to the process's exit (d must then not be
+ * freed either, since the thread still reads it). */
+static bool nng_teardown_bounded(struct lt_delivery *d, int timeout_ms)
+{
+	struct nng_teardown *t = calloc(1, sizeof(*t));
+	pthread_t thr;
+	if (!t) {
+		struct nng_teardown local = {.d = d};
+		pthread_mutex_init(&local.mu, NULL);
+		pthread_cond_init(&local.done_cv, NULL);
+		nng_teardown_run(&local); /* no memory for a thread: wait */
+		pthread_mutex_destroy(&local.mu);
+		pthread_cond_destroy(&local.done_cv);
+		return true;
+	}
+	t->d = d;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->done_cv, NULL);
+	if (pthread_create(&thr, NULL, nng_teardown_run, t) != 0) {
+		nng_teardown_run(t);
+		goto finished;
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->mu);
+	while (!t->done)
+		if (pthread_cond_timedwait(&t->done_cv, &t->mu, &until) == ETIMEDOUT)
+			break;
+	bool done = t->done;
+	pthread_mutex_unlock(&t->mu);
+	if (!done) {
+		pthread_detach(thr);
+		return false; /* t, d and the sockets stay for the exit */
+	}
+	pthread_join(thr, NULL);
+finished:
+	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->done_cv);
+	free(t);
+	return true;
+}
+
 void lt_delivery_close(struct lt_delivery *d)
 {
 	if (!d)
@@ -937,14 +1031,8 @@ void lt_delivery_close(struct lt_delivery *d)
 		pthread_join(d->thr, NULL);
 	if (d->ack_aio)
 		nng_aio_stop(d->ack_aio);
-	if (d->sub_open)
-		nng_close(d->sub);
-	if (d->ack_aio) {
-		nng_msg *m = nng_aio_get_msg(d->ack_aio);
-		if (m)
-			nng_msg_free(m);
-		nng_aio_free(d->ack_aio);
-	}
+	/* Data first: the open batch goes to the spool before any NNG teardown,
+	 * so a close that hangs in NNG cannot lose it. */
 	if (d->open_count > 0 && d->spool)
 		seal(d); /* the spool keeps it for the next run */
 	/* What is not on disk now is gone: count it. */
@@ -956,23 +1044,19 @@ void lt_delivery_close(struct lt_delivery *d)
 	}
 	if (d->thr_started)
 		metrics_update(d);
-	for (int k = 0; k < NKINDS; k++) {
-		if (d->saio[k])
-			nng_aio_stop(d->saio[k]);
-		if (d->push_open[k])
-			nng_close(d->push[k]);
-		if (d->saio[k]) {
-			nng_msg *m = nng_aio_get_msg(d->saio[k]);
-			if (m)
-				nng_msg_free(m);
-			nng_aio_free(d->saio[k]);
-		}
-		free(d->infl[k]);
+	lt_spool_close(d->spool);
+	d->spool = NULL;
+	if (!nng_teardown_bounded(d, 3000)) {
+		fprintf(stderr, "livetap: source=%s: NNG socket close hung (NNG 1.5.2 bug "
+		        "nanomsg/nng#1543); the spool is closed, leaving the sockets to process exit\n",
+		        d->source_id ? d->source_id : "?");
+		return;
 	}
+	for (int k = 0; k < NKINDS; k++)
+		free(d->infl[k]);
 	for (size_t i = 0; i < d->ring_n; i++)
 		free(d->ring[(d->ring_head + i) % d->ring_cap].data);
 	free(d->ring);
-	lt_spool_close(d->spool);
 	lt_buf_free(&d->open);
 	free(d->source_id);
 	pthread_cond_destroy(&d->wake);
