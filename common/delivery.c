@@ -100,6 +100,7 @@ struct lt_delivery {
 	 * and the kind is busy until its callback. */
 	nng_aio *saio[NKINDS];
 	bool sbusy[NKINDS];
+	int64_t sbusy_since[NKINDS]; /* when the kind's send aio was started */
 	uint64_t sseq[NKINDS]; /* the batch waiting in saio */
 	struct send_ctx {
 		struct lt_delivery *d;
@@ -419,6 +420,7 @@ static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
 	if (nng_sendmsg(d->push[k], m, NNG_FLAG_NONBLOCK) != 0) {
 		d->st.send_eagain++;
 		d->sbusy[k] = true;
+		d->sbusy_since[k] = now;
 		d->sseq[k] = e->seq;
 		nng_aio_set_msg(d->saio[k], m);
 		nng_aio_set_timeout(d->saio[k], d->ack_timeout_ms);
@@ -515,14 +517,47 @@ static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
 	return false;
 }
 
+/* How long a kind's send aio may stay busy before the worker cancels it.
+ * The aio has a timeout of ack_timeout_ms, so this only fires when NNG 1.5.2
+ * never completes it: seen once in the fault test, a producer whose
+ * processor kind stayed busy for minutes after the processor was killed.
+ * Cancelling completes the aio with an error; send_cb then frees the kind
+ * and the batch is resent like any unacked one. */
+static int64_t send_watchdog_ms(const struct lt_delivery *d)
+{
+	return 2 * (int64_t)d->ack_timeout_ms + 1000;
+}
+
+/* Cancel the send aio of every kind busy past the watchdog. Called with
+ * d->mu held; drops it around nng_aio_cancel, whose completion takes it. */
+static void send_watchdog(struct lt_delivery *d, int64_t now)
+{
+	for (int k = 0; k < NKINDS; k++) {
+		if (!d->sbusy[k] || now - d->sbusy_since[k] < send_watchdog_ms(d))
+			continue;
+		d->sbusy_since[k] = now; /* at most one cancel per period */
+		d->st.send_watchdog++;
+		pthread_mutex_unlock(&d->mu);
+		nng_aio_cancel(d->saio[k]);
+		pthread_mutex_lock(&d->mu);
+	}
+}
+
 static int64_t next_wake(struct lt_delivery *d, int64_t now)
 {
 	int64_t w = d->m.next_ms > now ? d->m.next_ms : now + METRICS_EVERY_MS;
 	if (d->open_count > 0 && d->open_deadline < w)
 		w = d->open_deadline;
 	for (int k = 0; k < NKINDS; k++) {
-		if (!d->required[k] || d->sbusy[k])
-			continue; /* a busy kind is woken by its send callback */
+		if (!d->required[k])
+			continue;
+		if (d->sbusy[k]) {
+			/* Woken by its send callback, or by the watchdog below. */
+			int64_t dog = d->sbusy_since[k] + send_watchdog_ms(d);
+			if (dog < w)
+				w = dog;
+			continue;
+		}
 		if (now < d->blocked_until[k]) {
 			if (d->blocked_until[k] < w)
 				w = d->blocked_until[k];
@@ -605,6 +640,7 @@ static void *worker(void *arg)
 			metrics_update(d);
 			d->m.next_ms = now + METRICS_EVERY_MS;
 		}
+		send_watchdog(d, now);
 		int budget = SENDS_PER_PASS;
 		bool more = false;
 		for (int k = 0; k < NKINDS; k++)

@@ -109,6 +109,7 @@ struct lt_delivery_stats {
 	uint64_t recovered_batches; /* found in the spool on open (resent) */
 	uint64_t recovered_records;
 	uint64_t spool_errors; /* write/read failures */
+	uint64_t send_watchdog; /* send aios cancelled after hanging past 2 x ack timeout + 1 s */
 	uint64_t lost_records; /* given up: spool copy unreadable, or not on disk at close */
 	uint64_t next_seq;
 };
