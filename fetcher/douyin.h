@@ -36,6 +36,8 @@
 
 /* Control.action values. */
 #define LT_DY_CONTROL_LIVE_END 3
+/* GiftStruct.type of a streakable (combo) gift. */
+#define LT_DY_GIFT_TYPE_COMBO 1
 /* Social.action: 1 = follow, anything else a share. */
 #define LT_DY_SOCIAL_FOLLOW 1
 /* user.id of masked (anonymous) users. */

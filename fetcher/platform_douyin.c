@@ -27,8 +27,9 @@
  * every connect) are dropped by a two-generation set of recent ids. A gift
  * counts the combo delta: the last repeat_count per (user, gift, group) is
  * kept, so the cumulative steps of a combo (and the closing repeat_end
- * message) add up to the combo's total once. Masked users (id 0 or 111111
- * without another id) are anonymous. The room messages carry is the
+ * message) add up to the combo's total once. A gift that is not streakable
+ * or has no group_id is no combo step: it counts its own repeat_count.
+ * Masked users (id 0 or 111111 without another id) are anonymous. The room messages carry is the
  * configured web_rid, the same live and in --replay.
  */
 #include <stdio.h>
@@ -356,7 +357,13 @@ static int on_gift(struct em *e, const uint8_t *p, size_t n)
 	if (!msg_begin(e, &m, LT_MSG_GIFT, g->common))
 		return LT_OK;
 	uint64_t gift_id = g->gift_id ? g->gift_id : g->gift ? g->gift->id : 0;
-	uint64_t delta = combo_delta(e->c, user_key(g->user), gift_id, g->group_id, g->repeat_count);
+	/* Only a streakable gift (GiftStruct combo / type 1) in a group is a
+	 * combo step with a cumulative repeat_count; any other gift message is
+	 * a whole send of its own, counted as it stands (two of them by one
+	 * user with repeat_count 1 and no group are two gifts, not a repeat). */
+	bool combo = g->group_id && (!g->gift || g->gift->combo || g->gift->type == LT_DY_GIFT_TYPE_COMBO);
+	uint64_t delta = combo ? combo_delta(e->c, user_key(g->user), gift_id, g->group_id, g->repeat_count)
+	                       : g->repeat_count ? g->repeat_count : 1;
 	if (!delta) {
 		e->c->duplicates++; /* a combo's closing repeat or an out-of-order step: nothing new */
 		return LT_OK;

@@ -61,6 +61,7 @@ struct dymod {
 	struct recent recent[LT_EMU_DY_RECENT]; /* a ring, oldest at head */
 	int recent_head, recent_n;
 	uint64_t ttwid_seq;
+	uint64_t run; /* the wall-clock second the emulator started */
 	uint64_t rejected, acks, bad_acks, heartbeats, conns, replayed, pings, pongs;
 };
 
@@ -80,6 +81,7 @@ static int dy_init(struct emu *e, void **mod)
 	if (!m)
 		return LT_ENOMEM;
 	m->e = e;
+	m->run = (uint64_t)(emu_now_ms() / 1000);
 	*mod = m;
 	return LT_OK;
 }
@@ -224,9 +226,13 @@ static void dy_ws_open(void *mod, struct emu_conn *c, const char *path)
 		return;
 	}
 	dc->enc.room_id = strtoull(room_id, NULL, 10);
-	/* combo group ids are unique across connections, as the server's are
-	 * (a client keeps the last repeat_count per group over reconnects) */
-	dc->enc.group_seq = (m->conns + m->rejected + 1) * 1000000ULL;
+	/* combo group ids and the closers' msg_ids are unique across
+	 * connections and emulator runs, as the server's are (a client keeps the
+	 * last repeat_count per group and the recent msg_ids over reconnects,
+	 * so a reused group would make new steps look old) */
+	uint64_t conn_base = ((m->run % 100000) * 10000 + (m->conns + m->rejected + 1) % 10000) * 1000000ULL;
+	dc->enc.group_seq = conn_base;
+	dc->enc.closer_id = 7400000000000000000ULL + conn_base;
 	dc->ok = true;
 	dc->next_ping_ms = emu_now_ms() + LT_EMU_DY_PING_MS;
 	dc->pong_ms = emu_now_ms();

@@ -419,6 +419,60 @@ START_TEST(gift_combo_delta)
 }
 END_TEST
 
+/* A gift that is not streakable (GiftStruct combo 0, type 2) and has no
+ * group is a whole send: two of them by one user, each with repeat_count 1,
+ * are two gifts (they were dropped as a zero combo delta). */
+START_TEST(gift_not_combo_counted)
+{
+	struct lt_platform_conn *c = new_conn();
+	struct resp r = {LT_BUF_INIT};
+	struct lt_buf p = LT_BUF_INIT, f = LT_BUF_INIT, gs = LT_BUF_INIT;
+	struct got g = {0};
+
+	lt_buf_init(&r.msgs, 0);
+	lt_buf_init(&p, 0);
+	lt_buf_init(&f, 0);
+	lt_buf_init(&gs, 0);
+	for (uint64_t id = 3001; id <= 3003; id++) {
+		lt_buf_reset(&gs);
+		common(&p, "WebcastGiftMessage", id, TS_MS);
+		f_varint(&p, 2, 3389);          /* gift_id */
+		f_varint(&p, 4, 1);             /* group_count */
+		f_varint(&p, 5, id == 3003 ? 2 : 1); /* repeat_count */
+		user(&p, 7, 5, "送礼的人");
+		f_varint(&gs, 5, 3389);
+		f_varint(&gs, 11, 2);    /* type: not streakable */
+		f_varint(&gs, 12, 520); /* diamonds */
+		f_str(&gs, 16, "嘉年华");
+		f_msg(&p, 15, &gs);
+		add_msg(&r, "WebcastGiftMessage", id, &p);
+	}
+	frame(&f, &r, true, false, "x", 1);
+	ck_assert_int_eq(feed(c, f.data, f.len, &g, NULL), LT_OK);
+	ck_assert_int_eq(g.n, 3);
+	const char *ids[3] = {"3001", "3002", "3003"};
+	for (int i = 0; i < 3; i++) {
+		ck_assert_str_eq(sget(g.msg[i], "type"), "gift");
+		ck_assert_str_eq(sget(g.msg[i], "msg_id"), ids[i]);
+		ck_assert_int_eq(g.count[i], i == 2 ? 2 : 1);
+		ck_assert_int_eq(g.value[i], g.count[i] * 520);
+	}
+	/* the same message replayed is still dropped by its msg_id */
+	got_free(&g);
+	g = (struct got){0};
+	gift(&r, &p, 3002, 5, 0, 1, 0);
+	frame(&f, &r, true, false, "x", 2);
+	ck_assert_int_eq(feed(c, f.data, f.len, &g, NULL), LT_OK);
+	ck_assert_int_eq(g.n, 0);
+	got_free(&g);
+	lt_buf_free(&r.msgs);
+	lt_buf_free(&p);
+	lt_buf_free(&f);
+	lt_buf_free(&gs);
+	lt_platform_douyin.destroy(c);
+}
+END_TEST
+
 /* Every other mapped method in one frame, field by field. */
 START_TEST(methods_mapped)
 {
@@ -837,6 +891,7 @@ int main(void)
 	tcase_add_test(tc, chat_gzip_golden);
 	tcase_add_test(tc, need_ack_frame_bytes);
 	tcase_add_test(tc, gift_combo_delta);
+	tcase_add_test(tc, gift_not_combo_counted);
 	tcase_add_test(tc, methods_mapped);
 	tcase_add_test(tc, replayed_ids_dropped);
 	tcase_add_test(tc, bad_frames_counted);
