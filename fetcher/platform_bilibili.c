@@ -885,7 +885,13 @@ static int on_guard(struct em *e, struct lt_jv root, struct lt_str cmd)
 	extra_str(x, "currency", LT_STR("gold"));
 	extra_end(x);
 	lt_buf_reset(&e->c->key);
-	lt_buf_printf(&e->c->key, "GUARD_BUY\x1f%lld\x1f%lld", (long long)jint(v[7], 0), (long long)start);
+	/* no id of its own (USER_TOAST_MSG's payflow_id comes in another
+	 * command): the key is everything that tells two purchases apart, so
+	 * one user's different purchases in one second (another level, more
+	 * months, another price) keep their own rows, while a message sent
+	 * twice, or replayed, keeps its id */
+	lt_buf_printf(&e->c->key, "GUARD_BUY\x1f%lld\x1f%lld\x1f%lld\x1f%lld\x1f%lld", (long long)jint(v[7], 0),
+	              (long long)start, (long long)num, (long long)price, (long long)jint(v[6], 0));
 	synth(e, &m, idb);
 	emit(e, &m);
 	return LT_OK;

@@ -121,6 +121,42 @@ static uint32_t pick_liker(struct emu *e)
 	return u;
 }
 
+#define GEN_GUARDS 16
+static struct {
+	uint64_t room; /* FNV-1a of the room */
+	uint64_t uid;
+	int64_t second;
+} recent_guards[GEN_GUARDS];
+static unsigned n_guards;
+
+static uint64_t room_hash(const char *room)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *room; room++)
+		h = (h ^ (uint8_t)*room) * 0x100000001b3ULL;
+	return h;
+}
+
+/* True if uid bought a guard in room in this second already; remembers it
+ * otherwise. GUARD_BUY carries no id and its time in whole seconds: two
+ * identical purchases by one user in one second are one and the same
+ * message to every consumer (and on the real platform), so the generator
+ * never makes such twins. */
+static bool guard_twin(const char *room, struct lt_str user_id, int64_t ts_ms)
+{
+	uint64_t r = room_hash(room), uid = 0;
+	for (uint32_t i = 0; i < user_id.len; i++)
+		uid = uid * 10 + (uint64_t)(user_id.p[i] - '0');
+	for (unsigned i = 0; i < GEN_GUARDS && i < n_guards; i++)
+		if (recent_guards[i].room == r && recent_guards[i].uid == uid && recent_guards[i].second == ts_ms / 1000)
+			return true;
+	unsigned k = n_guards++ % GEN_GUARDS;
+	recent_guards[k].room = r;
+	recent_guards[k].uid = uid;
+	recent_guards[k].second = ts_ms / 1000;
+	return false;
+}
+
 /* A user from the pool; low indices talk more (a skewed draw). */
 static void pick_user(struct emu *e, struct lt_arena *a, struct lt_msg *m, bool liker)
 {
@@ -217,6 +253,8 @@ void emu_generate(struct emu *e, const char *room, struct lt_arena *a, struct lt
 		break;
 	}
 	case LT_MSG_GUARD:
+		for (int tries = 0; tries < 64 && guard_twin(room, m->user_id, m->ts); tries++)
+			pick_user(e, a, m, false);
 		m->count = 1;
 		m->value = 198000;
 		m->content = LT_STR("开通了舰长");

@@ -491,6 +491,47 @@ START_TEST(superchat_guard_like_fields)
 }
 END_TEST
 
+/* GUARD_BUY has no id: its synthetic one is deterministic (the same message
+ * twice has the same id) and tells apart one user's purchases in one second
+ * that differ in anything but the time (num, price, level). */
+START_TEST(guard_buy_synthetic_ids)
+{
+	static const char *const bodies[] = {
+		"{\"cmd\":\"GUARD_BUY\",\"data\":{\"uid\":42,\"username\":\"u\",\"guard_level\":3,\"num\":1,"
+		"\"price\":198000,\"gift_id\":10003,\"gift_name\":\"舰长\",\"start_time\":1661604507,"
+		"\"end_time\":1661604507}}",
+		"{\"cmd\":\"GUARD_BUY\",\"data\":{\"uid\":42,\"username\":\"u\",\"guard_level\":3,\"num\":1,"
+		"\"price\":198000,\"gift_id\":10003,\"gift_name\":\"舰长\",\"start_time\":1661604507,"
+		"\"end_time\":1661604507}}",
+		"{\"cmd\":\"GUARD_BUY\",\"data\":{\"uid\":42,\"username\":\"u\",\"guard_level\":3,\"num\":3,"
+		"\"price\":198000,\"gift_id\":10003,\"gift_name\":\"舰长\",\"start_time\":1661604507,"
+		"\"end_time\":1661604507}}",
+		"{\"cmd\":\"GUARD_BUY\",\"data\":{\"uid\":42,\"username\":\"u\",\"guard_level\":3,\"num\":1,"
+		"\"price\":138000,\"gift_id\":10003,\"gift_name\":\"舰长\",\"start_time\":1661604507,"
+		"\"end_time\":1661604507}}",
+		"{\"cmd\":\"GUARD_BUY\",\"data\":{\"uid\":42,\"username\":\"u\",\"guard_level\":2,\"num\":1,"
+		"\"price\":198000,\"gift_id\":10003,\"gift_name\":\"舰长\",\"start_time\":1661604507,"
+		"\"end_time\":1661604507}}",
+	};
+	char ids[5][32];
+	for (int i = 0; i < 5; i++) {
+		struct got g = {0};
+		struct lt_platform_stats st;
+		decode_body(bodies[i], strlen(bodies[i]), &g, &st);
+		ck_assert_int_eq(g.n, 1);
+		ck_assert_str_eq(sget(g.msg[0], "type"), "guard");
+		snprintf(ids[i], sizeof(ids[i]), "%s", sget(g.msg[0], "msg_id"));
+		ck_assert_int_eq((int)strlen(ids[i]), 16);
+		got_free(&g);
+	}
+	ck_assert_str_eq(ids[0], ids[1]); /* deterministic: replay and redelivery keep the id */
+	for (int i = 2; i < 5; i++)
+		for (int j = 0; j < i; j++)
+			if (j != 1)
+				ck_assert_str_ne(ids[i], ids[j]);
+}
+END_TEST
+
 START_TEST(stats_and_live)
 {
 	struct got g = {0};
@@ -931,6 +972,7 @@ int main(void)
 	tcase_add_test(tc, gift_v2_protobuf);
 	tcase_add_test(tc, interact_fields);
 	tcase_add_test(tc, superchat_guard_like_fields);
+	tcase_add_test(tc, guard_buy_synthetic_ids);
 	tcase_add_test(tc, stats_and_live);
 	tcase_add_test(tc, zlib_brotli_concat_nested);
 	tcase_add_test(tc, bad_packets);
