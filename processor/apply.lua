@@ -6,7 +6,8 @@
 --   in KEYS[1]'s cluster slot.
 -- ARGV[1] = now (ms, the processor's clock; injected in tests)
 -- ARGV[2] = the plan: a JSON array of ops (built by processor.c, see below)
--- ARGV[3], ARGV[4], ARGV[5], ... = per message: msg_id, normalized JSON,
+-- ARGV[3] = the ops' contributions, in plan order, each ended by ';'
+-- ARGV[4], ARGV[5], ARGV[6], ... = per message: msg_id, normalized JSON,
 --   marker set (ts / 600000)
 -- Returns {messages, new messages, ops applied, then the microseconds spent
 -- in each phase: markers, tick, ops, hash fields, trend}.
@@ -16,13 +17,16 @@
 -- whose marker was new is XADDed to live:{ROOM}:messages and PUBLISHed on
 -- live:{ROOM}; one whose marker existed (or that came twice in the batch)
 -- does nothing. The C side has already aggregated the batch: identical ops
--- (same kind, key, field) are one op carrying its total and its
--- contributions as a string "message index:amount,...". When every marker was new (the usual case)
--- the script applies the total; otherwise it sums only the contributions of
--- new messages. So a batch delivered twice changes nothing the second time,
+-- (same kind, key, field) are one op carrying its total; its contributions
+-- ("message index:amount,...;") come apart in ARGV[3]. When every marker was
+-- new (the usual case) the script applies the total and never decodes the
+-- contributions; otherwise it parses them and sums only those of new
+-- messages. So a batch delivered twice changes nothing the second time,
 -- and a batch that overlaps an earlier one counts only what is new.
 --
--- An op is an array: {kind, key, field, total, ttl, contributions, extra}
+-- An op is an array: {kind, key, field, total, ttl, null, extra}; the
+-- script puts the parsed contributions {idx, amount, ...} in slot 6 when it
+-- needs them.
 --   hincr           add the sum to hash field
 --   zincr           ZINCRBY key sum field
 --   zmirror         set member field of sorted set key to the new value of
@@ -61,7 +65,8 @@ local base = KEYS[1]
 local pre = base .. ':'
 local now = tonumber(ARGV[1])
 local plan = cjson.decode(ARGV[2])
-local nmsg = (#ARGV - 2) / 3
+local nmsg = math.floor((#ARGV - 3) / 3)
+if nmsg < 0 then nmsg = 0 end
 -- phase timings (microseconds), returned after the counts for benchmarks
 local function usec()
   local t = redis.call('TIME')
@@ -86,7 +91,7 @@ local fresh = {}
 local nfresh = 0
 local byset, setorder = {}, {}
 for i = 1, nmsg do
-  local sk = ARGV[3 * i + 2]
+  local sk = ARGV[3 * i + 3]
   local g = byset[sk]
   if g == nil then
     g = {}
@@ -95,19 +100,18 @@ for i = 1, nmsg do
   end
   g[#g + 1] = i
 end
-local inbatch = {}
 for _, sk in ipairs(setorder) do
   local g = byset[sk]
   local key = pre .. 'seen:' .. sk
-  local added = {}
+  local added, inbatch = {}, {}
   for from = 1, #g, 1000 do
     local ids = {}
-    for j = from, math.min(from + 999, #g) do ids[#ids + 1] = ARGV[3 * g[j]] end
+    for j = from, math.min(from + 999, #g) do ids[#ids + 1] = ARGV[3 * g[j] + 1] end
     local member = redis.call('SMISMEMBER', key, unpack(ids))
     for j = 1, #ids do
       local id = ids[j]
-      if member[j] == 0 and not inbatch[sk .. ':' .. id] then
-        inbatch[sk .. ':' .. id] = true
+      if member[j] == 0 and not inbatch[id] then
+        inbatch[id] = true
         local i = g[from + j - 1]
         fresh[i - 1] = true
         nfresh = nfresh + 1
@@ -120,15 +124,16 @@ for _, sk in ipairs(setorder) do
   end
   if #added > 0 then redis.call('EXPIRE', key, SEEN_TTL) end
 end
+local stream = pre .. 'messages'
 for i = 1, nmsg do
   if fresh[i - 1] then
-    local json = ARGV[3 * i + 1]
-    redis.call('XADD', pre .. 'messages', '*', 'm', json)
+    local json = ARGV[3 * i + 2]
+    redis.call('XADD', stream, '*', 'm', json)
     redis.call('PUBLISH', base, json)
   end
 end
 if nfresh > 0 then
-  redis.call('XTRIM', pre .. 'messages', 'MINID', '~', tostring(now - STREAM_MS))
+  redis.call('XTRIM', stream, 'MINID', '~', tostring(now - STREAM_MS))
 end
 local allfresh = (nfresh == nmsg)
 
@@ -170,21 +175,23 @@ end
 local t_ticked = usec()
 
 -- 3. the ops
--- Contributions come as a string "idx:amount,idx:amount,..." that is only
--- parsed when some marker was not new: in the usual all-new batch the
+-- Contributions come in ARGV[3] as "idx:amount,idx:amount,...;" per op,
+-- parsed only when some marker was not new: in the usual all-new batch the
 -- script reads the totals and never pays for the per-message detail.
-local function contribs(op)
-  local c = op[6]
-  if type(c) == 'string' then
+if not allfresh then
+  local oi = 0
+  for s in string.gmatch(ARGV[3] or '', '([^;]*);') do
+    oi = oi + 1
     local t = {}
-    for i, a in string.gmatch(c, '(%-?%d+):(%-?%d+)') do
+    for i, a in string.gmatch(s, '(%-?%d+):(%-?%d+)') do
       t[#t + 1] = tonumber(i)
       t[#t + 1] = tonumber(a)
     end
-    op[6] = t
-    c = t
+    plan[oi][6] = t
   end
-  return c
+end
+local function contribs(op)
+  return op[6]
 end
 local function sum(op)
   if allfresh then return op[4] end
@@ -203,6 +210,8 @@ local function anyfresh(op)
   end
   return false
 end
+local function less(a, b) return a < b end
+local function more(a, b) return a > b end
 local function reduce(op, better)
   if allfresh then return op[4] end
   local c = contribs(op)
@@ -239,27 +248,28 @@ for _, op in ipairs(plan) do
     end
   elseif kind == 'hincr' or kind == 'hmin' or kind == 'hmax' or kind == 'hset' then
     -- deferred: per key, one HMGET of the old values and one HSET of the
-    -- new ones after the loop (atomic inside the script, so no race)
+    -- new ones after the loop (atomic inside the script, so no race); a
+    -- key's fields are kept flat as field, kind, value, field, ...
     local v
     if kind == 'hincr' then
       v = sum(op)
       if v == 0 then v = nil end
     elseif kind == 'hmin' then
-      v = reduce(op, function(a, b) return a < b end)
+      v = reduce(op, less)
     elseif kind == 'hmax' then
-      v = reduce(op, function(a, b) return a > b end)
+      v = reduce(op, more)
     elseif anyfresh(op) then
       v = op[7]
     end
     if v ~= nil then
       local d = deferred[key]
       if d == nil then
-        d = {fields = {}, kinds = {}, values = {}}
+        d = {}
         deferred[key] = d
         deferred_keys[#deferred_keys + 1] = key
       end
-      local f = #d.fields + 1
-      d.fields[f], d.kinds[f], d.values[f] = field, kind, v
+      local f = #d
+      d[f + 1], d[f + 2], d[f + 3] = field, kind, v
       did = true
     end
   elseif kind == 'zmirror' then
@@ -361,38 +371,47 @@ end
 
 local t_ops = usec()
 
--- hash fields (incr/min/max/set): one HMGET (old values) and one HSET per key
+-- hash fields (incr/min/max/set): one HMGET (old values) and one HSET per
+-- key. Numbers go to redis.call as Lua numbers (Redis renders them with
+-- %.17g: exact for integers below 2^53, as counters and ms timestamps are).
 for _, key in ipairs(deferred_keys) do
   local d = deferred[key]
-  local want = {}
-  for f = 1, #d.fields do
-    if d.kinds[f] ~= 'hset' then want[#want + 1] = d.fields[f] end
-  end
-  local old = {}
-  if #want > 0 then
-    local got = redis.call('HMGET', pre .. key, unpack(want))
-    for j = 1, #want do old[want[j]] = tonumber(got[j]) end
-  end
-  for f = 1, #d.fields do
-    -- a key whose hmax field (last_seen) was already within the last
-    -- minute had its TTL refreshed then: skip this batch's EXPIRE
-    local o = old[d.fields[f]]
-    if d.kinds[f] == 'hmax' and o ~= nil and o >= now - 60000 then recent[pre .. key] = true end
-  end
-  local args = {}
-  for f = 1, #d.fields do
-    local name, kind, v = d.fields[f], d.kinds[f], d.values[f]
-    local o = old[name]
-    if kind == 'hincr' then
-      args[#args + 1] = name
-      args[#args + 1] = string.format('%d', (o or 0) + v)
-      final[key .. '\0' .. name] = args[#args]
-    elseif kind == 'hset' or o == nil or (kind == 'hmin' and v < o) or (kind == 'hmax' and v > o) then
-      args[#args + 1] = name
-      if kind == 'hset' then args[#args + 1] = v else args[#args + 1] = string.format('%d', v) end
+  local hkey = pre .. key
+  local want, nw = {}, 0
+  for f = 1, #d, 3 do
+    if d[f + 1] ~= 'hset' then
+      nw = nw + 1
+      want[nw] = d[f]
     end
   end
-  if #args > 0 then redis.call('HSET', pre .. key, unpack(args)) end
+  local got
+  if nw > 0 then got = redis.call('HMGET', hkey, unpack(want, 1, nw)) end
+  local args, na, wi = {}, 0, 0
+  for f = 1, #d, 3 do
+    local name, kind, v = d[f], d[f + 1], d[f + 2]
+    if kind == 'hset' then
+      args[na + 1], args[na + 2] = name, v
+      na = na + 2
+    else
+      wi = wi + 1
+      local o = tonumber(got[wi])
+      if kind == 'hincr' then
+        local nv = (o or 0) + v
+        args[na + 1], args[na + 2] = name, nv
+        na = na + 2
+        final[key .. '\0' .. name] = nv
+      else
+        -- a key whose hmax field (last_seen) was already within the last
+        -- minute had its TTL refreshed then: skip this batch's EXPIRE
+        if kind == 'hmax' and o ~= nil and o >= now - 60000 then recent[hkey] = true end
+        if o == nil or (kind == 'hmin' and v < o) or (kind == 'hmax' and v > o) then
+          args[na + 1], args[na + 2] = name, v
+          na = na + 2
+        end
+      end
+    end
+  end
+  if na > 0 then redis.call('HSET', hkey, unpack(args, 1, na)) end
 end
 
 -- mirrors: a sorted-set score that equals a counter of a hash (user_stats

@@ -6,13 +6,14 @@
  * its records (a malformed one is counted and skipped), group the messages by
  * room, and per room: render each message's JSON, segment chat text, run the
  * plugins' on_message (which add ops), add the session ops, serialise the
- * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now, plan and
- * (msg_id, json, marker set) triples in one EVALSHA. Ops are aggregated in a hash table
- * keyed by (kind, key, field); each keeps its total and a linked list of
- * (message index, amount) contributions in one shared vector, so that the
- * script can apply the total when all markers are new and the sum over the
- * new ones otherwise (the contributions travel as a string the script only
- * parses in that second case).
+ * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now, plan,
+ * contributions and (msg_id, json, marker set) triples in one EVALSHA. Ops are
+ * aggregated in a hash table keyed by (kind, key, field); each keeps its total
+ * and a linked list of (message index, amount) contributions in one shared
+ * vector, so that the script can apply the total when all markers are new and
+ * the sum over the new ones otherwise. The contributions travel apart from
+ * the plan, as one string the script only parses in that second case: the
+ * usual all-new batch never pays for decoding them.
  */
 #include "processor/processor.h"
 
@@ -120,6 +121,7 @@ struct lt_processor {
 	uint32_t *json_off;
 	size_t capjson;
 	struct lt_buf plan;
+	struct lt_buf contribs; /* the ops' contributions, ARGV[3] */
 	const char **argv;
 	size_t *lens;
 	size_t capargv;
@@ -369,10 +371,13 @@ int lt_ops_session(struct lt_ops *o, const struct lt_proc_msg *pm, const char *f
 	return ops_add(o, pm, K_SESS, "", field, amount, 0, NULL, 0);
 }
 
-/* The plan: a JSON array of [kind, key, field, total, ttl, "idx:amt,...", extra]. */
-static int ops_plan(const struct lt_ops *o, struct lt_buf *out)
+/* The plan: a JSON array of [kind, key, field, total, ttl, null, extra]; the
+ * contributions: per op, in plan order, "idx:amt,idx:amt,...;" (apply.lua
+ * parses them only when some marker was not new). */
+static int ops_plan(const struct lt_ops *o, struct lt_buf *out, struct lt_buf *cout)
 {
 	lt_buf_reset(out);
+	lt_buf_reset(cout);
 	lt_buf_putc(out, '[');
 	for (size_t i = 0; i < o->n; i++) {
 		const struct op *op = &o->ops[i];
@@ -382,10 +387,10 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *out)
 		lt_json_str(out, op->key, strlen(op->key));
 		lt_buf_putc(out, ',');
 		lt_json_str(out, op->field, strlen(op->field));
-		lt_buf_printf(out, ",%lld,%d,\"", (long long)op->total, op->ttl);
+		lt_buf_printf(out, ",%lld,%d,null", (long long)op->total, op->ttl);
 		for (int32_t c = op->head; c >= 0; c = o->c[c].next)
-			lt_buf_printf(out, "%s%d:%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
-		lt_buf_putc(out, '"');
+			lt_buf_printf(cout, "%s%d:%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
+		lt_buf_putc(cout, ';');
 		if (op->extra) {
 			lt_buf_putc(out, ',');
 			lt_json_str(out, op->extra, op->extra_len);
@@ -393,7 +398,7 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *out)
 		lt_buf_putc(out, ']');
 	}
 	lt_buf_putc(out, ']');
-	return lt_buf_err(out);
+	return lt_buf_err(out) ? lt_buf_err(out) : lt_buf_err(cout);
 }
 
 /* ---- plugins ------------------------------------------------------------ */
@@ -561,6 +566,7 @@ int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **o
 	lt_arena_init(&p->ops.arena, 0);
 	lt_buf_init(&p->json, 0);
 	lt_buf_init(&p->plan, 0);
+	lt_buf_init(&p->contribs, 0);
 	if (o->pg_dsn && *o->pg_dsn && !(p->pg_dsn = strdup(o->pg_dsn))) {
 		rc = lt_error_set(e, LT_ENOMEM, "out of memory");
 		goto fail;
@@ -620,6 +626,7 @@ void lt_processor_close(struct lt_processor *p)
 	free(p->pg_dsn);
 	lt_buf_free(&p->json);
 	lt_buf_free(&p->plan);
+	lt_buf_free(&p->contribs);
 	free(p);
 }
 
@@ -751,9 +758,9 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 			return p->ops.err;
 	}
 	p->json_off[n] = (uint32_t)p->json.len;
-	if (ops_plan(&p->ops, &p->plan) != LT_OK)
+	if (ops_plan(&p->ops, &p->plan, &p->contribs) != LT_OK)
 		return LT_ENOMEM;
-	if (reserve_argv(p, 3 + 3 * n) != LT_OK)
+	if (reserve_argv(p, 4 + 3 * n) != LT_OK)
 		return LT_ENOMEM;
 	if (n > p->capsets) {
 		char(*g)[24] = realloc(p->sets, n * sizeof(*g));
@@ -770,17 +777,19 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	p->lens[1] = strlen(nowtxt);
 	p->argv[2] = lt_buf_cstr(&p->plan);
 	p->lens[2] = p->plan.len;
+	p->argv[3] = lt_buf_cstr(&p->contribs);
+	p->lens[3] = p->contribs.len;
 	for (size_t i = 0; i < n; i++) {
 		const struct lt_msg *m = &p->items[from + i].m;
 		int64_t set = m->ts >= 0 ? m->ts / SEEN_SET_MS : 0;
-		p->argv[3 + 3 * i] = m->msg_id.p;
-		p->lens[3 + 3 * i] = m->msg_id.len;
-		p->argv[4 + 3 * i] = (const char *)p->json.data + p->json_off[i];
-		p->lens[4 + 3 * i] = p->json_off[i + 1] - p->json_off[i];
-		p->lens[5 + 3 * i] = (size_t)snprintf(p->sets[i], sizeof(p->sets[i]), "%lld", (long long)set);
-		p->argv[5 + 3 * i] = p->sets[i];
+		p->argv[4 + 3 * i] = m->msg_id.p;
+		p->lens[4 + 3 * i] = m->msg_id.len;
+		p->argv[5 + 3 * i] = (const char *)p->json.data + p->json_off[i];
+		p->lens[5 + 3 * i] = p->json_off[i + 1] - p->json_off[i];
+		p->lens[6 + 3 * i] = (size_t)snprintf(p->sets[i], sizeof(p->sets[i]), "%lld", (long long)set);
+		p->argv[6 + 3 * i] = p->sets[i];
 	}
-	rc = lt_redis_sink_apply(p->sink, (int)(3 + 3 * n), p->argv, p->lens, &r);
+	rc = lt_redis_sink_apply(p->sink, (int)(4 + 3 * n), p->argv, p->lens, &r);
 	if (rc != LT_OK)
 		return rc;
 	room_seen(p, room, now);
@@ -919,8 +928,8 @@ int lt_processor_tick(struct lt_processor *p, int64_t now)
 
 	for (size_t i = 0; i < p->nrooms; i++) {
 		char key[ROOM_KEY_MAX + 8], nowtxt[24];
-		const char *argv[3];
-		size_t lens[3];
+		const char *argv[4];
+		size_t lens[4];
 		struct lt_redis_apply_reply r;
 
 		if (p->rooms[i].last < now - ROOM_IDLE_MS) {
@@ -935,7 +944,9 @@ int lt_processor_tick(struct lt_processor *p, int64_t now)
 		lens[1] = strlen(nowtxt);
 		argv[2] = "[]";
 		lens[2] = 2;
-		if (lt_redis_sink_apply(p->sink, 3, argv, lens, &r) != LT_OK) {
+		argv[3] = "";
+		lens[3] = 0;
+		if (lt_redis_sink_apply(p->sink, 4, argv, lens, &r) != LT_OK) {
 			rc = LT_EREDIS;
 			break;
 		}
