@@ -368,12 +368,12 @@ void lt_jscan_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out
 
 int64_t lt_jscan_int(struct lt_jv v, int64_t def)
 {
-	const char *p = v.p, *end = v.p + v.n, *start;
 	bool neg = false, quoted = false;
 	uint64_t x = 0;
 
-	if (!p || !v.n)
-		return def;
+	if (!v.p || !v.n)
+		return def; /* before any pointer arithmetic: NULL + 0 is UB too */
+	const char *p = v.p, *end = v.p + v.n, *start;
 	if (*p == '"') {
 		quoted = true;
 		p++;

@@ -13,7 +13,9 @@ trap 'rm -rf "$work"' EXIT INT TERM
 mkdir -p "$work/corpus" "$work/artifacts"
 cp -R "$corpus"/. "$work/corpus/"
 status=0
-"$fuzzer" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+# -error_exitcode: libFuzzer's default (77) is what meson reads as SKIP.
+"$fuzzer" -max_total_time="$secs" -print_final_stats=1 -error_exitcode=1 -timeout_exitcode=1 \
+	-artifact_prefix="$work/artifacts/" \
 	"$work/corpus" || status=$?
 if [ "$status" -ne 0 ]; then
 	for f in "$work"/artifacts/*; do
