@@ -142,8 +142,11 @@ static int run(struct lt_app *app)
 	}
 	struct lt_platform_conf conf = {
 		.room = room,
-		.api_base = platform_setting(cfg, platform, "api_base", true),
-		.aux_base = platform_setting(cfg, platform, "web_base", true),
+		/* the endpoints only when the operator set them: a platform falls
+		 * back to its real hosts, and bilibili takes a given api_base for
+		 * its second host too (one emulator serves both) */
+		.api_base = platform_setting(cfg, platform, "api_base", false),
+		.aux_base = platform_setting(cfg, platform, "web_base", false),
 		.signer = platform_setting(cfg, platform, "signer", true),
 		.ws_url = platform_setting(cfg, platform, "ws_url", false),
 		.cookie = platform_setting(cfg, platform, "cookie", true),
