@@ -299,7 +299,8 @@ void lt_h_messages(struct lt_worker *w, struct lt_job *j)
 			const cJSON *ts = cJSON_GetObjectItemCaseSensitive(m, "ts");
 			const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
 			const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "msg_id");
-			if (cJSON_IsNumber(ts) && cJSON_IsString(id)) {
+			if (cJSON_IsNumber(ts) && cJSON_IsString(id) && ts->valuedouble >= 0 &&
+			    ts->valuedouble < 9e15) {
 				int64_t t = (int64_t)ts->valuedouble;
 				if (t < oldest)
 					oldest = t;

@@ -136,8 +136,13 @@ static const cJSON *get(const cJSON *o, const char *k)
 
 static int64_t get_int(const cJSON *v, int64_t def)
 {
-	if (cJSON_IsNumber(v))
-		return (int64_t)v->valuedouble;
+	if (cJSON_IsNumber(v)) {
+		/* Out-of-range doubles (and NaN) have no int64_t: converting them is UB. */
+		double d = v->valuedouble;
+		if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+			return def;
+		return (int64_t)d;
+	}
 	if (cJSON_IsString(v) && v->valuestring[0]) {
 		char *end;
 		long long x = strtoll(v->valuestring, &end, 10);
@@ -624,7 +629,7 @@ static int kook_on_frame(struct lt_platform_conn *c, const uint8_t *p, size_t n,
 	}
 	c->st.packets++;
 	const cJSON *d = get(root, "d");
-	switch ((int)s->valuedouble) {
+	switch (s->valueint) { /* cJSON clamps valueint: no UB for huge s */
 	case LT_KOOK_S_EVENT: {
 		const cJSON *sn = get(root, "sn");
 		int64_t v = cJSON_IsNumber(sn) && sn->valuedouble >= 1 && sn->valuedouble < 9e15 ? (int64_t)sn->valuedouble
