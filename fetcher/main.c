@@ -18,8 +18,9 @@
 #include "fetcher/replay.h"
 #include "fetcher/supervisor.h"
 
-static const struct lt_app_opt opts[] = {
-	{"platform", 'p', true, "P", "the platform: bilibili"},
+/* Not const: the --platform help names the registered platforms (main). */
+static struct lt_app_opt opts[] = {
+	{"platform", 'p', true, "P", "the platform"},
 	{"room", 'r', true, "ID", "the room to watch (or that FILE was recorded from)"},
 	{"stdout", 0, false, NULL, "print each message as one JSON line instead of pushing it on"},
 	{"record", 0, true, "FILE", "append every raw frame received to FILE (capture format)"},
@@ -38,6 +39,24 @@ static const struct lt_app_spec spec = {
 	opts,
 	"fetcher.metrics_listen",
 };
+
+/* The registered platform names as "a, b or c" in buf. */
+static const char *platform_list(char *buf, size_t cap)
+{
+	const char *const *names = lt_platform_names();
+	size_t n = 0, len = 0;
+
+	while (names[n])
+		n++;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < cap; i++) {
+		int w = snprintf(buf + len, cap - len, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
+	return buf;
+}
 
 /* A platform setting "<platform>.<key>" if the table has it and it was set
  * by the operator (or, with any_source, also when it is the default). */
@@ -137,7 +156,9 @@ static int run(struct lt_app *app)
 	}
 	const struct lt_platform_ops *ops = lt_platform_find(platform);
 	if (!ops) {
-		fprintf(stderr, "livetap-fetcher: unknown platform '%s'\n", platform);
+		char names[128];
+		fprintf(stderr, "livetap-fetcher: unknown platform '%s' (one of: %s)\n", platform,
+		        platform_list(names, sizeof(names)));
 		return 2;
 	}
 	struct lt_platform_conf conf = {
@@ -161,6 +182,10 @@ static int run(struct lt_app *app)
 
 int main(int argc, char **argv)
 {
+	static char platform_help[160];
+	char names[128];
+	snprintf(platform_help, sizeof(platform_help), "the platform: %s", platform_list(names, sizeof(names)));
+	opts[0].help = platform_help;
 	struct lt_app *app = lt_app_start(&spec, argc, argv);
 	int rc = run(app);
 	return lt_app_finish(app, rc);

@@ -21,7 +21,8 @@ static const struct emu_module *const modules[] = {
 	NULL,
 };
 
-static const char usage[] =
+/* --help: usage_head, the --platform line naming the modules, usage_tail. */
+static const char usage_head[] =
 	"usage: livetap-emu --platform P --listen 127.0.0.1:PORT [options]\n"
 	"\n"
 	"Serves a live-stream platform's HTTP endpoints and its WebSocket in the\n"
@@ -29,7 +30,8 @@ static const char usage[] =
 	"stream, and misbehaves on request. PORT 0 picks a free port; the line\n"
 	"'livetap-emu: P listening on HOST:PORT' on stdout names it.\n"
 	"\n"
-	"  --platform P        bilibili\n"
+	;
+static const char usage_tail[] =
 	"  --listen HOST:PORT  where to listen (default 127.0.0.1:0)\n"
 	"  --script FILE       JSON Lines of normalized messages to send\n"
 	"  --loop              send the script again and again\n"
@@ -51,6 +53,13 @@ static const char usage[] =
 	"  -V, --version       the version\n"
 	"\n"
 	"HTTP GET /emu/stats answers connections per room and counters.\n";
+
+/* The module names as "a, b or c" on f. */
+static void put_platforms(FILE *f)
+{
+	for (int i = 0; modules[i]; i++)
+		fprintf(f, "%s%s", i == 0 ? "" : modules[i + 1] ? ", " : " or ", modules[i]->name);
+}
 
 static bool num(const char *s, double lo, double hi, double *out)
 {
@@ -91,7 +100,11 @@ int main(int argc, char **argv)
 		const char *bad = NULL;
 		switch (c) {
 		case 'h':
-			fputs(usage, stdout);
+			fputs(usage_head, stdout);
+			fputs("  --platform P        ", stdout);
+			put_platforms(stdout);
+			fputs("\n", stdout);
+			fputs(usage_tail, stdout);
 			return 0;
 		case 'V':
 			printf("livetap-emu %s\nlibwebsockets %s\n", LT_VERSION, lws_get_library_version());
@@ -197,7 +210,9 @@ int main(int argc, char **argv)
 		if (!strcmp(modules[i]->name, o.platform))
 			m = modules[i];
 	if (!m) {
-		fprintf(stderr, "livetap-emu: --platform %s: not one of: bilibili\n", o.platform ? o.platform : "(missing)");
+		fprintf(stderr, "livetap-emu: --platform %s: not one of: ", o.platform ? o.platform : "(missing)");
+		put_platforms(stderr);
+		fputs("\n", stderr);
 		return 2;
 	}
 	if (o.script && o.generate) {
