@@ -7,7 +7,9 @@
  * from 2,000 users in 4 rooms, in batches of --batch messages (default 1000,
  * as a fetcher sends under load), applies --messages of them (default
  * 200,000), then prints messages/s, batch latency percentiles, segmenter-only
- * throughput and the peak RSS. Bounded to a few seconds of CPU.
+ * throughput and the peak RSS, headed by Redis's persistence setting and the
+ * load average before and after (the machine may be shared: then the CPU
+ * seconds say more than the wall clock). Bounded to a few seconds of CPU.
  *
  *   bench_processor [--messages N] [--batch N] [--merge N] [--rooms 1-4] [--disable PLUGIN,...]
  *
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -64,6 +67,42 @@ static double redis_cpu(const char *url)
 		freeReplyObject(r);
 	redisFree(c);
 	return v;
+}
+
+/* Redis's persistence setting ("appendonly yes, appendfsync everysec"), for
+ * the figures' heading: AOF costs Redis CPU. */
+static void redis_persistence(const char *url, char *out, size_t cap)
+{
+	redisContext *c = NULL;
+	redisReply *a = NULL, *f = NULL;
+
+	snprintf(out, cap, "unknown");
+	if (lt_redis_connect(url, 2000, &c, NULL) != LT_OK)
+		return;
+	a = redisCommand(c, "CONFIG GET appendonly");
+	f = redisCommand(c, "CONFIG GET appendfsync");
+	if (a && a->type == REDIS_REPLY_ARRAY && a->elements == 2 && f && f->type == REDIS_REPLY_ARRAY &&
+	    f->elements == 2)
+		snprintf(out, cap, "appendonly %s, appendfsync %s", a->element[1]->str, f->element[1]->str);
+	if (a)
+		freeReplyObject(a);
+	if (f)
+		freeReplyObject(f);
+	redisFree(c);
+}
+
+/* The 1, 5 and 15 minute load averages, as text: on a shared machine they
+ * say how much the figures are worth. */
+static void loadavg(char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	double l1, l5, l15;
+
+	snprintf(out, cap, "unknown");
+	if (f && fscanf(f, "%lf %lf %lf", &l1, &l5, &l15) == 3)
+		snprintf(out, cap, "%.2f %.2f %.2f", l1, l5, l15);
+	if (f)
+		fclose(f);
 }
 
 static double self_cpu(void)
@@ -137,6 +176,7 @@ int main(int argc, char **argv)
 	struct rusage ru;
 	int64_t *lat, t0, t1, now = lt_clock_wall_ms();
 	double rcpu0, rcpu1, pcpu0, pcpu1;
+	char load0[64], load1[64], pers[96];
 	long nb;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -194,6 +234,8 @@ int main(int argc, char **argv)
 		free(w);
 	}
 
+	redis_persistence(url, pers, sizeof(pers));
+	loadavg(load0, sizeof(load0));
 	rcpu0 = redis_cpu(url);
 	pcpu0 = self_cpu();
 	t0 = lt_clock_mono_us();
@@ -225,9 +267,12 @@ int main(int argc, char **argv)
 	t1 = lt_clock_mono_us();
 	rcpu1 = redis_cpu(url);
 	pcpu1 = self_cpu();
+	loadavg(load1, sizeof(load1));
 	lt_processor_stats(p, &st);
 	qsort(lat, (size_t)nb, sizeof(*lat), cmp_i64);
 	getrusage(RUSAGE_SELF, &ru);
+	printf("redis: %s; load average %s before, %s after (%ld CPUs)\n", pers, load0, load1,
+	       sysconf(_SC_NPROCESSORS_ONLN));
 	printf("apply: %ld messages in %ld batches of %ld: %.0f messages/s (incl. generating the batches)\n",
 	       nb * bsize, nb, bsize, (double)(nb * bsize) * 1e6 / (double)(t1 - t0));
 	printf("apply latency per call (%ld batch(es) per call): p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", merge, (double)lat[nb / 2] / 1000.0,
