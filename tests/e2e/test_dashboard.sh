@@ -154,4 +154,9 @@ timeout 60 "${chrome[@]}" --user-data-dir="$(mktemp -d "$tmp/chrome.XXXXXX")" --
 [ -s "$shot" ] || fail "no screenshot written"
 pass "screenshot: $shot"
 psql -q "${LIVETAP_PG_DSN% options=*}" -c "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true
+# tests/run removes its temporary directory after a green run: keep a copy
+# beside the build's test logs, where a person looks after a run.
+if [ -d "${LT_BUILDDIR:-}/meson-logs" ]; then
+	cp "$shot" "$LT_BUILDDIR/meson-logs/dashboard.png" && shot=$LT_BUILDDIR/meson-logs/dashboard.png
+fi
 echo "dashboard screenshot: $shot"
