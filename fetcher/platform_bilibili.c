@@ -344,6 +344,22 @@ static void uid_str(int64_t uid, char buf[24], struct lt_msg *m)
 	}
 }
 
+/* Platform seconds to ms. Seconds past year 5000 (or negative) are not a
+ * time: 0 tells the caller to keep the receive time. Never overflows. */
+static int64_t s_to_ms(int64_t s)
+{
+	return s > 0 && s < 100000000000LL ? s * 1000 : 0;
+}
+
+/* a * b for amounts from the wire, saturated instead of overflowing. */
+static int64_t mul_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_mul_overflow(a, b, &r))
+		return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
+	return r;
+}
+
 static void msg_init(struct em *e, struct lt_msg *m, int type)
 {
 	memset(m, 0, sizeof(*m));
@@ -552,10 +568,10 @@ static int gift_emit(struct em *e, const struct gift *g, const char *cmd)
 	uid_str(g->uid, ub, &m);
 	m.user_name = g->uname;
 	m.content = g->name;
-	if (g->ts_s > 0)
-		m.ts = g->ts_s * 1000;
+	if (s_to_ms(g->ts_s))
+		m.ts = s_to_ms(g->ts_s);
 	int64_t num = g->num > 0 ? g->num : 1;
-	int64_t value = g->total > 0 ? g->total : g->price * num;
+	int64_t value = g->total > 0 ? g->total : mul_sat(g->price, num);
 	m.count = num;
 	m.value = value;
 	struct lt_buf *x = &e->c->extra;
@@ -727,8 +743,8 @@ static int interact_emit(struct em *e, int64_t uid, struct lt_str uname, int64_t
 	m.user_name = uname;
 	if (trigger_ns > 1000000000000000LL)
 		m.ts = trigger_ns / 1000000;
-	else if (ts_s > 0)
-		m.ts = ts_s * 1000;
+	else if (s_to_ms(ts_s))
+		m.ts = s_to_ms(ts_s);
 	m.content = lt_str_c(interact_text(type));
 	if (type == LT_MSG_LIKE)
 		m.count = 1;
@@ -831,11 +847,11 @@ static int on_superchat(struct em *e, struct lt_jv root, struct lt_str cmd)
 	int64_t ts = jint(v[3], 0);
 	if (ts <= 0)
 		ts = jint(v[4], 0);
-	if (ts > 0)
-		m.ts = ts * 1000;
+	if (s_to_ms(ts))
+		m.ts = s_to_ms(ts);
 	int64_t price = jint(v[5], 0);
 	m.count = 1;
-	m.value = price * 1000; /* CNY to gold, the gifts' smallest unit */
+	m.value = mul_sat(price, 1000); /* CNY to gold, the gifts' smallest unit */
 	struct lt_buf *x = &e->c->extra;
 	lt_buf_reset(x);
 	extra_int(x, "price", price);
@@ -871,11 +887,11 @@ static int on_guard(struct em *e, struct lt_jv root, struct lt_str cmd)
 	struct lt_str name = jstr(e, v[2]);
 	m.content = name;
 	int64_t start = jint(v[3], 0);
-	if (start > 0)
-		m.ts = start * 1000;
+	if (s_to_ms(start))
+		m.ts = s_to_ms(start);
 	int64_t num = jint(v[4], 1), price = jint(v[5], 0);
 	m.count = num;
-	m.value = price * (num > 0 ? num : 1);
+	m.value = mul_sat(price, num > 0 ? num : 1);
 	struct lt_buf *x = &e->c->extra;
 	lt_buf_reset(x);
 	extra_str(x, "gift_name", name);
@@ -941,8 +957,8 @@ static int on_live(struct em *e, struct lt_jv root, struct lt_str cmd)
 	extra_str(x, "cmd", cmd);
 	if (start) {
 		int64_t t = jint(jget(root, "live_time"), 0);
-		if (t > 0)
-			m.ts = t * 1000;
+		if (s_to_ms(t))
+			m.ts = s_to_ms(t);
 		struct lt_str key = jid(e, jget(root, "live_key"));
 		if (key.len) {
 			extra_str(x, "live_key", key);

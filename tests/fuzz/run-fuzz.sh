@@ -14,7 +14,10 @@ mkdir -p "$work/corpus" "$work/artifacts"
 cp -R "$corpus"/. "$work/corpus/"
 status=0
 # -error_exitcode: libFuzzer's default (77) is what meson reads as SKIP.
-"$fuzzer" -max_total_time="$secs" -print_final_stats=1 -error_exitcode=1 -timeout_exitcode=1 \
+# A fixed seed keeps this gate reproducible: the same mutations in the same
+# order on every run (long, freely seeded runs are for people: README.md).
+"$fuzzer" -seed="${LT_FUZZ_SEED:-1}" -max_total_time="$secs" -print_final_stats=1 -error_exitcode=1 \
+	-timeout_exitcode=1 \
 	-artifact_prefix="$work/artifacts/" \
 	"$work/corpus" || status=$?
 if [ "$status" -ne 0 ]; then
