@@ -34,3 +34,25 @@ const char *const *lt_platform_names(void)
 {
 	return names;
 }
+
+bool lt_platform_cookie_get(const char *cookies, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	for (const char *p = cookies; p && *p;) {
+		while (*p == ' ' || *p == ';' || *p == '\n')
+			p++;
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			p += nl + 1;
+			size_t n = strcspn(p, ";\n");
+			if (!out)
+				return n > 0;
+			if (n == 0 || n >= cap)
+				return false;
+			memcpy(out, p, n);
+			out[n] = '\0';
+			return true;
+		}
+		p += strcspn(p, ";\n");
+	}
+	return false;
+}

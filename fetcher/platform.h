@@ -190,4 +190,10 @@ const struct lt_platform_ops *lt_platform_find(const char *name);
 /* The registered platform names, NULL-terminated, for --help. */
 const char *const *lt_platform_names(void);
 
+/* The value of cookie name in cookies ("a=b; c=d", or Set-Cookie values
+ * joined by "\n"), copied NUL-terminated into out[cap]. With out NULL, only
+ * whether a non-empty value is there. Returns false when it is absent,
+ * empty or does not fit. Shared by the platforms' bootstraps. */
+bool lt_platform_cookie_get(const char *cookies, const char *name, char *out, size_t cap);
+
 #endif

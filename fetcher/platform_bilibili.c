@@ -1319,30 +1319,6 @@ static void bili_destroy(struct lt_platform_conn *c)
 	free(c);
 }
 
-/* The cookie value of name in a "a=b; c=d" string, copied into out (when
- * out is NULL: only whether it is there). */
-static bool cookie_get(const char *cookies, const char *name, char *out, size_t cap)
-{
-	size_t nl = strlen(name);
-	for (const char *p = cookies; p && *p;) {
-		while (*p == ' ' || *p == ';' || *p == '\n')
-			p++;
-		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
-			p += nl + 1;
-			size_t n = strcspn(p, ";\n");
-			if (!out)
-				return n > 0;
-			if (n == 0 || n >= cap)
-				return false;
-			memcpy(out, p, n);
-			out[n] = '\0';
-			return true;
-		}
-		p += strcspn(p, ";\n");
-	}
-	return false;
-}
-
 static int bili_create(const struct lt_platform_conf *conf, struct lt_platform_conn **out)
 {
 	struct lt_platform_conn *c;
@@ -1373,7 +1349,7 @@ static int bili_create(const struct lt_platform_conf *conf, struct lt_platform_c
 	c->clock = conf->clock ? conf->clock : &lt_clock_real;
 	snprintf(c->room, sizeof(c->room), "%s", c->room_cfg);
 	if (c->cookie)
-		cookie_get(c->cookie, "buvid3", c->buvid, sizeof(c->buvid));
+		lt_platform_cookie_get(c->cookie, "buvid3", c->buvid, sizeof(c->buvid));
 	lt_buf_init(&c->url, 0);
 	lt_buf_init(&c->hdrs, 0);
 	lt_buf_init(&c->target, 0);
@@ -1434,7 +1410,7 @@ static void common_headers(struct lt_platform_conn *c, bool with_cookie)
 		lt_buf_puts(h, "Cookie: ");
 		if (c->cookie)
 			lt_buf_puts(h, c->cookie);
-		bool has = c->cookie && cookie_get(c->cookie, "buvid3", NULL, 0);
+		bool has = c->cookie && lt_platform_cookie_get(c->cookie, "buvid3", NULL, 0);
 		if (c->buvid[0] && !has)
 			lt_buf_printf(h, "%sbuvid3=%s", c->cookie && c->cookie[0] ? "; " : "", c->buvid);
 		lt_buf_puts(h, "\r\n");
@@ -1537,7 +1513,7 @@ static int bili_http_done(struct lt_platform_conn *c, const struct lt_http_resp 
 		if (b.len && b.len < sizeof(c->buvid)) {
 			memcpy(c->buvid, b.p, b.len);
 			c->buvid[b.len] = '\0';
-		} else if (!resp->set_cookie || !cookie_get(resp->set_cookie, "buvid3", c->buvid, sizeof(c->buvid))) {
+		} else if (!resp->set_cookie || !lt_platform_cookie_get(resp->set_cookie, "buvid3", c->buvid, sizeof(c->buvid))) {
 			rc = LT_EPROTO;
 			goto out;
 		}

@@ -714,28 +714,6 @@ static void dy_destroy(struct lt_platform_conn *c)
 	free(c);
 }
 
-/* The value of cookie name in a "a=b; c=d" (or "\n"-joined Set-Cookie)
- * string, copied into out; false if absent or too long. */
-static bool cookie_get(const char *cookies, const char *name, char *out, size_t cap)
-{
-	size_t nl = strlen(name);
-	for (const char *p = cookies; p && *p;) {
-		while (*p == ' ' || *p == ';' || *p == '\n')
-			p++;
-		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
-			p += nl + 1;
-			size_t n = strcspn(p, ";\n");
-			if (n == 0 || n >= cap)
-				return false;
-			memcpy(out, p, n);
-			out[n] = '\0';
-			return true;
-		}
-		p += strcspn(p, ";\n");
-	}
-	return false;
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -778,7 +756,7 @@ static int dy_create(const struct lt_platform_conf *conf, struct lt_platform_con
 		c->signer.ud = c->signer_cmd;
 	}
 	if (c->cookie)
-		cookie_get(c->cookie, "ttwid", c->ttwid, sizeof(c->ttwid));
+		lt_platform_cookie_get(c->cookie, "ttwid", c->ttwid, sizeof(c->ttwid));
 	lt_buf_init(&c->url, 0);
 	lt_buf_init(&c->hdrs, 0);
 	lt_buf_init(&c->target, 0);
@@ -918,7 +896,7 @@ static int dy_http_done(struct lt_platform_conn *c, const struct lt_http_resp *r
 	}
 	switch (c->step) {
 	case STEP_TTWID:
-		if (!resp->set_cookie || !cookie_get(resp->set_cookie, "ttwid", c->ttwid, sizeof(c->ttwid))) {
+		if (!resp->set_cookie || !lt_platform_cookie_get(resp->set_cookie, "ttwid", c->ttwid, sizeof(c->ttwid))) {
 			rc = LT_EAGAIN;
 			goto out;
 		}
