@@ -23,6 +23,9 @@ build=$(cd "$build" && pwd)
 src=${LT_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 emu_bin=$build/tests/emu/livetap-emu
 fetcher_bin=$build/fetcher/livetap-fetcher
+# lt_alive: a killed supervisor's children are orphans; where PID 1 does not
+# reap they stay zombies, which `kill -0` still reports as running.
+. "$src/tests/support/proc.sh"
 [ -n "${LIVETAP_PG_DSN:-}" ] && [ -n "${LIVETAP_REDIS_URL:-}" ] || { echo "SKIP: LIVETAP_PG_DSN/LIVETAP_REDIS_URL not set"; exit 77; }
 [ -x "$emu_bin" ] && [ -x "$fetcher_bin" ] || { echo "FAIL: programs not built in $build"; exit 1; }
 
@@ -114,7 +117,7 @@ states=$(sql "SELECT string_agg(DISTINCT last_state, ',') FROM rooms")
 victim=$(pgrep -P "$a_pid" | head -n 1)
 kill -9 "$victim"
 sleep 0.5
-if wait_rooms "$all3" 10 && ! kill -0 "$victim" 2>/dev/null; then
+if wait_rooms "$all3" 10 && ! lt_alive "$victim"; then
 	new=$(pgrep -P "$a_pid" | wc -l)
 	grep -q 'died (killed by signal 9)' "$tmp/a.err" && [ "$new" = 3 ] && pass "killed child restarted (3 children again)" || fail "restart: children $new"
 else
@@ -154,7 +157,7 @@ kill -9 "$a_pid"
 t0=$(date +%s.%N)
 for _ in $(seq 1 50); do # they get SIGTERM and flush (the drain waits up to 1 s)
 	alive=0
-	for c in $a_children; do kill -0 "$c" 2>/dev/null && alive=$((alive + 1)); done
+	for c in $a_children; do lt_alive "$c" && alive=$((alive + 1)); done
 	[ "$alive" = 0 ] && break
 	sleep 0.1
 done
@@ -173,7 +176,7 @@ kill -TERM "$b_pid"
 rc=0
 wait "$b_pid" || rc=$?
 alive=0
-for c in $b_children; do kill -0 "$c" 2>/dev/null && alive=$((alive + 1)); done
+for c in $b_children; do lt_alive "$c" && alive=$((alive + 1)); done
 [ "$rc" = 0 ] && [ "$alive" = 0 ] && pass "SIGTERM: supervisor exits 0, children stopped" || fail "SIGTERM: exit $rc, $alive children alive"
 left=$(sql "SELECT count(*) FROM rooms WHERE lease_owner IS NOT NULL")
 [ "$left" = 0 ] && pass "leases released on a clean stop" || fail "$left leases left"

@@ -23,6 +23,8 @@ dir=$(cd "$dir" && pwd)
 
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 pg_user=${LT_PG_OS_USER:-livetap-pg}
+# shellcheck source=tests/support/proc.sh
+. "$(dirname "$0")/proc.sh"
 
 free_port() {
 	python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
@@ -102,6 +104,7 @@ log_min_messages = warning
 CONF
 	fi
 	if [ "$(id -u)" = 0 ]; then chown "$pg_user" "$pgroot"; fi
+	clear_stale_pg
 	(cd / && as_pg "$pgbin/pg_ctl" -D "$pgroot/pg" -l "$pgroot/pg.log" -w -t 60 start) >/dev/null ||
 		{ tail -n 30 "$pgroot/pg.log" >&2; return 1; }
 	if ! (cd / && as_pg "$pgbin/psql" -h 127.0.0.1 -p "$port" -U livetap -d postgres -Atqc \
@@ -110,11 +113,42 @@ CONF
 	fi
 }
 
+# After kill-pg the lock files stay behind: postmaster.pid in the data
+# directory and .s.PGSQL.PORT.lock beside the socket. PostgreSQL removes a
+# stale one itself when its PID is gone, but not when that PID is a zombie
+# (a killed postmaster that PID 1 never reaps, as in containers whose PID 1
+# is no init): kill(pid, 0) still succeeds and start refuses with "lock file
+# ... already exists". So: wait for the old server's children to detach from
+# its shared memory (they exit on their own when the postmaster dies), then
+# remove each lock file whose PID is not a live process.
+clear_stale_pg() {
+	local pidfile=$pgroot/pg/postmaster.pid pid shmid nattch f
+	[ -f "$pidfile" ] || return 0
+	pid=$(head -n 1 "$pidfile" 2>/dev/null) || return 0
+	case $pid in '' | *[!0-9]*) return 0 ;; esac
+	lt_alive "$pid" && return 0 # a live server: let pg_ctl say so
+	# Line 7 of postmaster.pid holds the shared memory segment's key and id.
+	shmid=$(sed -n 7p "$pidfile" | awk '{print $2}')
+	if [ -n "$shmid" ]; then
+		for _ in $(seq 1 100); do
+			nattch=$(ipcs -m 2>/dev/null | awk -v id="$shmid" '$2 == id {print $6}')
+			{ [ -z "$nattch" ] || [ "$nattch" = 0 ]; } && break
+			sleep 0.1
+		done
+	fi
+	for f in "$pidfile" "$pgroot"/.s.PGSQL.*.lock; do
+		[ -f "$f" ] || continue
+		pid=$(head -n 1 "$f" 2>/dev/null) || continue
+		case $pid in '' | *[!0-9]*) continue ;; esac
+		lt_alive "$pid" || rm -f "$f"
+	done
+}
+
 stop_redis() {
 	local pid
 	pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 0
 	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	lt_wait_gone "$pid" 5 || true
 	rm -f "$dir/redis.pid"
 }
 
@@ -139,8 +173,21 @@ stop-redis) stop_redis ;;
 stop-pg) stop_pg ;;
 restart-redis) stop_redis; start_redis ;;
 restart-pg) stop_pg; start_pg ;;
-kill-redis) [ -f "$dir/redis.pid" ] && kill -9 "$(cat "$dir/redis.pid")" 2>/dev/null; rm -f "$dir/redis.pid" ;;
-kill-pg) [ -f "$pgroot/pg/postmaster.pid" ] && kill -9 "$(head -n 1 "$pgroot/pg/postmaster.pid")" 2>/dev/null || true ;;
+kill-redis)
+	if [ -f "$dir/redis.pid" ]; then
+		pid=$(cat "$dir/redis.pid")
+		kill -9 "$pid" 2>/dev/null || true
+		lt_wait_gone "$pid" 5 || true
+		rm -f "$dir/redis.pid"
+	fi
+	;;
+kill-pg)
+	if [ -f "$pgroot/pg/postmaster.pid" ]; then
+		pid=$(head -n 1 "$pgroot/pg/postmaster.pid")
+		kill -9 "$pid" 2>/dev/null || true
+		lt_wait_gone "$pid" 5 || true
+	fi
+	;;
 env) exports ;;
 *) echo "servers.sh: unknown command $cmd" >&2; exit 2 ;;
 esac
