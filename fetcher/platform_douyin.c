@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "common/buf.h"
 #include "common/json.h"
@@ -43,6 +42,7 @@
 #include "fetcher/douyin.h"
 #include "fetcher/douyin.pb-c.h"
 #include "fetcher/douyin_sign.h"
+#include "fetcher/inflate.h"
 #include "fetcher/platform.h"
 
 #define DEFAULT_WEB "https://live.douyin.com"
@@ -75,8 +75,7 @@ struct lt_platform_conn {
 	struct lt_douyin_signer signer;
 
 	struct lt_buf url, hdrs, target, out, inflated, extra;
-	z_stream zs;
-	bool zs_ok;
+	struct lt_inflate zs; /* gzip */
 	struct lt_arena pb_arena;
 	ProtobufCAllocator pb_alloc;
 
@@ -573,35 +572,10 @@ static void on_message(struct em *e, const LtDy__Message *msg)
 
 static int gunzip(struct lt_platform_conn *c, const uint8_t *p, size_t n)
 {
-	struct lt_buf *out = &c->inflated;
-
-	if (!c->zs_ok) {
-		memset(&c->zs, 0, sizeof(c->zs));
-		if (inflateInit2(&c->zs, 16 + MAX_WBITS) != Z_OK)
-			return LT_ENOMEM;
-		c->zs_ok = true;
-	} else if (inflateReset(&c->zs) != Z_OK) {
-		return LT_EINTERNAL;
-	}
-	lt_buf_reset(out);
-	c->zs.next_in = (Bytef *)(uintptr_t)p;
-	c->zs.avail_in = (uInt)n;
-	for (;;) {
-		size_t want = n * 4 < 8192 ? 8192 : n * 4;
-		if (lt_buf_reserve(out, want) != LT_OK)
-			return LT_EPROTO; /* over LT_DY_INFLATE_MAX: a bomb */
-		c->zs.next_out = out->data + out->len;
-		c->zs.avail_out = (uInt)(out->cap - out->len - 1);
-		int zr = inflate(&c->zs, Z_NO_FLUSH);
-		out->len = out->cap - 1 - c->zs.avail_out;
-		if (zr == Z_STREAM_END)
-			break;
-		if (zr == Z_BUF_ERROR && c->zs.avail_in == 0)
-			return LT_EPROTO; /* truncated */
-		if (zr != Z_OK && zr != Z_BUF_ERROR)
-			return LT_EPROTO;
-	}
-	c->st.bytes_inflated += out->len;
+	int rc = lt_inflate_run(&c->zs, p, n, LT_DY_INFLATE_MAX, &c->inflated, NULL);
+	if (rc != LT_OK)
+		return rc == LT_ENOMEM || rc == LT_EINTERNAL ? rc : LT_EPROTO; /* a bomb, truncated, garbage */
+	c->st.bytes_inflated += c->inflated.len;
 	return LT_OK;
 }
 
@@ -708,8 +682,7 @@ static void dy_destroy(struct lt_platform_conn *c)
 	lt_buf_free(&c->out);
 	lt_buf_free(&c->inflated);
 	lt_buf_free(&c->extra);
-	if (c->zs_ok)
-		inflateEnd(&c->zs);
+	lt_inflate_end(&c->zs);
 	lt_arena_free(&c->pb_arena);
 	free(c);
 }
@@ -762,6 +735,7 @@ static int dy_create(const struct lt_platform_conf *conf, struct lt_platform_con
 	lt_buf_init(&c->target, 0);
 	lt_buf_init(&c->out, 0);
 	lt_buf_init(&c->inflated, LT_DY_INFLATE_MAX + 1);
+	lt_inflate_init(&c->zs, LT_INFLATE_GZIP);
 	lt_buf_init(&c->extra, 0);
 	lt_arena_init(&c->pb_arena, LT_DY_PB_ARENA_MAX);
 	c->pb_alloc = (ProtobufCAllocator){.alloc = pb_alloc, .free = pb_free, .allocator_data = &c->pb_arena};

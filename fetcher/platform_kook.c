@@ -53,11 +53,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "common/buf.h"
 #include "common/json.h"
 #include "fetcher/kook.h"
+#include "fetcher/inflate.h"
 #include "fetcher/platform.h"
 
 #define DEFAULT_API "https://www.kookapp.cn/api/v3"
@@ -107,8 +107,7 @@ struct lt_platform_conn {
 	size_t held_bytes;
 
 	struct lt_buf url, hdrs, target, inflated, extra, out;
-	z_stream zs;
-	bool zs_ok;
+	struct lt_inflate zs; /* zlib */
 	struct lt_platform_stats st;
 	uint64_t dups, gaps_skipped, filtered;
 };
@@ -529,36 +528,12 @@ static void on_event(struct em *e, cJSON *root, int64_t sn, size_t bytes)
 
 static int inflate_frame(struct lt_platform_conn *c, const uint8_t *p, size_t n)
 {
-	struct lt_buf *out = &c->inflated;
-
-	if (!c->zs_ok) {
-		memset(&c->zs, 0, sizeof(c->zs));
-		if (inflateInit(&c->zs) != Z_OK)
-			return LT_ENOMEM;
-		c->zs_ok = true;
-	} else if (inflateReset(&c->zs) != Z_OK) {
-		return LT_EINTERNAL;
-	}
-	lt_buf_reset(out);
-	c->zs.next_in = (Bytef *)(uintptr_t)p;
-	c->zs.avail_in = (uInt)n;
-	for (;;) {
-		size_t want = n * 4 < 4096 ? 4096 : n * 4;
-		if (lt_buf_reserve(out, want) != LT_OK)
-			return LT_EPROTO; /* over LT_KOOK_INFLATE_MAX: a bomb */
-		c->zs.next_out = out->data + out->len;
-		c->zs.avail_out = (uInt)(out->cap - out->len - 1);
-		int zr = inflate(&c->zs, Z_NO_FLUSH);
-		out->len = out->cap - 1 - c->zs.avail_out;
-		if (zr == Z_STREAM_END) {
-			c->st.bytes_inflated += out->len;
-			return c->zs.avail_in == 0 ? LT_OK : LT_EPROTO; /* one stream per frame */
-		}
-		if (zr == Z_BUF_ERROR && c->zs.avail_in == 0)
-			return LT_EPROTO; /* truncated */
-		if (zr != Z_OK && zr != Z_BUF_ERROR)
-			return LT_EPROTO;
-	}
+	size_t rest = 0;
+	int rc = lt_inflate_run(&c->zs, p, n, LT_KOOK_INFLATE_MAX, &c->inflated, &rest);
+	if (rc != LT_OK)
+		return rc == LT_ENOMEM || rc == LT_EINTERNAL ? rc : LT_EPROTO; /* a bomb, truncated, garbage */
+	c->st.bytes_inflated += c->inflated.len;
+	return rest == 0 ? LT_OK : LT_EPROTO; /* one stream per frame */
 }
 
 static int on_hello(struct lt_platform_conn *c, const cJSON *d, unsigned *ev)
@@ -707,8 +682,7 @@ static void kook_destroy(struct lt_platform_conn *c)
 	lt_buf_free(&c->inflated);
 	lt_buf_free(&c->extra);
 	lt_buf_free(&c->out);
-	if (c->zs_ok)
-		inflateEnd(&c->zs);
+	lt_inflate_end(&c->zs);
 	free(c);
 }
 
@@ -743,6 +717,7 @@ static int kook_create(const struct lt_platform_conf *conf, struct lt_platform_c
 	lt_buf_init(&c->hdrs, 0);
 	lt_buf_init(&c->target, 0);
 	lt_buf_init(&c->inflated, LT_KOOK_INFLATE_MAX + 1);
+	lt_inflate_init(&c->zs, LT_INFLATE_ZLIB);
 	lt_buf_init(&c->extra, 0);
 	lt_buf_init(&c->out, 0);
 	c->step = STEP_DONE;
