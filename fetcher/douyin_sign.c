@@ -1,25 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * douyin_sign: the native signer of Douyin's push URL and its check (see
- * douyin_sign.h; algorithm from douyin.md §1.3). MD5 comes from OpenSSL;
+ * douyin_sign.h; algorithm from douyin.md §1.3). MD5 is fetcher/md5.c;
  * RC4 with a one-byte key is a few lines and is written out here (OpenSSL 3
  * keeps RC4 in the legacy provider only).
  */
 #include "fetcher/douyin_sign.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "fetcher/md5.h"
 
 static const char alphabet[] = "Dkdpgh4ZKsQB80/Mfvw36XI1R25+WUAlEi7NLboqYTOPuzmFjJnryx9HVGcaStCe";
 
 static void md5(const void *p, size_t n, uint8_t out[16])
 {
-	unsigned int len = 16;
-	if (!EVP_Digest(p, n, out, &len, EVP_md5(), NULL))
-		memset(out, 0, 16);
+	lt_md5(p, n, out);
 }
 
 static void hex(const uint8_t *p, size_t n, char *out)

@@ -35,11 +35,9 @@
  */
 #include <brotli/decode.h>
 #include <cjson/cJSON.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "common/buf.h"
 #include "common/json.h"
@@ -47,6 +45,8 @@
 #include "fetcher/bilibili.h"
 #include "fetcher/bilibili.pb-c.h"
 #include "fetcher/jscan.h"
+#include "fetcher/md5.h"
+#include "fetcher/inflate.h"
 #include "fetcher/platform.h"
 
 #define DEFAULT_API "https://api.live.bilibili.com"
@@ -105,8 +105,7 @@ struct lt_platform_conn {
 	struct lt_buf url, hdrs, target, out;
 	struct lt_buf inflated[LT_BILI_DEPTH_MAX];
 	struct lt_buf extra, key, b64, scratch;
-	z_stream zs;
-	bool zs_ok;
+	struct lt_inflate zs; /* protocol version 2 (zlib) */
 	struct br_cache br;
 	struct lt_arena pb_arena;   /* protobuf-c's allocations for one message */
 	ProtobufCAllocator pb_alloc;
@@ -196,8 +195,7 @@ int lt_bili_wbi_sign(struct lt_buf *out, const char *query, const char *mixin, i
 	int n = 0;
 	char wts_s[24];
 	struct lt_buf q = LT_BUF_INIT;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	char md[33];
 	int rc = LT_OK;
 
 	snprintf(wts_s, sizeof(wts_s), "%lld", (long long)wts);
@@ -228,14 +226,10 @@ int lt_bili_wbi_sign(struct lt_buf *out, const char *query, const char *mixin, i
 	lt_buf_puts(&q, mixin);
 	if ((rc = lt_buf_err(&q)) != LT_OK)
 		goto out;
-	if (!EVP_Digest(q.data, q.len, md, &mdlen, EVP_md5(), NULL)) {
-		rc = LT_EINTERNAL;
-		goto out;
-	}
+	lt_md5_hex(q.data, q.len, md);
 	lt_buf_append(out, q.data, qlen);
 	lt_buf_puts(out, "&w_rid=");
-	for (unsigned int i = 0; i < mdlen; i++)
-		lt_buf_printf(out, "%02x", md[i]);
+	lt_buf_puts(out, md);
 	rc = lt_buf_err(out);
 out:
 	lt_buf_free(&q);
@@ -1088,32 +1082,7 @@ out:
 
 static int inflate_zlib(struct lt_platform_conn *c, struct lt_buf *out, const uint8_t *p, size_t n)
 {
-	if (!c->zs_ok) {
-		memset(&c->zs, 0, sizeof(c->zs));
-		if (inflateInit(&c->zs) != Z_OK)
-			return LT_ENOMEM;
-		c->zs_ok = true;
-	} else if (inflateReset(&c->zs) != Z_OK) {
-		return LT_EINTERNAL;
-	}
-	lt_buf_reset(out);
-	c->zs.next_in = (Bytef *)(uintptr_t)p;
-	c->zs.avail_in = (uInt)n;
-	for (;;) {
-		size_t want = n * 4 < 4096 ? 4096 : n * 4;
-		if (lt_buf_reserve(out, want) != LT_OK)
-			return LT_ETOOBIG;
-		c->zs.next_out = out->data + out->len;
-		c->zs.avail_out = (uInt)(out->cap - out->len - 1);
-		int zr = inflate(&c->zs, Z_NO_FLUSH);
-		out->len = out->cap - 1 - c->zs.avail_out;
-		if (zr == Z_STREAM_END)
-			return LT_OK;
-		if (zr == Z_BUF_ERROR && c->zs.avail_in == 0)
-			return LT_EPROTO; /* truncated stream */
-		if (zr != Z_OK && zr != Z_BUF_ERROR)
-			return LT_EPROTO;
-	}
+	return lt_inflate_run(&c->zs, p, n, LT_BILI_INFLATE_MAX, out, NULL);
 }
 
 static void *br_alloc(void *opaque, size_t n)
@@ -1312,8 +1281,7 @@ static void bili_destroy(struct lt_platform_conn *c)
 	lt_buf_free(&c->key);
 	lt_buf_free(&c->b64);
 	lt_buf_free(&c->scratch);
-	if (c->zs_ok)
-		inflateEnd(&c->zs);
+	lt_inflate_end(&c->zs);
 	br_cache_free(&c->br);
 	lt_arena_free(&c->pb_arena);
 	free(c);
@@ -1357,6 +1325,7 @@ static int bili_create(const struct lt_platform_conf *conf, struct lt_platform_c
 	for (int i = 0; i < LT_BILI_DEPTH_MAX; i++)
 		lt_buf_init(&c->inflated[i], LT_BILI_INFLATE_MAX + 1);
 	lt_buf_init(&c->extra, 0);
+	lt_inflate_init(&c->zs, LT_INFLATE_ZLIB);
 	lt_buf_init(&c->key, 0);
 	lt_buf_init(&c->b64, 0);
 	lt_buf_init(&c->scratch, 0);
