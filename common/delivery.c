@@ -42,6 +42,10 @@
 #define SUB_RECVBUF	 1024
 #define METRICS_EVERY_MS 1000
 #define COMPACT_MIN	 4096 /* ring entries before compaction is considered */
+#define RECONN_MIN_MS	 20
+#define RECONN_MAX_MS	 1000
+#define LINK_DOWN_MS	 3000 /* a dialer without a pipe this long is replaced */
+#define LINK_PIPES	 4    /* pipes of one link tracked at once (NNG: one per dialer) */
 
 static const uint8_t wire_kind[NKINDS] = {LT_WIRE_CONSUMER_PROCESSOR, LT_WIRE_CONSUMER_PERSISTER};
 
@@ -56,6 +60,26 @@ struct ent {
 	uint8_t acked; /* bit k: kind k acked (or is not required) */
 	uint8_t tries[NKINDS];
 	int64_t due[NKINDS];
+};
+
+/* One consumer URL dialed by one of our sockets: a push socket (batches to
+ * kind `kind`) or the sub socket (that consumer's acks). NNG 1.5.2 can leave
+ * a dialer that never dials again after its consumer was killed (seen in the
+ * pipeline fault test: no pipe, no connect(2) for minutes, while the
+ * restarted consumer listened), so the worker watches each dialer's pipes
+ * (nng_pipe_notify) and replaces a dialer that has had none for
+ * LINK_DOWN_MS. pipes, pipe_ids, dialer_id and down_since are guarded by
+ * lt_delivery.link_mu, which the pipe callbacks take and nothing holds while
+ * calling NNG; dialer is the worker's. */
+struct link {
+	nng_socket sock;
+	char *url;
+	int kind;
+	nng_dialer dialer;
+	uint32_t dialer_id; /* 0: none */
+	int pipes;
+	uint32_t pipe_ids[LINK_PIPES];
+	int64_t down_since; /* mono ms since when it has no pipe; 0 while it has one */
 };
 
 struct lt_delivery {
@@ -81,6 +105,13 @@ struct lt_delivery {
 	bool sub_open;
 	nng_aio *ack_aio;
 
+	/* Every dialer, push and sub (see struct link). */
+	struct link *links;
+	int n_links;
+	pthread_mutex_t link_mu;
+	int64_t kind_redial_ms[NKINDS]; /* when a silent kind's dialers were last replaced */
+	int64_t infl_since[NKINDS];	/* when the kind's in-flight list last became non-empty */
+
 	struct lt_spool *spool;
 
 	struct lt_buf open;
@@ -101,7 +132,7 @@ struct lt_delivery {
 	nng_aio *saio[NKINDS];
 	bool sbusy[NKINDS];
 	int64_t sbusy_since[NKINDS]; /* when the kind's send aio was started */
-	uint64_t sseq[NKINDS]; /* the batch waiting in saio */
+	uint64_t sseq[NKINDS];	     /* the batch waiting in saio */
 	struct send_ctx {
 		struct lt_delivery *d;
 		int k;
@@ -508,6 +539,8 @@ static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
 			return false;
 		(*budget)--;
 		if (rc == LT_OK) {
+			if (d->n_infl[k] == 0)
+				d->infl_since[k] = now;
 			d->infl[k][d->n_infl[k]++] = abs;
 			d->cursor[k]++;
 		}
@@ -539,6 +572,114 @@ static void send_watchdog(struct lt_delivery *d, int64_t now)
 		d->st.send_watchdog++;
 		pthread_mutex_unlock(&d->mu);
 		nng_aio_cancel(d->saio[k]);
+		pthread_mutex_lock(&d->mu);
+	}
+}
+
+/* ---- dialers ---- */
+
+/* NNG calls this on its own threads for every pipe of our sockets: count
+ * each link's pipes by the dialer that made them. Takes only link_mu. */
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct lt_delivery *d = arg;
+	uint32_t pid = (uint32_t)nng_pipe_id(p);
+	int64_t now = mono_ms();
+	pthread_mutex_lock(&d->link_mu);
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		int did = nng_dialer_id(nng_pipe_dialer(p));
+		for (int i = 0; i < d->n_links; i++) {
+			struct link *l = &d->links[i];
+			if (did <= 0 || l->dialer_id != (uint32_t)did || l->pipes >= LINK_PIPES)
+				continue;
+			l->pipe_ids[l->pipes++] = pid;
+			l->down_since = 0;
+			break;
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		for (int i = 0; i < d->n_links; i++) {
+			struct link *l = &d->links[i];
+			for (int j = 0; j < l->pipes; j++) {
+				if (l->pipe_ids[j] != pid)
+					continue;
+				l->pipe_ids[j] = l->pipe_ids[--l->pipes];
+				if (l->pipes == 0)
+					l->down_since = now;
+				goto out;
+			}
+		}
+	}
+out:
+	pthread_mutex_unlock(&d->link_mu);
+}
+
+/* Create and start a new dialer for l (non-blocking: the consumer may be
+ * down). The dialer's id is published before it starts, so pipe_cb knows
+ * its first pipe. Worker or open only; no lock held. Returns NNG's code. */
+static int link_dial(struct lt_delivery *d, struct link *l)
+{
+	nng_dialer nd;
+	int rv = nng_dialer_create(&nd, l->sock, l->url);
+	if (rv != 0)
+		return rv;
+	nng_dialer_set_ms(nd, NNG_OPT_RECONNMINT, RECONN_MIN_MS);
+	nng_dialer_set_ms(nd, NNG_OPT_RECONNMAXT, RECONN_MAX_MS);
+	pthread_mutex_lock(&d->link_mu);
+	l->dialer = nd;
+	l->dialer_id = (uint32_t)nng_dialer_id(nd);
+	pthread_mutex_unlock(&d->link_mu);
+	rv = nng_dialer_start(nd, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		pthread_mutex_lock(&d->link_mu);
+		l->dialer_id = 0;
+		pthread_mutex_unlock(&d->link_mu);
+		nng_dialer_close(nd);
+	}
+	return rv;
+}
+
+/* How long a kind with batches in flight may go without any ack before its
+ * dialers are replaced although they have pipes (a pipe NNG keeps but that
+ * carries nothing). Longer than a resend back-off step, so a consumer that
+ * is only slow or waiting for its database is left alone for a while. */
+static int64_t silent_ms(const struct lt_delivery *d)
+{
+	int64_t s = 4 * (int64_t)d->ack_timeout_ms;
+	return s > d->ack_timeout_max_ms ? s : d->ack_timeout_max_ms;
+}
+
+/* Replace the dialers that need it: a link without a pipe for
+ * LINK_DOWN_MS (its consumer is gone, or NNG stopped redialing), and every
+ * link of a kind that acked nothing for silent_ms while batches were in
+ * flight. Called by the worker with d->mu held; drops it around the NNG
+ * calls (pipe callbacks and acks go on meanwhile). */
+static void links_check(struct lt_delivery *d, int64_t now)
+{
+	bool silent[NKINDS] = {false, false};
+	for (int k = 0; k < NKINDS; k++) {
+		if (!d->required[k] || d->n_infl[k] == 0)
+			continue;
+		int64_t last = d->last_ack_ms[k] > d->infl_since[k] ? d->last_ack_ms[k] : d->infl_since[k];
+		if (now - last >= silent_ms(d) && now - d->kind_redial_ms[k] >= silent_ms(d)) {
+			silent[k] = true;
+			d->kind_redial_ms[k] = now;
+		}
+	}
+	for (int i = 0; i < d->n_links; i++) {
+		struct link *l = &d->links[i];
+		pthread_mutex_lock(&d->link_mu);
+		bool down = l->pipes == 0 && l->down_since > 0 && now - l->down_since >= LINK_DOWN_MS;
+		if (down)
+			l->down_since = now; /* next attempt after another LINK_DOWN_MS */
+		pthread_mutex_unlock(&d->link_mu);
+		if (!down && !silent[l->kind])
+			continue;
+		d->st.redials++;
+		pthread_mutex_unlock(&d->mu);
+		nng_dialer old = l->dialer;
+		if (nng_dialer_id(old) > 0)
+			nng_dialer_close(old);
+		link_dial(d, l); /* on failure: no dialer, still down, tried again later */
 		pthread_mutex_lock(&d->mu);
 	}
 }
@@ -641,6 +782,7 @@ static void *worker(void *arg)
 			d->m.next_ms = now + METRICS_EVERY_MS;
 		}
 		send_watchdog(d, now);
+		links_check(d, now);
 		int budget = SENDS_PER_PASS;
 		bool more = false;
 		for (int k = 0; k < NKINDS; k++)
@@ -775,28 +917,29 @@ static bool recover_cb(void *ctx, const struct lt_spool_pos *pos, const uint8_t 
 	return true;
 }
 
-static int dial_all(nng_socket s, const char *const *urls, int n, bool ack, struct lt_error *e)
+/* Add a link for url (or its ack URL) on socket s. LT_OK, LT_ECONN for a URL
+ * without an ack URL, LT_ENOMEM. */
+static int link_add(struct lt_delivery *d, nng_socket s, int k, const char *url, bool ack, struct lt_error *e)
 {
-	for (int i = 0; i < n; i++) {
-		char *u = ack ? lt_bus_ack_url(urls[i]) : strdup(urls[i]);
-		if (!u)
-			return lt_error_set(e, LT_ECONN, "delivery: bad consumer URL %s", urls[i]);
-		int rv = nng_dial(s, u, NULL, NNG_FLAG_NONBLOCK);
-		if (rv != 0) {
-			int rc =
-			    lt_error_set(e, LT_ECONN, "delivery: cannot dial %s: %s", u, nng_strerror(rv));
-			free(u);
-			return rc;
-		}
-		free(u);
-	}
+	char *u = ack ? lt_bus_ack_url(url) : strdup(url);
+	if (!u)
+		return ack ? lt_error_set(e, LT_ECONN, "delivery: bad consumer URL %s", url)
+			   : lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
+	d->links[d->n_links++] = (struct link){.sock = s, .url = u, .kind = k, .down_since = mono_ms()};
 	return LT_OK;
+}
+
+/* Watch the pipes of socket s (see pipe_cb). */
+static int watch_pipes(struct lt_delivery *d, nng_socket s)
+{
+	int rv = nng_pipe_notify(s, NNG_PIPE_EV_ADD_PRE, pipe_cb, d);
+	return rv ? rv : nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, pipe_cb, d);
 }
 
 static void set_reconnect(nng_socket s)
 {
-	nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 20);
-	nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
+	nng_socket_set_ms(s, NNG_OPT_RECONNMINT, RECONN_MIN_MS);
+	nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, RECONN_MAX_MS);
 }
 
 int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out, struct lt_error *e)
@@ -814,6 +957,7 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 	if (!d)
 		return lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
 	pthread_mutex_init(&d->mu, NULL);
+	pthread_mutex_init(&d->link_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -870,6 +1014,11 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 
 	const char *const *urls[NKINDS] = {o->processors, o->persisters};
 	int nurls[NKINDS] = {o->n_processors, o->n_persisters};
+	d->links = calloc(2 * ((size_t)o->n_processors + (size_t)o->n_persisters), sizeof(*d->links));
+	if (!d->links) {
+		rc = lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
+		goto fail;
+	}
 	for (int k = 0; k < NKINDS; k++) {
 		if (!d->required[k])
 			continue;
@@ -885,8 +1034,13 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 		}
 		nng_socket_set_int(d->push[k], NNG_OPT_SENDBUF, PUSH_SENDBUF);
 		set_reconnect(d->push[k]);
-		if ((rc = dial_all(d->push[k], urls[k], nurls[k], false, e)) != LT_OK)
+		if ((rv = watch_pipes(d, d->push[k])) != 0) {
+			rc = lt_error_set(e, LT_ENOMEM, "delivery: pipe notify: %s", nng_strerror(rv));
 			goto fail;
+		}
+		for (int i = 0; i < nurls[k]; i++)
+			if ((rc = link_add(d, d->push[k], k, urls[k][i], false, e)) != LT_OK)
+				goto fail;
 	}
 	if ((rv = nng_sub0_open(&d->sub)) != 0) {
 		rc = lt_error_set(e, LT_ENOMEM, "delivery: sub socket: %s", nng_strerror(rv));
@@ -899,9 +1053,21 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 		rc = lt_error_set(e, LT_ECONN, "delivery: subscribe: %s", nng_strerror(rv));
 		goto fail;
 	}
+	if ((rv = watch_pipes(d, d->sub)) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "delivery: pipe notify: %s", nng_strerror(rv));
+		goto fail;
+	}
 	for (int k = 0; k < NKINDS; k++)
-		if ((rc = dial_all(d->sub, urls[k], nurls[k], true, e)) != LT_OK)
+		for (int i = 0; i < nurls[k]; i++)
+			if ((rc = link_add(d, d->sub, k, urls[k][i], true, e)) != LT_OK)
+				goto fail;
+	for (int i = 0; i < d->n_links; i++) {
+		if ((rv = link_dial(d, &d->links[i])) != 0) {
+			rc = lt_error_set(e, LT_ECONN, "delivery: cannot dial %s: %s", d->links[i].url,
+					  nng_strerror(rv));
 			goto fail;
+		}
+	}
 	if ((rv = nng_aio_alloc(&d->ack_aio, ack_cb, d)) != 0) {
 		rc = lt_error_set(e, LT_ENOMEM, "delivery: aio: %s", nng_strerror(rv));
 		goto fail;
@@ -951,6 +1117,11 @@ void lt_delivery_stats(struct lt_delivery *d, struct lt_delivery_stats *out)
 	out->window_bytes = d->window_bytes;
 	out->next_seq = d->next_seq;
 	out->ring_entries = d->ring_n;
+	pthread_mutex_lock(&d->link_mu);
+	out->links_down = 0;
+	for (int i = 0; i < d->n_links; i++)
+		out->links_down += d->links[i].pipes == 0;
+	pthread_mutex_unlock(&d->link_mu);
 	if (d->spool) {
 		struct lt_spool_stats ss;
 		lt_spool_stats(d->spool, &ss);
@@ -1083,13 +1254,18 @@ void lt_delivery_close(struct lt_delivery *d)
 	lt_spool_close(d->spool);
 	d->spool = NULL;
 	if (!nng_teardown_bounded(d, 3000)) {
-		fprintf(stderr, "livetap: source=%s: NNG socket close hung (NNG 1.5.2 bug "
-		        "nanomsg/nng#1543); the spool is closed, leaving the sockets to process exit\n",
-		        d->source_id ? d->source_id : "?");
+		fprintf(stderr,
+			"livetap: source=%s: NNG socket close hung (NNG 1.5.2 bug "
+			"nanomsg/nng#1543); the spool is closed, leaving the sockets to process exit\n",
+			d->source_id ? d->source_id : "?");
 		return;
 	}
 	for (int k = 0; k < NKINDS; k++)
 		free(d->infl[k]);
+	for (int i = 0; i < d->n_links; i++)
+		free(d->links[i].url);
+	free(d->links);
+	pthread_mutex_destroy(&d->link_mu);
 	for (size_t i = 0; i < d->ring_n; i++)
 		free(d->ring[(d->ring_head + i) % d->ring_cap].data);
 	free(d->ring);

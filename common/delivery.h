@@ -40,6 +40,15 @@
  *
  * A consumer kind with no URL configured is not waited for.
  *
+ * Reconnection: every consumer URL is dialed by its own NNG dialer (one for
+ * batches, one for acks) that redials within a second when its consumer
+ * restarts. NNG 1.5.2 can leave such a dialer idle for good after its consumer
+ * was killed with -9, so the sender also watches each dialer's pipes and
+ * replaces a dialer that has had none for 3 s, and replaces every dialer of
+ * a kind that has acked nothing for max(4 x ack_timeout_ms,
+ * ack_timeout_max_ms) while batches are in flight. Replacing costs at most a
+ * resend (consumers are idempotent).
+ *
  * Metrics: the internal thread exports the counters about once a second to
  * common/metrics.h as livetap_delivery_* families labelled source=<source_id>
  * (records pushed/rejected/acked/lost, batches sent/resent, spool corrupt,
@@ -108,9 +117,11 @@ struct lt_delivery_stats {
 	uint64_t spool_corrupt;	    /* corrupt records/tails truncated on open */
 	uint64_t recovered_batches; /* found in the spool on open (resent) */
 	uint64_t recovered_records;
-	uint64_t spool_errors; /* write/read failures */
+	uint64_t spool_errors;	/* write/read failures */
 	uint64_t send_watchdog; /* send aios cancelled after hanging past 2 x ack timeout + 1 s */
-	uint64_t lost_records; /* given up: spool copy unreadable, or not on disk at close */
+	uint64_t redials;	/* dialers replaced: no pipe for 3 s, or their kind silent (above) */
+	uint64_t links_down;	/* dialers (push and ack, per consumer URL) with no pipe now */
+	uint64_t lost_records;	/* given up: spool copy unreadable, or not on disk at close */
 	uint64_t next_seq;
 };
 

@@ -6,8 +6,10 @@
  * pushed record reaches every consumer kind, that withheld acks cause resends
  * and nothing is lost, that a consumer restart and a sender close/reopen
  * resend from the spool, that a sender killed with -9 loses at most the open
- * batch, that a tiny window re-reads from the spool, and that a full spool
- * pushes back with LT_EAGAIN.
+ * batch, that a tiny window re-reads from the spool, that a full spool
+ * pushes back with LT_EAGAIN, and that acks resume within a bound after a
+ * consumer process is killed with -9 and restarted even when the sender's
+ * dialers to it get stuck.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -16,8 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <poll.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -658,6 +663,132 @@ START_TEST(late_consumers_no_stall)
 }
 END_TEST
 
+/* A consumer in its own process (forked before this test process uses NNG):
+ * acks every batch it receives until it is killed. */
+static pid_t cons_fork(const char *url, uint8_t kind)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid > 0)
+		return pid;
+	struct lt_bus_consumer *c;
+	struct lt_error e = {0};
+	if (lt_bus_consumer_open(url, NULL, kind, &c, &e) != LT_OK)
+		_exit(2);
+	for (;;) {
+		struct lt_bus_batch b;
+		if (lt_bus_consumer_recv(c, -1, &b) != LT_OK)
+			continue;
+		struct lt_wire_batch wb;
+		if (lt_wire_batch_decode(b.data, b.len, &wb) == LT_OK)
+			lt_bus_consumer_ack(c, wb.source_id, wb.seq);
+		lt_bus_batch_free(&b);
+	}
+}
+
+/* Bind a plain unix socket at an ipc:// URL's path (replacing the file a
+ * killed consumer left), accept one connection within timeout_ms and keep
+ * it open without ever answering NNG's handshake: the dialer that made it
+ * waits on it and dials nothing else, as the fault test saw NNG 1.5.2's
+ * dialers do after a kill -9. Closes and removes the listener. Returns the
+ * accepted fd, or -1 if nobody connected in time. */
+static int hold_one_connection(const char *url, int timeout_ms)
+{
+	const char *path = url + strlen("ipc://");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(l, 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(l, 8), 0);
+	struct pollfd pf = {.fd = l, .events = POLLIN};
+	int fd = -1;
+	if (poll(&pf, 1, timeout_ms) == 1)
+		fd = accept(l, NULL, NULL);
+	close(l);
+	unlink(path);
+	return fd;
+}
+
+/* A processor killed with -9 and started again: the sender's dialers to it
+ * (batches and acks) are caught by a stand-in that accepts and never
+ * answers, then the real consumer comes back on the same URLs. Acks must
+ * resume within a bound: the sender replaces dialers that have had no pipe
+ * for 3 s. (Without that, NNG 1.5.2's dialers wait out their 10 s
+ * handshake timeout here; in the fault test they never came back at all.) */
+START_TEST(killed_consumer_acks_resume)
+{
+	struct rig *r = rig_new("dlv-kill-cons");
+	pid_t child = cons_fork(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	struct lt_delivery_opts o = {.ack_timeout_ms = 200, .ack_timeout_max_ms = 1000};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	const int n = 2000;
+	ck_assert_int_eq(push_range(d, 0, n / 2), LT_OK);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+
+	ck_assert_int_eq(kill(child, SIGKILL), 0);
+	int status;
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert(WIFSIGNALED(status));
+	ck_assert_int_eq(push_range(d, n / 2, n), LT_OK); /* in flight, unacked */
+	char *ack = lt_bus_ack_url(r->proc_url[0]);
+	int held[2] = {hold_one_connection(r->proc_url[0], 3000), hold_one_connection(ack, 3000)};
+	ck_assert_msg(held[0] >= 0 && held[1] >= 0, "the sender did not redial the killed consumer");
+
+	int64_t t0 = now_ms();
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	ck_assert_int_eq(lt_delivery_drain(d, 30000), LT_OK);
+	int64_t took = now_ms() - t0;
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	printf("killed consumer: acks resumed %lld ms after its restart, %" PRIu64 " dialer(s) replaced\n",
+	       (long long)took, st.redials);
+	ck_assert_msg(took < 7000, "drained %lld ms after the consumer restarted", (long long)took);
+	ck_assert_uint_ge(st.redials, 2);
+	ck_assert_uint_eq(st.acked_records, n);
+	ck_assert_uint_eq(st.links_down, 0);
+	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_eq(r->tp.distinct, n / 2); /* the second half, from the restarted consumer */
+	close(held[0]);
+	close(held[1]);
+	free(ack);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
+/* A kind that acks nothing for max(4 x ack_timeout_ms, ack_timeout_max_ms)
+ * while batches are in flight has its dialers replaced although they have
+ * pipes; nothing is lost or stalls for it. */
+START_TEST(silent_kind_redials)
+{
+	struct rig *r = rig_new("dlv-silent-redial");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 2500);
+	struct lt_delivery_opts o = {.ack_timeout_ms = 200, .ack_timeout_max_ms = 1000};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	ck_assert_int_eq(push_range(d, 0, 1000), LT_OK);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	/* The persister's batch and ack dialers, at least once; never the
+	 * processor's, which acked all along. */
+	ck_assert_uint_ge(st.redials, 2);
+	ck_assert_uint_eq(st.links_down, 0);
+	ck_assert_uint_eq(r->tq.distinct, 1000);
+	ck_assert_uint_eq(r->tp.distinct, 1000);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
 /* Run lt-producer once; returns its parsed JSON summary. */
 static cJSON *run_producer(struct rig *r)
 {
@@ -860,6 +991,8 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, tiny_window_reads_spool);
 	tcase_add_test(tc, full_spool_pushes_back);
 	tcase_add_test(tc, late_consumers_no_stall);
+	tcase_add_test(tc, killed_consumer_acks_resume);
+	tcase_add_test(tc, silent_kind_redials);
 	tcase_add_test(tc, one_unacked_batch_keeps_memory_bounded);
 	tcase_add_test(tc, producer_tool);
 	tcase_add_test(tc, memory_only_window);
