@@ -64,9 +64,41 @@
 local base = KEYS[1]
 local pre = base .. ':'
 local now = tonumber(ARGV[1])
-local plan = cjson.decode(ARGV[2])
 local nmsg = math.floor((#ARGV - 3) / 3)
 if nmsg < 0 then nmsg = 0 end
+
+-- 0. check every argument the script relies on, before its first write.
+-- Redis does not undo a script's writes when it fails half-way (the markers
+-- would be set and the retry would count nothing), so bad input must be
+-- refused here, with an error reply that starts with LTINVALID: the
+-- processor (which has checked the records already) then applies the call's
+-- messages in smaller groups and drops only the one(s) refused alone.
+-- Totals must be exact integers in a double (|x| <= 2^53): Redis renders a
+-- Lua number with %.17g, and HINCRBY refuses "4.6116860184273879e+18".
+local SAFE = 9007199254740992
+local KINDS = {hincr = 1, zincr = 1, hmin = 1, hmax = 1, hset = 2, word = 3, pub = 2, once = 4,
+               checkin = 1, sess = 1, sess_start = 1, sess_end = 1, zmirror = 2}
+local function invalid(what) return redis.error_reply('LTINVALID ' .. what) end
+local function int(x, lo, hi)
+  return type(x) == 'number' and x == math.floor(x) and x >= lo and x <= hi
+end
+if not int(now, 0, SAFE) then return invalid('now') end
+if (#ARGV - 3) % 3 ~= 0 then return invalid('argument count') end
+local okplan, plan = pcall(cjson.decode, ARGV[2])
+if not okplan or type(plan) ~= 'table' then return invalid('plan is not a JSON array') end
+for i, op in ipairs(plan) do
+  local k = type(op) == 'table' and KINDS[op[1]]
+  if not k or type(op[2]) ~= 'string' or type(op[3]) ~= 'string' or not int(op[4], -SAFE, SAFE)
+     or not int(op[5], 0, 2147483647) or (k ~= 1 and k ~= 3 and type(op[7]) ~= 'string')
+     or (k == 3 and not string.find(op[2], '^%-?%d+$')) or (k == 4 and op[5] == 0) then
+    return invalid('op ' .. i)
+  end
+end
+for i = 1, nmsg do
+  if ARGV[3 * i + 1] == '' or not string.find(ARGV[3 * i + 3], '^%d+$') then
+    return invalid('message ' .. i)
+  end
+end
 -- phase timings (microseconds), returned after the counts for benchmarks
 local function usec()
   local t = redis.call('TIME')

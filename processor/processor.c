@@ -3,8 +3,9 @@
  * processor: one lt_wire batch in, one apply.lua call per room out.
  *
  * apply: decode the batch header (LT_EPROTO if it is not a data batch), walk
- * its records (a malformed one is counted and skipped), group the messages by
- * room, and per room: render each message's JSON, segment chat text, run the
+ * its records (one that does not decode or that lt_sanitize_msg refuses is
+ * counted and skipped; see sanitize.h), group the messages by room, and per
+ * room: render each message's JSON, segment chat text, run the
  * plugins' on_message (which add ops), add the session ops, serialise the
  * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now, plan,
  * contributions and (msg_id, json, marker set) triples in one EVALSHA. Ops are
@@ -14,6 +15,11 @@
  * the sum over the new ones otherwise. The contributions travel apart from
  * the plan, as one string the script only parses in that second case: the
  * usual all-new batch never pays for decoding them.
+ *
+ * A call the script refuses (an error reply that is not a transient one: the
+ * same call would fail again, and apply.lua refuses bad input before its
+ * first write) is applied again in halves, down to single messages; only a
+ * message refused alone is dropped, so one bad record never blocks its batch.
  */
 #include "processor/processor.h"
 
@@ -30,6 +36,7 @@
 #include "common/wire.h"
 #include "processor/plugin.h"
 #include "processor/redis_sink.h"
+#include "processor/sanitize.h"
 #include "processor/segment.h"
 
 #define MAX_PLUGINS 16
@@ -115,6 +122,7 @@ struct lt_processor {
 	struct lt_plugin_env env;
 	char *pg_dsn;
 	struct lt_ops ops;
+	struct lt_arena fix; /* repaired strings of the records being applied */
 	struct item *items;
 	size_t nitems, capitems;
 	struct lt_buf json;  /* the room's messages' JSON, back to back */
@@ -133,7 +141,8 @@ struct lt_processor {
 	size_t nrooms;
 	struct lt_processor_stats st;
 	struct {
-		struct lt_series *batches, *messages, *dups, *bad_batch, *bad_record, *redis_err, *latency;
+		struct lt_series *batches, *messages, *dups, *bad_batch, *bad_record, *invalid, *refused, *repaired,
+			*redis_err, *latency;
 	} m;
 };
 
@@ -276,7 +285,9 @@ static int ops_add(struct lt_ops *o, const struct lt_proc_msg *pm, int kind, con
 		case K_CHECKIN:
 			break;
 		default:
-			op->total += amount;
+			/* saturate: apply.lua refuses a total beyond 2^53 anyway */
+			if (__builtin_add_overflow(op->total, amount, &op->total))
+				op->total = amount < 0 ? INT64_MIN : INT64_MAX;
 		}
 	}
 	if (extra) {
@@ -564,6 +575,7 @@ int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **o
 	if (!p)
 		return lt_error_set(e, LT_ENOMEM, "out of memory");
 	lt_arena_init(&p->ops.arena, 0);
+	lt_arena_init(&p->fix, 0);
 	lt_buf_init(&p->json, 0);
 	lt_buf_init(&p->plan, 0);
 	lt_buf_init(&p->contribs, 0);
@@ -591,7 +603,13 @@ int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **o
 							   "Malformed input dropped.", "what", NULL);
 		p->m.bad_batch = lt_metrics_series(bad, "batch", NULL);
 		p->m.bad_record = lt_metrics_series(bad, "record", NULL);
+		p->m.invalid = lt_metrics_series(bad, "invalid", NULL);
+		p->m.refused = lt_metrics_series(bad, "refused", NULL);
 	}
+	p->m.repaired = lt_metrics_series(lt_metrics_counter("livetap_processor_repaired_total",
+							     "Records applied after a repair (UTF-8, cut).", NULL,
+							     NULL),
+					  NULL, NULL);
 	p->m.redis_err = lt_metrics_series(
 		lt_metrics_counter("livetap_processor_redis_errors_total", "Applies that failed on Redis.", NULL, NULL),
 		NULL, NULL);
@@ -617,6 +635,7 @@ void lt_processor_close(struct lt_processor *p)
 	lt_segment_close(p->seg);
 	lt_redis_sink_close(p->sink);
 	ops_free(&p->ops);
+	lt_arena_free(&p->fix);
 	free(p->items);
 	free(p->json_off);
 	free(p->argv);
@@ -814,13 +833,46 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	return LT_OK;
 }
 
-/* Decode one batch and append its good records to p->items. Returns LT_OK,
- * LT_EPROTO (nothing appended) or LT_ENOMEM. */
-static int collect(struct lt_processor *p, const uint8_t *batch, size_t len, char *src, size_t srccap)
+/*
+ * Apply items[from..to) (one room) as one script call; if the script refuses
+ * it (LT_EINVAL: deterministic, apply.lua wrote nothing), apply each half in
+ * turn the same way, down to single messages, and drop (count, log) only a
+ * message that is refused alone: its batch-mates are applied and the batch
+ * can be acknowledged. The per-message markers keep every part exactly once
+ * if a later part fails on a lost connection and the batch comes again.
+ * Returns LT_OK, LT_EREDIS or LT_ENOMEM.
+ */
+static int apply_range(struct lt_processor *p, size_t from, size_t to, int64_t now, const char *src)
+{
+	size_t mid;
+	int rc = apply_room(p, from, to, now, src);
+
+	if (rc != LT_EINVAL)
+		return rc;
+	if (to - from == 1) {
+		const struct lt_msg *m = &p->items[from].m;
+		p->st.refused_records++;
+		lt_metrics_add(p->m.refused, 1);
+		lt_warn(NULL, "room=%s batch=%s: Redis refused message %.*s; dropped", p->items[from].room, src,
+			(int)m->msg_id.len, m->msg_id.p);
+		return LT_OK;
+	}
+	mid = from + (to - from) / 2;
+	rc = apply_range(p, from, mid, now, src);
+	return rc != LT_OK ? rc : apply_range(p, mid, to, now, src);
+}
+
+/* Decode one batch and append its good records to p->items: a record that
+ * does not decode, or that lt_sanitize_msg refuses, is counted and skipped
+ * (one log line per batch names its source); a repaired one is counted and
+ * kept. Returns LT_OK, LT_EPROTO (nothing appended) or LT_ENOMEM. */
+static int collect(struct lt_processor *p, const uint8_t *batch, size_t len, int64_t now, char *src, size_t srccap)
 {
 	struct lt_wire_batch b;
 	struct lt_wire_iter it;
 	struct lt_msg m;
+	unsigned undecodable = 0, invalid = 0, repaired = 0;
+	const char *first = NULL;
 	int rc;
 
 	if (lt_wire_batch_decode(batch, len, &b) != LT_OK || b.kind != LT_WIRE_KIND_DATA) {
@@ -834,9 +886,7 @@ static int collect(struct lt_processor *p, const uint8_t *batch, size_t len, cha
 	while ((rc = lt_wire_iter_next(&it, &m)) != LT_EEOF) {
 		struct item *x;
 		if (rc != LT_OK) {
-			p->st.malformed_records++;
-			lt_metrics_add(p->m.bad_record, 1);
-			lt_warn(NULL, "batch=%s: skipped a malformed record", src);
+			undecodable++;
 			continue;
 		}
 		if (p->nitems == p->capitems) {
@@ -854,12 +904,40 @@ static int collect(struct lt_processor *p, const uint8_t *batch, size_t len, cha
 		snprintf(x->room, sizeof(x->room), "%s:%.*s", lt_platform_name(m.platform), (int)m.room.len,
 			 m.room.p ? m.room.p : "");
 		if (m.msg_id.len == 0) {
+			/* from the record as sent, as every consumer computes it */
 			lt_msg_synth_id(&m, x->synth);
 			x->m.msg_id.p = x->synth;
 			x->m.msg_id.len = 16;
 		}
+		{
+			const char *why = NULL;
+			unsigned changed = 0;
+			rc = lt_sanitize_msg(&x->m, now, &p->fix, &changed, &why);
+			if (rc == LT_ENOMEM)
+				return LT_ENOMEM;
+			if (rc != LT_OK) {
+				if (!first)
+					first = why;
+				invalid++;
+				lt_debug(NULL, "batch=%s: dropped record %.*s: %s", src, (int)x->m.msg_id.len,
+					 x->m.msg_id.p, why);
+				continue;
+			}
+			repaired += changed != 0;
+		}
 		p->nitems++;
 	}
+	p->st.malformed_records += undecodable;
+	p->st.invalid_records += invalid;
+	p->st.repaired_records += repaired;
+	lt_metrics_add(p->m.bad_record, undecodable);
+	lt_metrics_add(p->m.invalid, invalid);
+	lt_metrics_add(p->m.repaired, repaired);
+	if (undecodable || invalid)
+		lt_warn(NULL, "batch=%s: skipped %u undecodable and %u invalid record(s)%s%s", src, undecodable, invalid,
+			first ? ", first: " : "", first ? first : "");
+	if (repaired)
+		lt_info(NULL, "batch=%s: repaired %u record(s) (invalid UTF-8, flagged in extra)", src, repaired);
 	return LT_OK;
 }
 
@@ -871,8 +949,9 @@ int lt_processor_apply_many(struct lt_processor *p, const struct lt_processor_in
 	int rc, good = 0;
 
 	p->nitems = 0;
+	lt_arena_reset(&p->fix);
 	for (int k = 0; k < n; k++) {
-		rcs[k] = collect(p, in[k].data, in[k].len, one, sizeof(one));
+		rcs[k] = collect(p, in[k].data, in[k].len, now, one, sizeof(one));
 		if (rcs[k] == LT_ENOMEM)
 			goto fail;
 		if (rcs[k] == LT_OK && good++ == 0)
@@ -889,7 +968,7 @@ int lt_processor_apply_many(struct lt_processor *p, const struct lt_processor_in
 		size_t j = i + 1;
 		while (j < p->nitems && strcmp(p->items[j].room, p->items[i].room) == 0 && j - i < MAX_PER_CALL)
 			j++;
-		rc = apply_room(p, i, j, now, src);
+		rc = apply_range(p, i, j, now, src);
 		if (rc != LT_OK) {
 			if (rc == LT_EREDIS) {
 				p->st.redis_errors++;

@@ -42,7 +42,10 @@ struct lt_processor_stats {
 	uint64_t fresh;               /* of which new */
 	uint64_t duplicates;          /* of which already seen */
 	uint64_t malformed_batches;   /* LT_EPROTO */
-	uint64_t malformed_records;   /* records skipped inside good batches */
+	uint64_t malformed_records;   /* undecodable records skipped inside good batches */
+	uint64_t invalid_records;     /* decodable records that lt_sanitize_msg refused */
+	uint64_t repaired_records;    /* records applied after a repair (sanitize.h) */
+	uint64_t refused_records;     /* records apply.lua refused even alone: dropped */
 	uint64_t redis_errors;        /* LT_EREDIS returns */
 	uint64_t plugin_failures;
 	int64_t last_apply_us;        /* duration of the last LT_OK apply */
@@ -70,7 +73,11 @@ int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **o
  *              lt_processor_retry_ms). Rooms already applied stay applied;
  *              their markers make the retry a no-op for them.
  *   LT_ENOMEM  out of memory: do not ack.
- * Malformed records inside a good batch are counted and skipped.
+ * Malformed records inside a good batch (undecodable, or refused by
+ * lt_sanitize_msg) are counted and skipped; when apply.lua refuses a room's
+ * call, its messages are applied in halves down to single ones and only a
+ * message refused alone is dropped (counted in refused_records): the batch
+ * is still LT_OK.
  */
 int lt_processor_apply(struct lt_processor *p, const uint8_t *batch, size_t len, int64_t now_ms);
 

@@ -131,6 +131,23 @@ static int connect_now(struct lt_redis_sink *s)
 	return LT_OK;
 }
 
+/* Error replies that say "not now" rather than "not this": the server is
+ * out of memory, read-only, loading, busy with another script, or cannot
+ * persist or replicate. Anything else an EVALSHA answers with is the script
+ * refusing (or failing on) its input. */
+static int transient(const char *err)
+{
+	static const char *const prefixes[] = {"OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "MISCONF",
+					       "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT"};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t n = strlen(prefixes[i]);
+		if (strncmp(err, prefixes[i], n) == 0 && (err[n] == ' ' || err[n] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
 int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
 			struct lt_redis_apply_reply *out)
 {
@@ -179,6 +196,10 @@ int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, co
 						   ? r->element[i + 3]->integer
 						   : 0;
 		rc = LT_OK;
+	} else if (r->type == REDIS_REPLY_ERROR && !transient(r->str)) {
+		/* deterministic: the same call would fail the same way */
+		lt_debug("redis=script", "apply script refused its input: %s", r->str);
+		rc = LT_EINVAL;
 	} else {
 		lt_error("redis=script", "apply script failed: %s",
 			 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");

@@ -39,8 +39,12 @@ void lt_redis_sink_close(struct lt_redis_sink *s);
 
 /* EVALSHA apply.lua with argv[0..argc) as its arguments after the numkeys
  * (KEYS[1], ARGV[1], ...), lens giving each length. Returns LT_OK with *r
- * filled, LT_EREDIS when not connected (now or after backoff) or on an error
- * reply (logged once per distinct message). */
+ * filled; LT_EINVAL when the script answered with an error (it refused or
+ * failed on this input: deterministic, the same call fails again; apply.lua
+ * refuses bad input with an "LTINVALID" error before its first write);
+ * LT_EREDIS when not connected (now or after backoff), on a lost connection
+ * or timeout, and on a transient error reply (OOM, READONLY, LOADING, BUSY,
+ * ...: the call may succeed later). */
 int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
 			struct lt_redis_apply_reply *r);
 

@@ -33,6 +33,7 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/redisconn.h"
 #include "common/wire.h"
 #include "processor/hotwords.h"
@@ -742,49 +743,357 @@ START_TEST(apply_many_together)
 }
 END_TEST
 
-/* Random corruption of a valid batch: every outcome is LT_OK or LT_EPROTO,
- * never a crash, and the processor still works afterwards. */
+/* ---- bad input: deterministic, many seeds -------------------------------- */
+
+/* A fixed clock for the bad-input tests: runs differ in nothing. In the past,
+ * so that stream trimming (MINID now - 5 min against Redis's own ids) keeps
+ * every entry. */
+#define FIXED_NOW 1704067200000LL /* 2024-01-01T00:00:00Z */
+
+static uint64_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Delete every key of a fixed room, so that a test with fixed names starts
+ * from nothing however often it runs against the same Redis. */
+static void room_wipe(redisContext *c, const char *room)
+{
+	char pattern[128];
+	redisReply *r;
+
+	snprintf(pattern, sizeof(pattern), "live:{bilibili:%s}*", room);
+	r = redisCommand(c, "EVAL %s 0 %s",
+			 "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0", pattern);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_ne(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+}
+
+static double metric(const char *name, const char *label)
+{
+	return lt_metrics_value(lt_metrics_series(lt_metrics_counter(name, "", label ? "what" : NULL, NULL), label,
+						  NULL));
+}
+
+/* Random byte corruption (and truncation) of a valid batch, 500 rounds from a
+ * fixed seed: every outcome is LT_OK or LT_EPROTO, never a Redis error (the
+ * records that still decode are checked before the script sees them), and a
+ * clean batch applies afterwards. */
 START_TEST(corrupted_batches_never_crash)
 {
-	char room[64], key[160], ids[20][8];
-	int64_t now = lt_clock_wall_ms();
+	char key[160], ids[20][8];
+	const char *room = "fuzzbytes";
 	struct lt_msg ms[20];
 	struct lt_buf b = LT_BUF_INIT;
 	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	struct lt_processor_stats st;
 	uint8_t *copy;
 	uint64_t x = 88172645463325252ull;
 	redisContext *c = rconn();
 
-	room_name(room, sizeof(room), "fuzz");
+	room_wipe(c, room);
 	for (int i = 0; i < 20; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "f%d", i);
-		ms[i] = mk(room, i % 3 ? LT_MSG_CHAT : LT_MSG_GIFT, ids[i], "u1", "x", "fuzz 破防了 [doge] 签到", now);
+		ms[i] = mk(room, i % 3 ? LT_MSG_CHAT : LT_MSG_GIFT, ids[i], "u1", "x", "fuzz 破防了 [doge] 签到",
+			   FIXED_NOW - 1000);
 	}
 	batch(&b, ms, 20, 1);
 	copy = malloc(b.len);
 	ck_assert_ptr_nonnull(copy);
-	for (int round = 0; round < 300; round++) {
+	for (int round = 0; round < 500; round++) {
 		size_t len = b.len;
 		int rc;
 		memcpy(copy, b.data, b.len);
 		for (int k = 0; k < 1 + round % 8; k++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
+			xorshift(&x);
 			copy[x % b.len] = (uint8_t)(x >> 32);
 		}
 		if (round % 5 == 0)
 			len = (size_t)(x % b.len); /* truncated too */
-		rc = lt_processor_apply(p, copy, len, now);
+		rc = lt_processor_apply(p, copy, len, FIXED_NOW);
 		ck_assert_msg(rc == LT_OK || rc == LT_EPROTO, "round %d: %s", round, lt_strerror(rc));
 	}
+	lt_processor_stats(p, &st);
+	ck_assert_uint_eq(st.redis_errors, 0);
+	ck_assert_uint_eq(st.refused_records, 0);
+	ck_assert_uint_gt(st.invalid_records, 0);
 	/* and a clean batch still applies */
-	ms[0] = mk(room, LT_MSG_CHAT, "clean", "u9", "x", "clean", now);
+	ms[0] = mk(room, LT_MSG_CHAT, "clean", "u9", "x", "clean", FIXED_NOW);
 	batch(&b, ms, 1, 2);
-	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, FIXED_NOW), LT_OK);
 	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u9", room);
 	ck_assert_int_eq(hget_ll(c, key, "messages"), 1);
 	free(copy);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+/* What one generated batch should do. */
+struct fuzz_expect {
+	int applied, invalid, undecodable, repaired;
+	int64_t messages[5], gifts[5], gift_value[5]; /* per user u0..u4 */
+};
+
+/* Batch `seed` of the record-corruption test: 8 records from a PRNG seeded
+ * by seed alone. Most are good chats and gifts; some carry a value the
+ * processor must refuse (each rule of sanitize.h, including the 2^62 gift
+ * value that used to make apply.lua's HINCRBY fail), some invalid UTF-8 it
+ * must repair, some a broken version byte the decoder refuses. */
+static void fuzz_batch(struct lt_buf *b, const char *room, int seed, struct fuzz_expect *e)
+{
+	static char ids[8][24], uids[8][8];
+	static const char *const bad_rooms[] = {"", "a}b", "x{y", "sp ace", "n\nl"};
+	uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(seed + 1);
+	size_t rec_at[8];
+	int broken[8] = {0};
+	struct lt_msg m;
+
+	ck_assert_int_eq(lt_wire_batch_begin(b, LT_WIRE_KIND_DATA, 0, "fuzzsrc", (uint64_t)seed), LT_OK);
+	for (int i = 0; i < 8; i++) {
+		int fate = (int)(xorshift(&x) % 16), user = (int)(xorshift(&x) % 5), gift = xorshift(&x) % 3 == 0;
+		int64_t ts = FIXED_NOW - 1000 - (int64_t)(xorshift(&x) % 3600000);
+		int valid = 1;
+
+		snprintf(ids[i], sizeof(ids[i]), "r%d-%d", seed, i);
+		snprintf(uids[i], sizeof(uids[i]), "u%d", user);
+		m = mk(room, gift ? LT_MSG_GIFT : LT_MSG_CHAT, ids[i], uids[i], "name", "fuzz 破防了 yyds", ts);
+		if (gift) {
+			m.count = 1 + (int64_t)(xorshift(&x) % 10);
+			m.value = (int64_t)(xorshift(&x) % 100000);
+		}
+		switch (fate) {
+		case 0:
+			m.ts = (int64_t)xorshift(&x) | INT64_MIN; /* negative */
+			valid = 0;
+			break;
+		case 1:
+			m.ts = FIXED_NOW + 2 * 86400000LL + (int64_t)(xorshift(&x) % 1000000000);
+			valid = 0;
+			break;
+		case 2:
+			m.type = LT_MSG_GIFT;
+			m.count = 1;
+			m.value = (int64_t)1 << 62;
+			valid = 0;
+			break;
+		case 3:
+			m.type = LT_MSG_LIKE;
+			m.count = -(int64_t)(1 + xorshift(&x) % 100);
+			valid = 0;
+			break;
+		case 4:
+			m.room = lt_str_c(bad_rooms[xorshift(&x) % 5]);
+			valid = 0;
+			break;
+		case 5:
+			m.msg_id = lt_str_c("bad\x01id");
+			valid = 0;
+			break;
+		case 6:
+			m.user_id = lt_str_c("u\xff");
+			valid = 0;
+			break;
+		case 7:
+			m.platform = LT_PLATFORM_UNKNOWN;
+			valid = 0;
+			break;
+		case 8:
+			m.content = lt_str_c("broken \xe4\xbd utf-8 \xff");
+			m.user_name = lt_str_c("\xc0\xaf");
+			e->repaired++;
+			break;
+		case 9:
+			broken[i] = 1;
+			break;
+		default:
+			break;
+		}
+		rec_at[i] = b->len + 4;
+		ck_assert_int_eq(lt_wire_batch_add(b, &m), LT_OK);
+		if (broken[i]) {
+			e->undecodable++;
+		} else if (!valid) {
+			e->invalid++;
+		} else {
+			e->applied++;
+			if (m.type == LT_MSG_CHAT)
+				e->messages[user]++;
+			if (m.type == LT_MSG_GIFT) {
+				e->gifts[user] += m.count;
+				e->gift_value[user] += m.value;
+			}
+		}
+	}
+	for (int i = 0; i < 8; i++)
+		if (broken[i])
+			b->data[rec_at[i]] = 99; /* the record's version byte */
+}
+
+/* 500 batches with corrupted records, each from its own fixed seed, each
+ * applied twice: every batch is acknowledged (LT_OK), every good record is
+ * applied exactly once, the repaired ones too, and the counters and metrics
+ * of refused records equal what the generator corrupted. */
+START_TEST(corrupted_records_never_take_their_batch)
+{
+	const char *room = "fuzzrecords";
+	struct fuzz_expect e = {0};
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p;
+	struct lt_processor_stats st;
+	redisContext *c = rconn();
+	char key[160];
+	double invalid0 = metric("livetap_processor_malformed_total", "invalid");
+	double undecodable0 = metric("livetap_processor_malformed_total", "record");
+	double repaired0 = metric("livetap_processor_repaired_total", NULL);
+
+	room_wipe(c, room);
+	p = proc_open(lt_test_redis_url(), NULL);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int seed = 0; seed < 500; seed++) {
+			struct fuzz_expect one = {0};
+			int rc;
+			fuzz_batch(&b, room, seed, pass == 0 ? &e : &one);
+			rc = lt_processor_apply(p, b.data, b.len, FIXED_NOW);
+			ck_assert_msg(rc == LT_OK, "pass %d seed %d: %s", pass, seed, lt_strerror(rc));
+		}
+		lt_processor_stats(p, &st);
+		ck_assert_uint_eq(st.batches, (uint64_t)(pass + 1) * 500);
+		ck_assert_uint_eq(st.invalid_records, (uint64_t)(pass + 1) * (uint64_t)e.invalid);
+		ck_assert_uint_eq(st.malformed_records, (uint64_t)(pass + 1) * (uint64_t)e.undecodable);
+		ck_assert_uint_eq(st.repaired_records, (uint64_t)(pass + 1) * (uint64_t)e.repaired);
+		ck_assert_uint_eq(st.refused_records, 0);
+		ck_assert_uint_eq(st.redis_errors, 0);
+		ck_assert_uint_eq(st.fresh, (uint64_t)e.applied);
+		ck_assert_uint_eq(st.duplicates, (uint64_t)pass * (uint64_t)e.applied);
+		for (int u = 0; u < 5; u++) {
+			snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u%d", room, u);
+			ck_assert_int_eq(hget_ll(c, key, "messages"), e.messages[u]);
+			ck_assert_int_eq(hget_ll(c, key, "gifts"), e.gifts[u] ? e.gifts[u] : -1);
+			ck_assert_int_eq(hget_ll(c, key, "gift_value"), e.gift_value[u] ? e.gift_value[u] : -1);
+		}
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:messages", room);
+		ck_assert_int_eq(integer(c, "XLEN %s", key), e.applied);
+	}
+	/* the generator hit every kind of damage, often */
+	ck_assert_int_gt(e.invalid, 500);
+	ck_assert_int_gt(e.undecodable, 100);
+	ck_assert_int_gt(e.repaired, 100);
+	ck_assert(metric("livetap_processor_malformed_total", "invalid") - invalid0 == 2.0 * e.invalid);
+	ck_assert(metric("livetap_processor_malformed_total", "record") - undecodable0 == 2.0 * e.undecodable);
+	ck_assert(metric("livetap_processor_repaired_total", NULL) - repaired0 == 2.0 * e.repaired);
+	/* a repaired message went out as valid UTF-8, flagged in extra */
+	{
+		redisReply *r;
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:messages", room);
+		r = redisCommand(c, "EVAL %s 1 %s",
+				 "for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do "
+				 "if string.find(e[2][2], 'broken', 1, true) then return e[2][2] end end return ''",
+				 key);
+		ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+		ck_assert_ptr_nonnull(strstr(r->str, "\"content\":\"broken \xef\xbf\xbd utf-8 \xef\xbf\xbd\""));
+		ck_assert_ptr_nonnull(strstr(r->str, "\"extra\":{\"repaired\":true}"));
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+/* A plugin whose op apply.lua must refuse (a total beyond 2^53) for messages
+ * that say "poison": the script refuses the room's call before any write,
+ * the processor applies the call's messages in halves and drops only the
+ * poisoned ones; the batch is acknowledged, its good messages count once. */
+static int t_poison_msg(void *st, struct lt_proc_msg *pm, struct lt_ops *o)
+{
+	(void)st;
+	if (lt_str_eqc(pm->m->content, "poison"))
+		return lt_ops_hincr(o, pm, "poison", "n", (int64_t)1 << 60, 60);
+	return LT_OK;
+}
+
+static const struct lt_plugin t_poison = {.name = "t_poison", .priority = 99, .on_message = t_poison_msg};
+
+START_TEST(script_refusal_drops_only_the_record)
+{
+	static const struct lt_plugin *const extra[] = {&t_poison, NULL};
+	struct lt_processor_opts o = {.redis_url = lt_test_redis_url(), .extra_plugins = extra};
+	const char *room = "poison";
+	struct lt_processor *p = NULL;
+	struct lt_processor_stats st;
+	struct lt_error e = {0};
+	struct lt_msg ms[7];
+	struct lt_buf b = LT_BUF_INIT;
+	char key[160], ids[7][8];
+	redisContext *c = rconn();
+	double refused0 = metric("livetap_processor_malformed_total", "refused");
+
+	room_wipe(c, room);
+	ck_assert_int_eq(lt_processor_open(&o, &p, &e), LT_OK);
+	for (int i = 0; i < 7; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "p%d", i);
+		ms[i] = mk(room, LT_MSG_CHAT, ids[i], "u1", "a", i == 1 || i == 5 ? "poison" : "fine", FIXED_NOW - 10);
+	}
+	batch(&b, ms, 7, 1);
+	for (int round = 1; round <= 2; round++) {
+		ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, FIXED_NOW), LT_OK);
+		lt_processor_stats(p, &st);
+		ck_assert_uint_eq(st.refused_records, 2 * (uint64_t)round);
+		ck_assert_uint_eq(st.redis_errors, 0);
+		ck_assert_uint_eq(st.batches, (uint64_t)round);
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+		ck_assert_int_eq(hget_ll(c, key, "messages"), 5);
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:messages", room);
+		ck_assert_int_eq(integer(c, "XLEN %s", key), 5);
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:poison", room);
+		ck_assert_int_eq(integer(c, "EXISTS %s", key), 0);
+	}
+	ck_assert(metric("livetap_processor_malformed_total", "refused") - refused0 == 4.0);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
+/* An error reply that means "not now" (here OOM under maxmemory) is not a
+ * refusal: LT_EREDIS, nothing dropped, and the batch applies in full once
+ * Redis has memory again. */
+START_TEST(transient_redis_error_keeps_the_batch)
+{
+	const char *room = "oom";
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	struct lt_processor_stats st;
+	struct lt_msg ms[3];
+	struct lt_buf b = LT_BUF_INIT;
+	redisContext *c = rconn();
+	redisReply *r;
+	char key[160];
+
+	room_wipe(c, room);
+	ms[0] = mk(room, LT_MSG_CHAT, "o0", "u1", "a", "one", FIXED_NOW - 10);
+	ms[1] = mk(room, LT_MSG_CHAT, "o1", "u1", "a", "two", FIXED_NOW - 10);
+	ms[2] = mk(room, LT_MSG_CHAT, "o2", "u2", "b", "three", FIXED_NOW - 10);
+	batch(&b, ms, 3, 1);
+	r = redisCommand(c, "CONFIG SET maxmemory 1");
+	freeReplyObject(r);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, FIXED_NOW), LT_EREDIS);
+	r = redisCommand(c, "CONFIG SET maxmemory 0");
+	freeReplyObject(r);
+	lt_processor_stats(p, &st);
+	ck_assert_uint_eq(st.refused_records, 0);
+	ck_assert_uint_eq(st.redis_errors, 1);
+	ck_assert_uint_eq(st.batches, 0);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, FIXED_NOW), LT_OK);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+	ck_assert_int_eq(hget_ll(c, key, "messages"), 2);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:messages", room);
+	ck_assert_int_eq(integer(c, "XLEN %s", key), 3);
 	redisFree(c);
 	lt_buf_free(&b);
 	lt_processor_close(p);
@@ -938,6 +1247,9 @@ int main(void)
 	tcase_add_test(tc, sessions);
 	tcase_add_test(tc, apply_many_together);
 	tcase_add_test(tc, corrupted_batches_never_crash);
+	tcase_add_test(tc, corrupted_records_never_take_their_batch);
+	tcase_add_test(tc, script_refusal_drops_only_the_record);
+	tcase_add_test(tc, transient_redis_error_keeps_the_batch);
 	tcase_add_test(tc, keywords_without_database_or_table);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
