@@ -21,7 +21,11 @@
 #   - user_statistics.messages equals the producers' counts, and
 #     user_statistics and the Redis user hashes (messages, gifts, gift_value,
 #     likes) both equal the sums computed from live_messages.
-# The assertions do not depend on timing: the faults land wherever they land.
+# The assertions do not depend on timing: the faults land wherever they land,
+# but each must land while at least one producer still runs (else the test
+# fails: it would test nothing). A producer that has not drained within 3
+# minutes of its last push fails the test (delivery replaces stuck NNG
+# dialers within seconds; common/delivery.h).
 # Restarts the shared servers, so it is registered is_parallel : false.
 # TOTAL and RATE in the environment change the size (defaults 200000, 5000).
 set -uo pipefail
@@ -57,19 +61,24 @@ for k in 0 1 2 3; do
 	"$build/tests/support/lt-producer" --processors "$LIVETAP_PROCESSOR_LISTEN" \
 		--persisters "$LIVETAP_PERSISTER_LISTEN" --source "faults-$tag-$k" --room "$room" \
 		--count "$per" --offset $((k * per)) --rate $((rate / 4)) --users 400 --seed $((k + 1)) \
-		--plant "$word" --plant-every 7 --spool "$tmp/spool$k" --drain-timeout 480000 \
+		--plant "$word" --plant-every 7 --spool "$tmp/spool$k" --drain-timeout 180000 \
 		>"$tmp/producer-$k.json" 2>"$tmp/producer-$k.err" &
 	prod_pids+=($!)
 	lt_pipe_pids+=($!)
 done
 echo "4 producers: $total messages at $rate/s into rooms ${rooms[*]}"
 
-running() { # how many producers still run
+running() { # how many producers still run (pushing or draining)
 	local n=0 p
-	for p in "${prod_pids[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
+	for p in "${prod_pids[@]}"; do lt_pipe_alive "$p" && n=$((n + 1)); done
 	echo $n
 }
-fault() { echo "[$(elapsed)] $* ($(running) producers sending)"; }
+fault() {
+	local n
+	n=$(running)
+	echo "[$(elapsed)] $* ($n producers sending)"
+	[ "$n" -gt 0 ] || fail "every producer had finished before: $*"
+}
 
 sleep 6
 fault "kill -9 livetap-processor"
@@ -98,7 +107,7 @@ done
 echo "[$(elapsed)] producers done"
 [ "$rc_all" = 0 ] || fail "a producer did not drain"
 for k in 0 1 2 3; do
-	python3 -c 'import json,sys; p=json.loads(open(sys.argv[1]).read().splitlines()[-1]); d=p["delivery"]; print("producer %s: sent %d, push %.1f s, total %.1f s, batches %d, resent %d" % (sys.argv[2], p["sent"], p["push_seconds"], p["total_seconds"], d["batches"], d["resent"]))' \
+	python3 -c 'import json,sys; p=json.loads(open(sys.argv[1]).read().splitlines()[-1]); d=p["delivery"]; print("producer %s: sent %d, push %.1f s, total %.1f s, batches %d, resent %d, sends failed %d, dialers replaced %d" % (sys.argv[2], p["sent"], p["push_seconds"], p["total_seconds"], d["batches"], d["resent"], d["send_failed"], d["redials"]))' \
 		"$tmp/producer-$k.json" "$k" || fail "producer $k printed no summary"
 done
 

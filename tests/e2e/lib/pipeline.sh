@@ -9,6 +9,7 @@
 #   lt_pipe_start_persister        # sets persister_pid, waits for migrations
 #   lt_pipe_start_processor        # sets processor_pid
 #   lt_pipe_kill9 processor|persister; lt_pipe_start_...
+#   lt_pipe_alive PID              # true while PID runs (not exited, not a zombie)
 #   lt_pipe_psql SQL               # one value (or rows, '|'-separated)
 #   lt_pipe_redis ARGS...          # redis-cli against the test's Redis
 #
@@ -64,6 +65,15 @@ lt_pipe_init() {
 	lt_pipe_cfg=(--config "$lt_pipe_tmp/livetap.json")
 }
 
+# lt_pipe_alive PID: true while the process runs. Not kill -0, which also
+# succeeds for a zombie (an exited child not yet waited for, or one nobody
+# reaps when PID 1 does not).
+lt_pipe_alive() {
+	local st
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st%% *}" != Z ]
+}
+
 lt_pipe_psql() {
 	psql -X -Atq -v ON_ERROR_STOP=1 "$LIVETAP_PG_DSN" -c "$1"
 }
@@ -80,7 +90,7 @@ lt_pipe_start_persister() {
 	local _
 	for _ in $(seq 1 300); do
 		[ "$(lt_pipe_psql "SELECT to_regclass('live_messages') IS NOT NULL" 2>/dev/null)" = t ] && return 0
-		kill -0 "$persister_pid" 2>/dev/null || break
+		lt_pipe_alive "$persister_pid" || break
 		sleep 0.1
 	done
 	echo "FAIL: livetap-persister did not apply its migrations:"
