@@ -52,6 +52,56 @@ static uint64_t mask64(const char *p, __m128i c)
 	}
 	return m;
 }
+
+/* The bytes of a 64-byte block that a backslash escapes, from the backslash
+ * bits bs: those after an odd run of backslashes. *carry says the previous
+ * block ended in an odd run and is updated for the next block. */
+static uint64_t escaped64(uint64_t bs, uint64_t *carry)
+{
+	const uint64_t even = 0x5555555555555555ULL, odd = ~even;
+
+	if (!bs && !*carry)
+		return 0;
+	uint64_t starts = bs & ~(bs << 1);
+	uint64_t even_start_mask = even ^ *carry;
+	uint64_t even_starts = starts & even_start_mask;
+	uint64_t odd_starts = starts & ~even_start_mask;
+	uint64_t even_carries = bs + even_starts;
+	uint64_t odd_carries = bs + odd_starts;
+	uint64_t next_carry = odd_carries < bs;
+	odd_carries |= *carry;
+	uint64_t even_carry_ends = even_carries & ~bs;
+	uint64_t odd_carry_ends = odd_carries & ~bs;
+	*carry = next_carry;
+	return (even_carry_ends & odd) | (odd_carry_ends & even);
+}
+
+/* Bit i set where p[i] is one of the two brackets c and c ^ 0x20 ('{' and
+ * '[', or '}' and ']'): OR-ing 0x20 maps '[' to '{' and ']' to '}' and no
+ * other byte to either. */
+static uint64_t mask64_bracket(const char *p, __m128i c)
+{
+	const __m128i x20 = _mm_set1_epi8(0x20);
+	uint64_t m = 0;
+	for (int k = 0; k < 4; k++) {
+		__m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k)), x20);
+		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, c)) << (16 * k);
+	}
+	return m;
+}
+
+/* Bit i set where p[i] is inside a string (its opening quote included, its
+ * closing quote not), given the unescaped quotes: a running XOR. */
+static uint64_t prefix_xor(uint64_t x)
+{
+	x ^= x << 1;
+	x ^= x << 2;
+	x ^= x << 4;
+	x ^= x << 8;
+	x ^= x << 16;
+	x ^= x << 32;
+	return x;
+}
 #endif
 
 /* p at the opening quote; returns the position after the closing one, or
@@ -71,27 +121,10 @@ static const char *skip_str(const char *p, const char *end)
 		if (mq && (!mb || __builtin_ctz(mq) < __builtin_ctz(mb)))
 			return p + __builtin_ctz(mq) + 1;
 	}
-	const uint64_t even = 0x5555555555555555ULL, odd = ~even;
 	uint64_t carry = 0; /* the previous block ended in an odd run */
 	while (end - p >= 64) {
 		uint64_t bs = mask64(p, vb), qs = mask64(p, vq);
-		uint64_t escaped;
-		if (!bs && !carry) {
-			escaped = 0;
-		} else {
-			uint64_t starts = bs & ~(bs << 1);
-			uint64_t even_start_mask = even ^ carry;
-			uint64_t even_starts = starts & even_start_mask;
-			uint64_t odd_starts = starts & ~even_start_mask;
-			uint64_t even_carries = bs + even_starts;
-			uint64_t odd_carries = bs + odd_starts;
-			uint64_t next_carry = odd_carries < bs;
-			odd_carries |= carry;
-			uint64_t even_carry_ends = even_carries & ~bs;
-			uint64_t odd_carry_ends = odd_carries & ~bs;
-			escaped = (even_carry_ends & odd) | (odd_carry_ends & even);
-			carry = next_carry;
-		}
+		uint64_t escaped = escaped64(bs, &carry);
 		uint64_t real = qs & ~escaped;
 		if (real)
 			return p + __builtin_ctzll(real) + 1;
@@ -164,6 +197,53 @@ static const char *skip_value(const char *p, const char *end)
 			p++;
 		return p;
 	}
+#if defined(__SSE2__)
+	/* 64 bytes a step: the quotes that are not escaped give, by a running
+	 * XOR, the bytes inside strings; only the brackets outside them are
+	 * looked at one by one. A backslash outside a string (not JSON) hands
+	 * the block to the byte loop below, which reads it as it always did. */
+	const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
+	const __m128i vo = _mm_set1_epi8('{'), vc = _mm_set1_epi8('}');
+	uint64_t carry = 0, in_str = 0; /* the previous block ended in an odd
+	                                 * backslash run / inside a string */
+	while (end - p >= 64) {
+		uint64_t bs = mask64(p, vb), c0 = carry;
+		uint64_t str = prefix_xor(mask64(p, vq) & ~escaped64(bs, &c0)) ^ in_str;
+		if (bs & ~str)
+			break;
+		uint64_t open = mask64_bracket(p, vo), close = mask64_bracket(p, vc);
+		for (uint64_t sb = (open | close) & ~str; sb; sb &= sb - 1) {
+			int i = __builtin_ctzll(sb);
+			if ((open >> i) & 1) {
+				if (depth >= LT_JSCAN_DEPTH_MAX)
+					return NULL;
+				if (p[i] == '{')
+					kinds |= (uint64_t)1 << depth;
+				else
+					kinds &= ~((uint64_t)1 << depth);
+				depth++;
+			} else {
+				if (depth == 0)
+					return NULL;
+				depth--;
+				if (((kinds >> depth) & 1) != (p[i] == '}'))
+					return NULL;
+				if (depth == 0)
+					return p + i + 1;
+			}
+		}
+		carry = c0;
+		in_str = (uint64_t)((int64_t)str >> 63);
+		p += 64;
+	}
+	if (in_str) {
+		/* the block ended inside a string: finish it (an escaped first
+		 * byte is skipped; skip_str starts one byte after its argument) */
+		p = skip_str(p - 1 + carry, end);
+		if (!p)
+			return NULL;
+	}
+#endif
 	while ((p = find_struct(p, end)) < end) {
 		char c = *p;
 		if (c == '"') {

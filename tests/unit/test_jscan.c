@@ -7,7 +7,10 @@
  * at bit 63/64) against the expected span and value, seeded; getters and
  * walkers on open views; integers in every form; malformed input (cut
  * anywhere, mismatched brackets, nesting past the limit) never read past
- * the end and come back missing.
+ * the end and come back missing. Containers are skipped 64 bytes a step:
+ * random bracket/quote/backslash soups and random nested values with
+ * escapes, cut at every length, must give what a byte-by-byte reference
+ * skipper gives (the same end, or malformed for both).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,115 @@ static uint64_t rnd(void)
 	rs ^= rs << 17;
 	return rs;
 }
+
+/* The reference: a container skipped byte by byte. Strings end at the first
+ * quote not escaped by a backslash (one backslash escapes the next byte);
+ * brackets outside strings must match and nest at most LT_JSCAN_DEPTH_MAX
+ * deep; anything else is not looked at. Returns the length or -1. */
+static long ref_skip(const char *s, size_t n)
+{
+	char stack[LT_JSCAN_DEPTH_MAX];
+	int depth = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '"') {
+			for (i++; i < n && s[i] != '"'; i++)
+				if (s[i] == '\\')
+					i++;
+			if (i >= n)
+				return -1;
+		} else if (c == '{' || c == '[') {
+			if (depth >= LT_JSCAN_DEPTH_MAX)
+				return -1;
+			stack[depth++] = c;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0 || stack[depth - 1] != (c == '}' ? '{' : '['))
+				return -1;
+			if (--depth == 0)
+				return (long)i + 1;
+		}
+	}
+	return -1;
+}
+
+/* A random value into b, depth levels at most, strings full of escapes. */
+static void gen_value(struct lt_buf *b, int depth)
+{
+	int k = (int)(rnd() % (depth > 0 ? 5 : 3));
+	if (k == 0) {
+		lt_buf_putc(b, '"');
+		for (int n = (int)(rnd() % 40); n > 0; n--) {
+			int r = (int)(rnd() % 10);
+			if (r == 0)
+				lt_buf_puts(b, "\\\\");
+			else if (r == 1)
+				lt_buf_puts(b, "\\\"");
+			else if (r == 2)
+				lt_buf_puts(b, "{[");
+			else
+				lt_buf_putc(b, (char)('a' + r));
+		}
+		lt_buf_putc(b, '"');
+	} else if (k == 1) {
+		lt_buf_puts(b, "12345");
+	} else if (k == 2) {
+		lt_buf_puts(b, "null");
+	} else {
+		bool obj = k == 3;
+		lt_buf_putc(b, obj ? '{' : '[');
+		for (int n = (int)(rnd() % 6); n > 0; n--) {
+			if (obj)
+				lt_buf_puts(b, "\"key\\\"x\":");
+			gen_value(b, depth - 1);
+			if (n > 1)
+				lt_buf_putc(b, ',');
+		}
+		lt_buf_putc(b, obj ? '}' : ']');
+	}
+}
+
+START_TEST(containers_random)
+{
+	static const char soup[] = "{}[]\"\"\\\\ab,: ";
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_jv v;
+	size_t next;
+
+	lt_buf_init(&b, 0);
+	for (int round = 0; round < 6000; round++) {
+		lt_buf_reset(&b);
+		if (round % 2) {
+			lt_buf_putc(&b, round % 4 == 1 ? '{' : '[');
+			for (int n = 16 + (int)(rnd() % 300); n > 0; n--)
+				lt_buf_putc(&b, soup[rnd() % (sizeof(soup) - 1)]);
+		} else {
+			lt_buf_putc(&b, '[');
+			gen_value(&b, 6);
+			lt_buf_putc(&b, ']');
+			lt_buf_puts(&b, " trailing");
+		}
+		ck_assert_int_eq(lt_buf_err(&b), LT_OK);
+		/* every cut, into an exact-size copy (ASan sees any read past it) */
+		for (size_t n = b.len; n > 0; n -= n > 200 ? 1 + rnd() % 7 : 1) {
+			char *cp = malloc(n);
+			ck_assert_ptr_nonnull(cp);
+			memcpy(cp, b.data, n);
+			long want = ref_skip(cp, n);
+			int rc = lt_jscan_value(cp, n, &v, &next);
+			if (want < 0) {
+				ck_assert_msg(rc == LT_EPROTO, "round %d len %zu: skipped %zu, want malformed", round, n,
+				              rc == LT_OK ? next : 0);
+			} else {
+				ck_assert_msg(rc == LT_OK && next == (size_t)want && v.p == cp && v.n == next,
+				              "round %d len %zu: rc %d next %zu, want %ld", round, n, rc, next, want);
+			}
+			free(cp);
+		}
+	}
+	lt_buf_free(&b);
+}
+END_TEST
 
 START_TEST(strings_random)
 {
@@ -205,6 +317,7 @@ int main(void)
 	tcase_add_test(tc, strings_random);
 	tcase_add_test(tc, getters);
 	tcase_add_test(tc, malformed);
+	tcase_add_test(tc, containers_random);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
