@@ -352,6 +352,55 @@ START_TEST(danmu_suffix_id_str_anonymous)
 }
 END_TEST
 
+/* The id_str key found at every offset of the extra string (each lane of the
+ * 16-byte search and its tail), after decoys that share its 'i' and '_'
+ * (is_audited, "id_st"), a copy inside an inner string value (more
+ * backslashes) and a key not preceded by '{' or ','. */
+START_TEST(danmu_id_str_offsets)
+{
+	static const char *const decoys[] = {
+		"",
+		"\\\"is_audited\\\":false,",
+		"\\\"id_st\\\":1,\\\"id_strx\\\":2,",
+		"\\\"c\\\":\\\"x\\\\\\\"id_str\\\\\\\":\\\\\\\"no\\\",",
+	};
+	char body[2048], pad[80];
+
+	for (size_t d = 0; d < sizeof(decoys) / sizeof(decoys[0]); d++) {
+		for (int k = 0; k < 48; k++) {
+			struct got g = {0};
+			struct lt_platform_stats st;
+			memset(pad, 'a', (size_t)k);
+			pad[k] = '\0';
+			snprintf(body, sizeof(body),
+			         "{\"cmd\":\"DANMU_MSG\",\"info\":[[0,1,25,16777215,1732212345001,99,0,\"x\",0,0,0,\"\",0,"
+			         "\"{}\",\"{}\",{\"mode\":0,\"extra\":\"{\\\"p\\\":\\\"%s\\\",%s"
+			         "\\\"id_str\\\":\\\"abc%02d\\\"}\",\"user\":{\"uid\":5}},{}],\"hi\","
+			         "[5,\"u\",0,0,0,10000,1,\"\"],[],[0]]}",
+			         pad, decoys[d], k);
+			decode_body(body, strlen(body), &g, &st);
+			ck_assert_int_eq(g.n, 1);
+			char want[8];
+			snprintf(want, sizeof(want), "abc%02d", k);
+			ck_assert_msg(strcmp(sget(g.msg[0], "msg_id"), want) == 0, "decoy %zu pad %d: %s", d, k,
+			              sget(g.msg[0], "msg_id"));
+			got_free(&g);
+		}
+	}
+	/* the key cut short at the end of the string: no id (a synthetic one) */
+	struct got g = {0};
+	struct lt_platform_stats st;
+	snprintf(body, sizeof(body),
+	         "{\"cmd\":\"DANMU_MSG\",\"info\":[[0,1,25,16777215,1732212345001,99,0,\"x\",0,0,0,\"\",0,"
+	         "\"{}\",\"{}\",{\"mode\":0,\"extra\":\"{\\\"id_str\\\":\"},{}],\"hi\","
+	         "[5,\"u\",0,0,0,10000,1,\"\"],[],[0]]}");
+	decode_body(body, strlen(body), &g, &st);
+	ck_assert_int_eq(g.n, 1);
+	ck_assert_int_eq(strlen(sget(g.msg[0], "msg_id")), 16);
+	got_free(&g);
+}
+END_TEST
+
 START_TEST(gift_fields)
 {
 	struct got g = {0};
@@ -421,6 +470,50 @@ START_TEST(gift_v2_protobuf)
 		ck_assert_int_eq(g.n, 0);
 		ck_assert_int_eq(st.bad_messages, 1);
 		got_free(&g);
+	}
+	lt_buf_free(&body);
+}
+END_TEST
+
+/* SEND_GIFT_V2's base64 at every length mod 4 (padding 0, 1, 2) decodes to
+ * the same message; a bad character at any position makes it a bad message. */
+START_TEST(gift_v2_base64)
+{
+	char name[64];
+	uint8_t pb[512];
+	struct lt_buf body = LT_BUF_INIT;
+
+	lt_buf_init(&body, 0);
+	for (int len = 1; len < 40; len++) {
+		Ltbili__SendGiftBroadcast sg = LTBILI__SEND_GIFT_BROADCAST__INIT;
+		Ltbili__GiftItem a = LTBILI__GIFT_ITEM__INIT;
+		Ltbili__GiftItem *list[1] = {&a};
+		memset(name, 'n', (size_t)len);
+		name[len] = '\0';
+		sg.uid = 42, sg.uname = name, sg.n_gift_list = 1, sg.gift_list = list;
+		a.gift_id = 1, a.gift_name = "g", a.num = 1, a.price = 100, a.tid = "77";
+		size_t n = ltbili__send_gift_broadcast__pack(&sg, pb);
+		lt_buf_reset(&body);
+		lt_buf_puts(&body, "{\"cmd\":\"SEND_GIFT_V2\",\"data\":{\"pb\":\"");
+		size_t at = body.len;
+		b64(&body, pb, n);
+		size_t b64_end = body.len;
+		lt_buf_puts(&body, "\"}}");
+		struct got g = {0};
+		struct lt_platform_stats st;
+		decode_body((const char *)body.data, body.len, &g, &st);
+		ck_assert_int_eq(g.n, 1);
+		ck_assert_str_eq(sget(oget(g.msg[0], "user"), "name"), name);
+		ck_assert_str_eq(sget(g.msg[0], "msg_id"), "77");
+		got_free(&g);
+		for (size_t k = at; k < b64_end; k++) {
+			uint8_t keep = body.data[k];
+			body.data[k] = '!';
+			decode_body((const char *)body.data, body.len, &g, &st);
+			ck_assert_msg(g.n == 0 && st.bad_messages == 1, "len %d: '!' at %zu decoded", len, k - at);
+			got_free(&g);
+			body.data[k] = keep;
+		}
 	}
 	lt_buf_free(&body);
 }
@@ -968,6 +1061,8 @@ int main(void)
 	tcase_add_test(tc, every_fixture);
 	tcase_add_test(tc, danmu_fields);
 	tcase_add_test(tc, danmu_suffix_id_str_anonymous);
+	tcase_add_test(tc, danmu_id_str_offsets);
+	tcase_add_test(tc, gift_v2_base64);
 	tcase_add_test(tc, gift_fields);
 	tcase_add_test(tc, gift_v2_protobuf);
 	tcase_add_test(tc, interact_fields);
