@@ -96,6 +96,7 @@ static struct emu *g_emu; /* the protocol callback's way back; one emulator per 
 
 const struct emu_opts *emu_options(const struct emu *e) { return &e->o; }
 int emu_port(const struct emu *e) { return e->port; }
+const char *emu_ws_scheme(const struct emu *e) { return e->o.tls_cert ? "wss" : "ws"; }
 void *emu_conn_data(struct emu_conn *c) { return c->mod_data; }
 bool emu_stalled(const struct emu *e) { return e->stall_until != 0; }
 
@@ -834,6 +835,11 @@ int emu_run(const struct emu_module *m, const struct emu_opts *o)
 	info.port = o->port;
 	info.iface = o->listen_host;
 	info.protocols = emu_protocols;
+	if (o->tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = o->tls_cert;
+		info.ssl_private_key_filepath = o->tls_key;
+	}
 	e.ctx = lws_create_context(&info);
 	if (!e.ctx) {
 		fprintf(stderr, "livetap-emu: cannot listen on %s:%d\n", o->listen_host, o->port);

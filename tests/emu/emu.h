@@ -51,6 +51,8 @@ struct emu_opts {
 	int wbi_rotate_s;        /* bilibili: new WBI keys every S s (0 = fixed) */
 	int hb_timeout_s;        /* close a connection silent this long (default 60) */
 	int batch_max;           /* messages per data frame at most (default 16) */
+	const char *tls_cert;    /* PEM certificate: serve HTTPS/WSS (NULL: plain) */
+	const char *tls_key;     /* its PEM private key */
 };
 
 /* One HTTP request as the module sees it. Strings are NUL-terminated and
@@ -109,6 +111,9 @@ uint32_t emu_rand(struct emu *e);
 int64_t emu_now_ms(void);
 /* The port the server listens on. */
 int emu_port(const struct emu *e);
+/* "wss" when the server speaks TLS (--tls-cert), else "ws": for URLs that a
+ * module hands out, such as KOOK's gateway. */
+const char *emu_ws_scheme(const struct emu *e);
 
 /* The connection's module state (conn_size bytes, zeroed at open). */
 void *emu_conn_data(struct emu_conn *c);

@@ -262,8 +262,8 @@ static int kook_http(void *mod, const struct emu_http_req *rq, struct emu_http_r
 	}
 	query_get(rq->query, "compress", compress, sizeof(compress));
 	lt_buf_printf(&rs->body,
-	              "{\"code\":0,\"message\":\"操作成功\",\"data\":{\"url\":\"ws://127.0.0.1:%d/gateway?compress=%s&token=",
-	              emu_port(k->e), strcmp(compress, "0") ? "1" : "0");
+	              "{\"code\":0,\"message\":\"操作成功\",\"data\":{\"url\":\"%s://127.0.0.1:%d/gateway?compress=%s&token=",
+	              emu_ws_scheme(k->e), emu_port(k->e), strcmp(compress, "0") ? "1" : "0");
 	lt_buf_puts(&rs->body, k->token);
 	lt_buf_puts(&rs->body, "\"}}");
 	return LT_OK;

@@ -49,6 +49,8 @@ static const char usage_tail[] =
 	"  --no-mask           do not mask names for anonymous (uid 0) clients\n"
 	"  --wbi-rotate S      bilibili: new WBI keys every S seconds (stale keys: -352)\n"
 	"  --sent-log FILE     append 'ROOM TYPE MSGID' per message written\n"
+	"  --tls-cert FILE     serve HTTPS and WSS with this PEM certificate ...\n"
+	"  --tls-key FILE      ... and this PEM private key (both, or neither)\n"
 	"  -h, --help          this text\n"
 	"  -V, --version       the version\n"
 	"\n"
@@ -75,7 +77,8 @@ static bool num(const char *s, double lo, double hi, double *out)
 int main(int argc, char **argv)
 {
 	enum { O_PLATFORM = 256, O_LISTEN, O_SCRIPT, O_LOOP, O_GENERATE, O_RATE, O_DURATION, O_SEED, O_DROP,
-	       O_GARBAGE, O_STALL, O_STALL_FOR, O_SENT, O_MIX, O_NOMASK, O_HB, O_BATCH, O_WBI };
+	       O_GARBAGE, O_STALL, O_STALL_FOR, O_SENT, O_MIX, O_NOMASK, O_HB, O_BATCH, O_WBI, O_TLS_CERT,
+	       O_TLS_KEY };
 	static const struct option lopts[] = {
 		{"platform", required_argument, NULL, O_PLATFORM}, {"listen", required_argument, NULL, O_LISTEN},
 		{"script", required_argument, NULL, O_SCRIPT},     {"loop", no_argument, NULL, O_LOOP},
@@ -86,6 +89,7 @@ int main(int argc, char **argv)
 		{"sent-log", required_argument, NULL, O_SENT},     {"mix-versions", no_argument, NULL, O_MIX},
 		{"no-mask", no_argument, NULL, O_NOMASK},          {"hb-timeout", required_argument, NULL, O_HB},
 		{"batch-max", required_argument, NULL, O_BATCH},   {"wbi-rotate", required_argument, NULL, O_WBI},
+		{"tls-cert", required_argument, NULL, O_TLS_CERT}, {"tls-key", required_argument, NULL, O_TLS_KEY},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},               {NULL, 0, NULL, 0},
 	};
@@ -126,6 +130,12 @@ int main(int argc, char **argv)
 		}
 		case O_SCRIPT:
 			o.script = optarg;
+			break;
+		case O_TLS_CERT:
+			o.tls_cert = optarg;
+			break;
+		case O_TLS_KEY:
+			o.tls_key = optarg;
 			break;
 		case O_LOOP:
 			o.loop = true;
@@ -217,6 +227,10 @@ int main(int argc, char **argv)
 	}
 	if (o.script && o.generate) {
 		fprintf(stderr, "livetap-emu: --script and --generate exclude each other\n");
+		return 2;
+	}
+	if (!o.tls_cert != !o.tls_key) {
+		fprintf(stderr, "livetap-emu: --tls-cert and --tls-key go together\n");
 		return 2;
 	}
 	lt_sig_install();

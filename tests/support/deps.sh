@@ -33,8 +33,9 @@ packages=(
 	# deploy/docker-compose.yml, load tests, the dashboard's headless test
 	docker-compose wrk chromium
 	# tools the test scripts call that a minimal Debian lacks (curl; pgrep
-	# and ps from procps; git for the checks on ignored files)
-	curl procps git
+	# and ps from procps; git for the checks on ignored files; openssl makes
+	# the test CA and certificate of the TLS test)
+	curl procps git openssl
 )
 
 if [ "${1:-}" = --list ]; then
