@@ -16,7 +16,7 @@ void lt_inflate_init(struct lt_inflate *z, int wbits)
 }
 
 int lt_inflate_run(struct lt_inflate *z, const uint8_t *p, size_t n, size_t cap, struct lt_buf *out,
-                   size_t *rest)
+		   size_t *rest)
 {
 	if (!z->live) {
 		memset(&z->zs, 0, sizeof(z->zs));
@@ -59,7 +59,7 @@ int lt_inflate_run(struct lt_inflate *z, const uint8_t *p, size_t n, size_t cap,
 			return LT_EPROTO; /* truncated */
 		if (zr != Z_OK && zr != Z_BUF_ERROR)
 			return LT_EPROTO; /* not a stream, a bad checksum, ... */
-		want = out->len; /* doubles the buffer */
+		want = out->len;	  /* doubles the buffer */
 	}
 }
 

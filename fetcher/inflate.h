@@ -22,7 +22,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-#define LT_INFLATE_ZLIB MAX_WBITS        /* windowBits: a zlib header */
+#define LT_INFLATE_ZLIB MAX_WBITS	 /* windowBits: a zlib header */
 #define LT_INFLATE_GZIP (16 + MAX_WBITS) /* windowBits: a gzip header */
 
 struct lt_inflate {
@@ -42,7 +42,7 @@ void lt_inflate_init(struct lt_inflate *z, int wbits);
  * LT_ENOMEM. On error out holds what was inflated so far. The caller owns out
  * (its own limit must allow cap bytes). */
 int lt_inflate_run(struct lt_inflate *z, const uint8_t *p, size_t n, size_t cap, struct lt_buf *out,
-                   size_t *rest);
+		   size_t *rest);
 
 /* Free zlib's state; z can be set up again with lt_inflate_init. Accepts a z
  * that never ran. */
