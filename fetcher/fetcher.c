@@ -31,6 +31,7 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -776,11 +777,42 @@ static void on_frame(struct fetcher *f, const uint8_t *p, size_t n)
 
 /* ---- the two protocol callbacks -------------------------------------------- */
 
+/* Why OpenSSL refused the last server certificate ("" if it did not): lws's
+ * own connection error says only "SSL err 1". One fetcher per process, one
+ * connection attempt at a time, so one slot is enough. */
+static char g_tls_refusal[160];
+
+/* The reasons lws raises from inside OpenSSL: their `user` is an SSL_CTX or
+ * an X509_STORE_CTX, not the connection's fetcher, so they must never be
+ * read as one. Returning 0 keeps OpenSSL's own verdict on the certificate;
+ * a refusal is only noted, for the connection error that follows. */
+static bool openssl_reason(enum lws_callback_reasons reason, void *user, size_t len)
+{
+	if (reason == LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION && user && len == 0) {
+		X509_STORE_CTX *x = user;
+		snprintf(g_tls_refusal, sizeof(g_tls_refusal), "TLS: server certificate refused (%s)",
+		         X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
+	}
+
+	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+	case LWS_CALLBACK_OPENSSL_CONTEXT_REQUIRES_PRIVATE_KEY:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	struct fetcher *f = user;
 	char cookie[4096];
 
+	if (openssl_reason(reason, user, len))
+		return 0;
 	if (!f || (wsi != f->http_wsi && !(f->in_connect && reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)))
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 
@@ -840,7 +872,9 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		step_soon(f);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		lt_debug(f->ctxlog, "HTTP connection error: %s", in ? (const char *)in : "?");
+		/* the cause (refused, TLS verification, ...) is only here */
+		lt_warn(f->ctxlog, "HTTP connection failed: %s", g_tls_refusal[0] ? g_tls_refusal : in ? (const char *)in : "?");
+		g_tls_refusal[0] = '\0';
 		f->http_status = 0;
 		f->http_done = true;
 		f->http_wsi = NULL;
@@ -863,10 +897,13 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 {
 	struct fetcher *f = user;
 
+	if (openssl_reason(reason, user, len))
+		return 0;
 	if (!f)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	if (f->in_connect && wsi != f->ws_wsi && reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) {
-		fail(f, "WebSocket connect failed: %s", in ? (const char *)in : "?");
+		fail(f, "WebSocket connect failed: %s", g_tls_refusal[0] ? g_tls_refusal : in ? (const char *)in : "?");
+		g_tls_refusal[0] = '\0';
 		return 0;
 	}
 	if (wsi != f->ws_wsi) {
@@ -926,7 +963,8 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 		break;
 	}
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		fail(f, "WebSocket connect failed: %s", in ? (const char *)in : "?");
+		fail(f, "WebSocket connect failed: %s", g_tls_refusal[0] ? g_tls_refusal : in ? (const char *)in : "?");
+		g_tls_refusal[0] = '\0';
 		f->ws_wsi = NULL;
 		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
