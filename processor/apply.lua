@@ -27,13 +27,15 @@
 -- An op is an array: {kind, key, field, total, ttl, null, extra}; the
 -- script puts the parsed contributions {idx, amount, ...} in slot 6 when it
 -- needs them.
---   hincr           add the sum to hash field
+--   hash            every hash op of hash `key`, applied with one HMGET and
+--                   one HSET: extra is {field, k, value, ...} with k = i
+--                   (add the sum), n / x (keep the smallest / largest), s
+--                   (set the string, if any contribution is new); slot 8
+--                   holds mirrors {counter field, sorted set, member, ttl,
+--                   ...}: the member's score is set to the counter's new
+--                   value (one ZADD per sorted set). Contributions: one per
+--                   field.
 --   zincr           ZINCRBY key sum field
---   zmirror         set member field of sorted set key to the new value of
---                   a hash counter named in extra ("field:hash key")
---   hmin / hmax     keep the smallest / largest value of field
---   hset            set field to extra, if any contribution is new
---   (the hash ops of one key are applied together: one HMGET, one HSET)
 --   word            one hot word (field) in 10-second bucket `key`
 --   pub             PUBLISH extra on live:{ROOM}[:key], if new
 --   once            if new and SET key NX EX ttl: PUBLISH extra on the room
@@ -76,12 +78,32 @@ if nmsg < 0 then nmsg = 0 end
 -- Totals must be exact integers in a double (|x| <= 2^53): Redis renders a
 -- Lua number with %.17g, and HINCRBY refuses "4.6116860184273879e+18".
 local SAFE = 9007199254740992
-local KINDS = {hincr = 1, zincr = 1, hmin = 1, hmax = 1, hset = 2, word = 3, pub = 2, once = 4,
-               checkin = 1, sess = 1, sess_start = 1, sess_end = 1, zmirror = 2}
-local function invalid(what) return redis.error_reply('LTINVALID ' .. what) end
 local function int(x, lo, hi)
   return type(x) == 'number' and x == math.floor(x) and x >= lo and x <= hi
 end
+local KINDS = {hash = 5, zincr = 1, word = 3, pub = 2, once = 4, checkin = 1, sess = 1, sess_start = 1,
+               sess_end = 1}
+local HKINDS = {i = true, n = true, x = true, s = true}
+local function hash_ok(f, m)
+  if type(f) ~= 'table' or type(m) ~= 'table' or #f % 3 ~= 0 or #m % 4 ~= 0 then return false end
+  for j = 1, #f, 3 do
+    local k, v = f[j + 1], f[j + 2]
+    if type(f[j]) ~= 'string' or not HKINDS[k] then return false end
+    if k == 's' then
+      if type(v) ~= 'string' then return false end
+    elseif not int(v, -SAFE, SAFE) then
+      return false
+    end
+  end
+  for j = 1, #m, 4 do
+    if type(m[j]) ~= 'string' or type(m[j + 1]) ~= 'string' or type(m[j + 2]) ~= 'string'
+       or not int(m[j + 3], 0, 2147483647) then
+      return false
+    end
+  end
+  return true
+end
+local function invalid(what) return redis.error_reply('LTINVALID ' .. what) end
 if not int(now, 0, SAFE) then return invalid('now') end
 if (#ARGV - 3) % 3 ~= 0 then return invalid('argument count') end
 local okplan, plan = pcall(cjson.decode, ARGV[2])
@@ -89,8 +111,9 @@ if not okplan or type(plan) ~= 'table' then return invalid('plan is not a JSON a
 for i, op in ipairs(plan) do
   local k = type(op) == 'table' and KINDS[op[1]]
   if not k or type(op[2]) ~= 'string' or type(op[3]) ~= 'string' or not int(op[4], -SAFE, SAFE)
-     or not int(op[5], 0, 2147483647) or (k ~= 1 and k ~= 3 and type(op[7]) ~= 'string')
-     or (k == 3 and not string.find(op[2], '^%-?%d+$')) or (k == 4 and op[5] == 0) then
+     or not int(op[5], 0, 2147483647) or ((k == 2 or k == 4) and type(op[7]) ~= 'string')
+     or (k == 3 and not string.find(op[2], '^%-?%d+$')) or (k == 4 and op[5] == 0)
+     or (k == 5 and not hash_ok(op[7], op[8])) then
     return invalid('op ' .. i)
   end
 end
@@ -211,15 +234,28 @@ local t_ticked = usec()
 -- parsed only when some marker was not new: in the usual all-new batch the
 -- script reads the totals and never pays for the per-message detail.
 if not allfresh then
-  local oi = 0
+  local cl = {}
   for s in string.gmatch(ARGV[3] or '', '([^;]*);') do
-    oi = oi + 1
     local t = {}
     for i, a in string.gmatch(s, '(%-?%d+):(%-?%d+)') do
       t[#t + 1] = tonumber(i)
       t[#t + 1] = tonumber(a)
     end
-    plan[oi][6] = t
+    cl[#cl + 1] = t
+  end
+  local ci = 0
+  for _, op in ipairs(plan) do
+    if op[1] == 'hash' then
+      local per = {}
+      for j = 1, #op[7] / 3 do
+        ci = ci + 1
+        per[j] = cl[ci] or {}
+      end
+      op[6] = per
+    else
+      ci = ci + 1
+      op[6] = cl[ci] or {}
+    end
   end
 end
 local function contribs(op)
@@ -242,17 +278,6 @@ local function anyfresh(op)
   end
   return false
 end
-local function less(a, b) return a < b end
-local function more(a, b) return a > b end
-local function reduce(op, better)
-  if allfresh then return op[4] end
-  local c = contribs(op)
-  local v = nil
-  for j = 1, #c, 2 do
-    if fresh[c[j]] and (v == nil or better(c[j + 1], v)) then v = c[j + 1] end
-  end
-  return v
-end
 
 local expire = {}
 local session = nil
@@ -266,8 +291,8 @@ local function cur_session()
   return pre .. 'session:' .. session
 end
 
-local deferred, deferred_keys, expire_later, recent = {}, {}, {}, {}
-local final, pending_mirrors, mirrors, mirror_keys = {}, {}, {}, {}
+local groups, expire_later = {}, {}
+local mirrors, mirror_keys, mirror_ttl = {}, {}, {}
 local applied = 0
 for _, op in ipairs(plan) do
   local kind, key, field, ttl = op[1], op[2], op[3], op[5]
@@ -278,38 +303,10 @@ for _, op in ipairs(plan) do
       redis.call('ZINCRBY', pre .. key, n, field)
       did = true
     end
-  elseif kind == 'hincr' or kind == 'hmin' or kind == 'hmax' or kind == 'hset' then
-    -- deferred: per key, one HMGET of the old values and one HSET of the
-    -- new ones after the loop (atomic inside the script, so no race); a
-    -- key's fields are kept flat as field, kind, value, field, ...
-    local v
-    if kind == 'hincr' then
-      v = sum(op)
-      if v == 0 then v = nil end
-    elseif kind == 'hmin' then
-      v = reduce(op, less)
-    elseif kind == 'hmax' then
-      v = reduce(op, more)
-    elseif anyfresh(op) then
-      v = op[7]
-    end
-    if v ~= nil then
-      local d = deferred[key]
-      if d == nil then
-        d = {}
-        deferred[key] = d
-        deferred_keys[#deferred_keys + 1] = key
-      end
-      local f = #d
-      d[f + 1], d[f + 2], d[f + 3] = field, kind, v
-      did = true
-    end
-  elseif kind == 'zmirror' then
-    -- resolved after the hash ops (below); extra = "hash field:hash key"
-    if anyfresh(op) then
-      pending_mirrors[#pending_mirrors + 1] = op
-      did = true
-    end
+  elseif kind == 'hash' then
+    -- applied after the other ops (below), one HMGET and one HSET per key
+    groups[#groups + 1] = op
+    ttl = 0
   elseif kind == 'word' then
     local n = sum(op)
     if n > 0 then
@@ -403,64 +400,96 @@ end
 
 local t_ops = usec()
 
--- hash fields (incr/min/max/set): one HMGET (old values) and one HSET per
+-- hash keys (incr/min/max/set): one HMGET (old values) and one HSET per
 -- key. Numbers go to redis.call as Lua numbers (Redis renders them with
 -- %.17g: exact for integers below 2^53, as counters and ms timestamps are).
-for _, key in ipairs(deferred_keys) do
-  local d = deferred[key]
-  local hkey = pre .. key
-  local want, nw = {}, 0
-  for f = 1, #d, 3 do
-    if d[f + 1] ~= 'hset' then
+-- A mirror sets a sorted-set member's score from a counter's new value (a
+-- ranking such as user_stats = each user's messages), all members of a set
+-- in one ZADD instead of a ZINCRBY per member.
+-- The common all-new case reads every value straight from the plan and
+-- allocates nothing per key (want and args are reused, with explicit counts).
+local function partial(kind, c)
+  local pv = nil
+  for q = 1, #c, 2 do
+    if fresh[c[q]] then
+      local a = c[q + 1]
+      if kind == 'i' then
+        pv = (pv or 0) + a
+      elseif kind == 's' or pv == nil or (kind == 'n' and a < pv) or (kind == 'x' and a > pv) then
+        pv = a
+      end
+    end
+  end
+  return pv
+end
+local want, args, vals = {}, {}, {}
+for _, op in ipairs(groups) do
+  local f, per, m = op[7], op[6], op[8]
+  local hkey = pre .. op[2]
+  local nw, nf = 0, #f
+  for j = 1, nf, 3 do
+    local kind, v = f[j + 1], f[j + 2]
+    if not allfresh then
+      local pv = partial(kind, per[(j + 2) / 3])
+      if kind ~= 's' or pv == nil then v = pv end
+    end
+    if kind == 'i' and v == 0 then v = nil end
+    vals[j] = v
+    if v ~= nil and kind ~= 's' then
       nw = nw + 1
-      want[nw] = d[f]
+      want[nw] = f[j]
     end
   end
   local got
   if nw > 0 then got = redis.call('HMGET', hkey, unpack(want, 1, nw)) end
-  local args, na, wi = {}, 0, 0
-  for f = 1, #d, 3 do
-    local name, kind, v = d[f], d[f + 1], d[f + 2]
-    if kind == 'hset' then
-      args[na + 1], args[na + 2] = name, v
-      na = na + 2
-    else
-      wi = wi + 1
-      local o = tonumber(got[wi])
-      if kind == 'hincr' then
-        local nv = (o or 0) + v
-        args[na + 1], args[na + 2] = name, nv
+  local na, wi, recent = 0, 0, false
+  for j = 1, nf, 3 do
+    local v = vals[j]
+    if v ~= nil then
+      local name, kind = f[j], f[j + 1]
+      if kind == 's' then
+        args[na + 1], args[na + 2] = name, v
         na = na + 2
-        final[key .. '\0' .. name] = nv
       else
-        -- a key whose hmax field (last_seen) was already within the last
-        -- minute had its TTL refreshed then: skip this batch's EXPIRE
-        if kind == 'hmax' and o ~= nil and o >= now - 60000 then recent[hkey] = true end
-        if o == nil or (kind == 'hmin' and v < o) or (kind == 'hmax' and v > o) then
+        wi = wi + 1
+        local o = tonumber(got[wi])
+        if kind == 'i' then
+          v = (o or 0) + v
           args[na + 1], args[na + 2] = name, v
           na = na + 2
+          for q = 1, #m, 4 do
+            if m[q] == name then
+              local zkey = m[q + 1]
+              local list = mirrors[zkey]
+              if list == nil then
+                list = {}
+                mirrors[zkey] = list
+                mirror_keys[#mirror_keys + 1] = zkey
+                mirror_ttl[zkey] = m[q + 3]
+              end
+              list[#list + 1] = v
+              list[#list + 1] = m[q + 2]
+            end
+          end
+        else
+          -- a key whose hmax field (last_seen) was already within the last
+          -- minute had its TTL refreshed then: skip this call's EXPIRE
+          if kind == 'x' and o ~= nil and o >= now - 60000 then recent = true end
+          if o == nil or (kind == 'n' and v < o) or (kind == 'x' and v > o) then
+            args[na + 1], args[na + 2] = name, v
+            na = na + 2
+          end
         end
       end
     end
   end
-  if na > 0 then redis.call('HSET', hkey, unpack(args, 1, na)) end
-end
-
--- mirrors: a sorted-set score that equals a counter of a hash (user_stats
--- = each user's messages) is set from the counter's new value, all members
--- of a set in one ZADD instead of a ZINCRBY per member
-for _, op in ipairs(pending_mirrors) do
-  local hf, hk = string.match(op[7], '^([^:]*):(.*)$')
-  local v = hk and final[hk .. '\0' .. hf]
-  if v then
-    local list = mirrors[op[2]]
-    if list == nil then
-      list = {}
-      mirrors[op[2]] = list
-      mirror_keys[#mirror_keys + 1] = op[2]
+  if na > 0 then
+    redis.call('HSET', hkey, unpack(args, 1, na))
+    applied = applied + 1
+    if op[5] > 0 and not recent then
+      expire_later[#expire_later + 1] = hkey
+      expire_later[#expire_later + 1] = op[5]
     end
-    list[#list + 1] = v
-    list[#list + 1] = op[3]
   end
 end
 for _, zkey in ipairs(mirror_keys) do
@@ -468,12 +497,11 @@ for _, zkey in ipairs(mirror_keys) do
   for from = 1, #pairs_, 2000 do
     redis.call('ZADD', pre .. zkey, unpack(pairs_, from, math.min(from + 1999, #pairs_)))
   end
+  if mirror_ttl[zkey] > 0 then redis.call('EXPIRE', pre .. zkey, mirror_ttl[zkey]) end
 end
 
 for j = 1, #expire_later, 2 do
-  if not recent[expire_later[j]] then
-    redis.call('EXPIRE', expire_later[j], expire_later[j + 1])
-  end
+  redis.call('EXPIRE', expire_later[j], expire_later[j + 1])
 end
 
 local t_deferred = usec()

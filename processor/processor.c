@@ -75,6 +75,18 @@ struct op {
 	uint32_t extra_len;
 	int32_t head, tail; /* contributions */
 	uint32_t hash;
+	int32_t gnext;      /* next op of the same hash group, -1 = last */
+};
+
+/* The hash ops (hincr, hmin, hmax, hset) of one key, and the zmirrors that
+ * read one of its counters: the plan carries them as ONE "hash" op, so the
+ * script reads and writes each key once with no per-field bookkeeping. */
+struct hgroup {
+	const char *key; /* arena */
+	uint32_t hash;
+	int ttl;         /* the largest of its ops' */
+	int32_t head, tail;   /* field ops */
+	int32_t mhead, mtail; /* zmirror ops */
 };
 
 struct contrib {
@@ -90,6 +102,10 @@ struct lt_ops {
 	size_t nc, capc;
 	int32_t *table; /* op index + 1, 0 = empty */
 	size_t tcap;
+	struct hgroup *g;
+	size_t ng, capg;
+	int32_t *gtable; /* group index + 1, 0 = empty */
+	size_t gtcap;
 	struct lt_arena arena;
 	int err;
 };
@@ -163,9 +179,12 @@ static void ops_reset(struct lt_ops *o)
 {
 	o->n = 0;
 	o->nc = 0;
+	o->ng = 0;
 	o->err = LT_OK;
 	if (o->table)
 		memset(o->table, 0, o->tcap * sizeof(*o->table));
+	if (o->gtable)
+		memset(o->gtable, 0, o->gtcap * sizeof(*o->gtable));
 	lt_arena_reset(&o->arena);
 }
 
@@ -174,7 +193,83 @@ static void ops_free(struct lt_ops *o)
 	free(o->ops);
 	free(o->c);
 	free(o->table);
+	free(o->g);
+	free(o->gtable);
 	lt_arena_free(&o->arena);
+}
+
+static int grouped(int kind)
+{
+	return kind == K_HINCR || kind == K_HMIN || kind == K_HMAX || kind == K_HSET || kind == K_ZMIRROR;
+}
+
+/* Append op i to the group of hash key (created if new). */
+static int group_add(struct lt_ops *o, size_t i, const char *key)
+{
+	uint32_t h = fnv(2166136261u, key);
+	struct op *op = &o->ops[i];
+	struct hgroup *g = NULL;
+	size_t j;
+
+	if ((o->ng + 1) * 2 > o->gtcap) {
+		size_t ncap = o->gtcap ? o->gtcap * 2 : 1024;
+		int32_t *t = calloc(ncap, sizeof(*t));
+		if (!t)
+			return LT_ENOMEM;
+		for (size_t k = 0; k < o->ng; k++) {
+			j = o->g[k].hash & (ncap - 1);
+			while (t[j])
+				j = (j + 1) & (ncap - 1);
+			t[j] = (int32_t)k + 1;
+		}
+		free(o->gtable);
+		o->gtable = t;
+		o->gtcap = ncap;
+	}
+	j = h & (o->gtcap - 1);
+	while (o->gtable[j]) {
+		struct hgroup *c = &o->g[o->gtable[j] - 1];
+		if (c->hash == h && strcmp(c->key, key) == 0) {
+			g = c;
+			break;
+		}
+		j = (j + 1) & (o->gtcap - 1);
+	}
+	if (!g) {
+		if (o->ng == o->capg) {
+			size_t ncap = o->capg ? o->capg * 2 : 512;
+			struct hgroup *n = realloc(o->g, ncap * sizeof(*n));
+			if (!n)
+				return LT_ENOMEM;
+			o->g = n;
+			o->capg = ncap;
+		}
+		g = &o->g[o->ng];
+		g->key = op->kind == K_ZMIRROR ? lt_arena_strndup(&o->arena, key, strlen(key)) : op->key;
+		if (!g->key)
+			return LT_ENOMEM;
+		g->hash = h;
+		g->ttl = 0;
+		g->head = g->tail = g->mhead = g->mtail = -1;
+		o->gtable[j] = (int32_t)o->ng + 1;
+		o->ng++;
+	}
+	if (op->kind == K_ZMIRROR) {
+		if (g->mtail >= 0)
+			o->ops[g->mtail].gnext = (int32_t)i;
+		else
+			g->mhead = (int32_t)i;
+		g->mtail = (int32_t)i;
+	} else {
+		if (g->tail >= 0)
+			o->ops[g->tail].gnext = (int32_t)i;
+		else
+			g->head = (int32_t)i;
+		g->tail = (int32_t)i;
+		if (op->ttl > g->ttl)
+			g->ttl = op->ttl;
+	}
+	return LT_OK;
 }
 
 static int ops_grow_table(struct lt_ops *o)
@@ -226,7 +321,7 @@ static int contrib_add(struct lt_ops *o, struct op *op, int idx, int64_t amt)
 
 /* Find or add the op (kind, key, field) and record pm's contribution. */
 static int ops_add(struct lt_ops *o, const struct lt_proc_msg *pm, int kind, const char *key, const char *field,
-		   int64_t amount, int ttl, const char *extra, uint32_t extra_len)
+		   int64_t amount, int ttl, const char *extra, uint32_t extra_len, const char *group_key)
 {
 	int aggregate = !(kind == K_PUB || kind == K_ONCE || kind == K_SESS_START || kind == K_SESS_END);
 	uint32_t h = fnv(fnv(2166136261u ^ (uint32_t)kind, key), field);
@@ -262,7 +357,7 @@ static int ops_add(struct lt_ops *o, const struct lt_proc_msg *pm, int kind, con
 		op->kind = (uint8_t)kind;
 		op->ttl = ttl;
 		op->hash = h;
-		op->head = op->tail = -1;
+		op->head = op->tail = op->gnext = -1;
 		op->key = lt_arena_strndup(&o->arena, key, strlen(key));
 		op->field = lt_arena_strndup(&o->arena, field, strlen(field));
 		if (!op->key || !op->field)
@@ -271,6 +366,8 @@ static int ops_add(struct lt_ops *o, const struct lt_proc_msg *pm, int kind, con
 		if (aggregate)
 			o->table[j] = (int32_t)o->n + 1;
 		o->n++;
+		if (grouped(kind) && group_add(o, o->n - 1, kind == K_ZMIRROR ? group_key : key) != LT_OK)
+			return o->err = LT_ENOMEM;
 	} else {
 		switch (kind) {
 		case K_HMIN:
@@ -307,31 +404,31 @@ static int ops_add(struct lt_ops *o, const struct lt_proc_msg *pm, int kind, con
 int lt_ops_hincr(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
 		 int64_t amount, int ttl_s)
 {
-	return ops_add(o, pm, K_HINCR, key, field, amount, ttl_s, NULL, 0);
+	return ops_add(o, pm, K_HINCR, key, field, amount, ttl_s, NULL, 0, NULL);
 }
 
 int lt_ops_zincr(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *member,
 		 int64_t amount, int ttl_s)
 {
-	return ops_add(o, pm, K_ZINCR, key, member, amount, ttl_s, NULL, 0);
+	return ops_add(o, pm, K_ZINCR, key, member, amount, ttl_s, NULL, 0, NULL);
 }
 
 int lt_ops_hmin(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
 		int64_t value, int ttl_s)
 {
-	return ops_add(o, pm, K_HMIN, key, field, value, ttl_s, NULL, 0);
+	return ops_add(o, pm, K_HMIN, key, field, value, ttl_s, NULL, 0, NULL);
 }
 
 int lt_ops_hmax(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
 		int64_t value, int ttl_s)
 {
-	return ops_add(o, pm, K_HMAX, key, field, value, ttl_s, NULL, 0);
+	return ops_add(o, pm, K_HMAX, key, field, value, ttl_s, NULL, 0, NULL);
 }
 
 int lt_ops_hset(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *field,
 		const char *value, int ttl_s)
 {
-	return ops_add(o, pm, K_HSET, key, field, 1, ttl_s, value, (uint32_t)strlen(value));
+	return ops_add(o, pm, K_HSET, key, field, 1, ttl_s, value, (uint32_t)strlen(value), NULL);
 }
 
 int lt_ops_word(struct lt_ops *o, const struct lt_proc_msg *pm, const char *word, uint32_t len)
@@ -343,19 +440,19 @@ int lt_ops_word(struct lt_ops *o, const struct lt_proc_msg *pm, const char *word
 	memcpy(w, word, len);
 	w[len] = '\0';
 	snprintf(bucket, sizeof(bucket), "%lld", (long long)(pm->ts / 10000));
-	return ops_add(o, pm, K_WORD, bucket, w, 1, 0, NULL, 0);
+	return ops_add(o, pm, K_WORD, bucket, w, 1, 0, NULL, 0, NULL);
 }
 
 int lt_ops_publish(struct lt_ops *o, const struct lt_proc_msg *pm, const char *channel, const char *payload,
 		   uint32_t len)
 {
-	return ops_add(o, pm, K_PUB, channel ? channel : "", "", 1, 0, payload, len);
+	return ops_add(o, pm, K_PUB, channel ? channel : "", "", 1, 0, payload, len, NULL);
 }
 
 int lt_ops_once(struct lt_ops *o, const struct lt_proc_msg *pm, const char *marker, int ttl_s,
 		const char *payload, uint32_t len)
 {
-	return ops_add(o, pm, K_ONCE, marker, "", 1, ttl_s, payload, len);
+	return ops_add(o, pm, K_ONCE, marker, "", 1, ttl_s, payload, len, NULL);
 }
 
 int lt_ops_checkin(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, int64_t day, int ttl_s)
@@ -363,50 +460,101 @@ int lt_ops_checkin(struct lt_ops *o, const struct lt_proc_msg *pm, const char *k
 	char f[24];
 
 	snprintf(f, sizeof(f), "%lld", (long long)day);
-	return ops_add(o, pm, K_CHECKIN, key, f, day, ttl_s, NULL, 0);
+	return ops_add(o, pm, K_CHECKIN, key, f, day, ttl_s, NULL, 0, NULL);
 }
 
 int lt_ops_zmirror(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, const char *member,
 		   const char *hash_key, const char *hash_field, int ttl_s)
 {
-	char ref[256];
-	int n = snprintf(ref, sizeof(ref), "%s:%s", hash_field, hash_key);
-
-	if (n < 0 || (size_t)n >= sizeof(ref) || strchr(hash_field, ':'))
+	if (strchr(hash_field, ':'))
 		return LT_EINVAL;
-	return ops_add(o, pm, K_ZMIRROR, key, member, 0, ttl_s, ref, (uint32_t)n);
+	return ops_add(o, pm, K_ZMIRROR, key, member, 0, ttl_s, hash_field, (uint32_t)strlen(hash_field), hash_key);
 }
 
 int lt_ops_session(struct lt_ops *o, const struct lt_proc_msg *pm, const char *field, int64_t amount)
 {
-	return ops_add(o, pm, K_SESS, "", field, amount, 0, NULL, 0);
+	return ops_add(o, pm, K_SESS, "", field, amount, 0, NULL, 0, NULL);
 }
 
-/* The plan: a JSON array of [kind, key, field, total, ttl, null, extra]; the
- * contributions: per op, in plan order, "idx:amt,idx:amt,...;" (apply.lua
- * parses them only when some marker was not new). */
+static void plan_contribs(const struct lt_ops *o, const struct op *op, struct lt_buf *cout)
+{
+	for (int32_t c = op->head; c >= 0; c = o->c[c].next)
+		lt_buf_printf(cout, "%s%d:%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
+	lt_buf_putc(cout, ';');
+}
+
+/*
+ * The plan: a JSON array of ops. Every op but the hash ones is
+ * [kind, key, field, total, ttl, null(, extra)]; the hash ops and zmirrors
+ * of one key come last, as one op per key:
+ *   ["hash", key, "", 0, ttl, null, [field, k, value, ...], [hash field,
+ *    sorted set, member, ttl, ...]]
+ * with k = "i" (hincr: value = total), "n" / "x" (hmin / hmax: value =
+ * the extreme) or "s" (hset: value = the string), and the mirrors that set
+ * a member's score to a counter field's new value. The contributions: per
+ * op, and per field of a hash op, in plan order, "idx:amt,idx:amt,...;"
+ * (apply.lua parses them only when some marker was not new).
+ */
 static int ops_plan(const struct lt_ops *o, struct lt_buf *out, struct lt_buf *cout)
 {
+	static const char hkind[] = {[K_HINCR] = 'i', [K_HMIN] = 'n', [K_HMAX] = 'x', [K_HSET] = 's'};
+	int first = 1;
+
 	lt_buf_reset(out);
 	lt_buf_reset(cout);
 	lt_buf_putc(out, '[');
 	for (size_t i = 0; i < o->n; i++) {
 		const struct op *op = &o->ops[i];
-		if (i)
+		if (grouped(op->kind))
+			continue;
+		if (!first)
 			lt_buf_putc(out, ',');
+		first = 0;
 		lt_buf_printf(out, "[\"%s\",", kind_name[op->kind]);
 		lt_json_str(out, op->key, strlen(op->key));
 		lt_buf_putc(out, ',');
 		lt_json_str(out, op->field, strlen(op->field));
 		lt_buf_printf(out, ",%lld,%d,null", (long long)op->total, op->ttl);
-		for (int32_t c = op->head; c >= 0; c = o->c[c].next)
-			lt_buf_printf(cout, "%s%d:%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
-		lt_buf_putc(cout, ';');
+		plan_contribs(o, op, cout);
 		if (op->extra) {
 			lt_buf_putc(out, ',');
 			lt_json_str(out, op->extra, op->extra_len);
 		}
 		lt_buf_putc(out, ']');
+	}
+	for (size_t i = 0; i < o->ng; i++) {
+		const struct hgroup *g = &o->g[i];
+		if (!first)
+			lt_buf_putc(out, ',');
+		first = 0;
+		lt_buf_append(out, "[\"hash\",", 8);
+		lt_json_str(out, g->key, strlen(g->key));
+		lt_buf_printf(out, ",\"\",0,%d,null,[", g->ttl);
+		for (int32_t k = g->head; k >= 0; k = o->ops[k].gnext) {
+			const struct op *op = &o->ops[k];
+			if (k != g->head)
+				lt_buf_putc(out, ',');
+			lt_json_str(out, op->field, strlen(op->field));
+			lt_buf_printf(out, ",\"%c\",", hkind[op->kind]);
+			if (op->kind == K_HSET)
+				lt_json_str(out, op->extra, op->extra_len);
+			else
+				lt_buf_printf(out, "%lld", (long long)op->total);
+			plan_contribs(o, op, cout);
+		}
+		lt_buf_append(out, "],[", 3);
+		for (int32_t k = g->mhead; k >= 0; k = o->ops[k].gnext) {
+			const struct op *op = &o->ops[k];
+			if (k != g->mhead)
+				lt_buf_putc(out, ',');
+			lt_json_str(out, op->extra, op->extra_len);
+			lt_buf_putc(out, ',');
+			lt_json_str(out, op->key, strlen(op->key));
+			lt_buf_putc(out, ',');
+			lt_json_str(out, op->field, strlen(op->field));
+			lt_buf_printf(out, ",%d", op->ttl);
+		}
+		lt_buf_append(out, "]]", 2);
 	}
 	lt_buf_putc(out, ']');
 	return lt_buf_err(out) ? lt_buf_err(out) : lt_buf_err(cout);
@@ -714,9 +862,9 @@ static int session_ops(struct lt_ops *o, struct lt_proc_msg *pm)
 	case LT_MSG_LIKE:
 		return lt_ops_session(o, pm, "likes", cnt);
 	case LT_MSG_LIVE_START:
-		return ops_add(o, pm, K_SESS_START, "", "", pm->ts, 0, NULL, 0);
+		return ops_add(o, pm, K_SESS_START, "", "", pm->ts, 0, NULL, 0, NULL);
 	case LT_MSG_LIVE_END:
-		return ops_add(o, pm, K_SESS_END, "", "", pm->ts, 0, NULL, 0);
+		return ops_add(o, pm, K_SESS_END, "", "", pm->ts, 0, NULL, 0, NULL);
 	default:
 		return LT_OK;
 	}

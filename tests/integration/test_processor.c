@@ -369,6 +369,51 @@ START_TEST(overlap_and_inner_duplicates)
 }
 END_TEST
 
+/* A batch that is partly new: the per-user hash (one HMGET and one HSET per
+ * key in apply.lua) takes only the new messages' counts, extremes and name,
+ * and the user_stats mirror follows the counter. */
+START_TEST(partly_new_batch_hash_fields)
+{
+	char room[64], key[160];
+	int64_t now = lt_clock_wall_ms(), t = now - 1000;
+	struct lt_msg ms[4];
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	redisContext *c = rconn();
+	redisReply *r;
+
+	room_name(room, sizeof(room), "part");
+	ms[0] = mk(room, LT_MSG_CHAT, "h0", "u1", "A", "hello", t - 100);
+	ms[1] = mk(room, LT_MSG_GIFT, "h1", "u1", "B", "gift", t - 50);
+	ms[1].count = 2;
+	ms[1].value = 20;
+	batch(&b, ms, 2, 1);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ms[2] = mk(room, LT_MSG_CHAT, "h3", "u1", "C", "again", t - 80);
+	ms[3] = mk(room, LT_MSG_GIFT, "h4", "u1", "D", "gift", t - 10);
+	ms[3].count = 3;
+	ms[3].value = 30;
+	batch(&b, ms, 4, 2); /* h0, h1 again, h3 and h4 new */
+	for (int round = 0; round < 2; round++) {
+		ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+		ck_assert_int_eq(hget_ll(c, key, "messages"), 2);
+		ck_assert_int_eq(hget_ll(c, key, "gifts"), 5);
+		ck_assert_int_eq(hget_ll(c, key, "gift_value"), 50);
+		ck_assert_int_eq(hget_ll(c, key, "first_seen"), t - 100);
+		ck_assert_int_eq(hget_ll(c, key, "last_seen"), t - 10);
+		r = redisCommand(c, "HGET %s name", key);
+		ck_assert_str_eq(r->str, "D");
+		freeReplyObject(r);
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:user_stats", room);
+		ck_assert(zscore(c, key, "u1") == 2);
+	}
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
 static void compare_model(redisContext *c, const char *room, const struct lt_hotwords *h, const char *const *words,
 			  int nwords)
 {
@@ -1239,6 +1284,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, mixed_batch_exactly_once);
 	tcase_add_test(tc, overlap_and_inner_duplicates);
+	tcase_add_test(tc, partly_new_batch_hash_fields);
 	tcase_add_test(tc, hotword_windows_follow_the_model);
 	tcase_add_test(tc, malformed_input);
 	tcase_add_test(tc, redis_down_and_noscript);
