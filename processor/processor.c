@@ -42,6 +42,7 @@
 #define MAX_PLUGINS 16
 #define MAX_PER_CALL 4096 /* messages per script call: keeps each call short (others wait while it runs) */
 #define MAX_ROOMS 4096            /* rooms remembered for the tick */
+#define PIPELINE_MAX 8            /* script calls in flight at once */
 #define ROOM_IDLE_MS (31 * 60000) /* forget a room after this long */
 #define ROOM_KEY_MAX (16 + LT_MSG_ROOM_MAX)
 #define TS_PAST_MS (24 * 3600000LL)
@@ -117,6 +118,12 @@ struct plug {
 	struct lt_series *failures;
 };
 
+/* One room's script call in a pipeline: items[from..to) and its result. */
+struct call {
+	size_t from, to;
+	int rc;
+};
+
 /* One decoded message of the batch. */
 struct item {
 	struct lt_msg m;
@@ -146,6 +153,7 @@ struct lt_processor {
 	size_t capjson;
 	struct lt_buf plan;
 	struct lt_buf contribs; /* the ops' contributions, ARGV[3] */
+	char key[ROOM_KEY_MAX + 8], nowtxt[24]; /* KEYS[1] and ARGV[1] */
 	const char **argv;
 	size_t *lens;
 	size_t capargv;
@@ -155,6 +163,8 @@ struct lt_processor {
 	uint8_t blocked[LT_SEGMENT_MAX_WORDS];
 	struct room_seen *rooms;
 	size_t nrooms;
+	struct call *calls;
+	size_t capcalls;
 	struct lt_processor_stats st;
 	struct {
 		struct lt_series *batches, *messages, *dups, *bad_batch, *bad_record, *invalid, *refused, *repaired,
@@ -790,6 +800,7 @@ void lt_processor_close(struct lt_processor *p)
 	free(p->lens);
 	free(p->sets);
 	free(p->rooms);
+	free(p->calls);
 	free(p->pg_dsn);
 	lt_buf_free(&p->json);
 	lt_buf_free(&p->plan);
@@ -870,12 +881,14 @@ static int session_ops(struct lt_ops *o, struct lt_proc_msg *pm)
 	}
 }
 
-/* Build and send one room's script call for items[from..to). */
-static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t now, const char *src)
+/* Build one room's script call for items[from..to) into p->argv / p->lens
+ * (p->key and p->nowtxt hold two of its arguments): run the plugins, add
+ * the session ops, serialise the plan. Returns the argument count (> 0), or
+ * -LT_ENOMEM. */
+static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t now)
 {
 	size_t n = to - from;
-	char key[ROOM_KEY_MAX + 8], nowtxt[24];
-	struct lt_redis_apply_reply r;
+	char *key = p->key, *nowtxt = p->nowtxt;
 	const char *room = p->items[from].room;
 	int rc;
 
@@ -884,7 +897,7 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	if (n + 1 > p->capjson) {
 		uint32_t *g = realloc(p->json_off, (n + 1) * sizeof(*g));
 		if (!g)
-			return LT_ENOMEM;
+			return -LT_ENOMEM;
 		p->json_off = g;
 		p->capjson = n + 1;
 	}
@@ -896,7 +909,7 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 		p->json_off[i] = (uint32_t)p->json.len;
 		lt_json_msg(&p->json, m);
 		if (lt_buf_err(&p->json))
-			return LT_ENOMEM;
+			return -LT_ENOMEM;
 		pm.m = m;
 		pm.room = room;
 		pm.index = (int)i;
@@ -916,28 +929,28 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 				continue;
 			rc = pg->pl->on_message(pg->state, &pm, &p->ops);
 			if (p->ops.err)
-				return p->ops.err;
+				return -p->ops.err;
 			if (rc != LT_OK)
 				plugin_fail(p, pg, "on_message", rc);
 		}
 		session_ops(&p->ops, &pm);
 		if (p->ops.err)
-			return p->ops.err;
+			return -p->ops.err;
 	}
 	p->json_off[n] = (uint32_t)p->json.len;
 	if (ops_plan(&p->ops, &p->plan, &p->contribs) != LT_OK)
-		return LT_ENOMEM;
+		return -LT_ENOMEM;
 	if (reserve_argv(p, 4 + 3 * n) != LT_OK)
-		return LT_ENOMEM;
+		return -LT_ENOMEM;
 	if (n > p->capsets) {
 		char(*g)[24] = realloc(p->sets, n * sizeof(*g));
 		if (!g)
-			return LT_ENOMEM;
+			return -LT_ENOMEM;
 		p->sets = g;
 		p->capsets = n;
 	}
-	snprintf(key, sizeof(key), "live:{%s}", room);
-	snprintf(nowtxt, sizeof(nowtxt), "%lld", (long long)now);
+	snprintf(key, sizeof(p->key), "live:{%s}", room);
+	snprintf(nowtxt, sizeof(p->nowtxt), "%lld", (long long)now);
 	p->argv[0] = key;
 	p->lens[0] = strlen(key);
 	p->argv[1] = nowtxt;
@@ -956,28 +969,50 @@ static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 		p->lens[6 + 3 * i] = (size_t)snprintf(p->sets[i], sizeof(p->sets[i]), "%lld", (long long)set);
 		p->argv[6 + 3 * i] = p->sets[i];
 	}
-	rc = lt_redis_sink_apply(p->sink, (int)(4 + 3 * n), p->argv, p->lens, &r);
-	if (rc != LT_OK)
-		return rc;
+	return (int)(4 + 3 * n);
+}
+
+/* After Redis answered r for items[from..to): count, tell the plugins. */
+static void finish_room(struct lt_processor *p, size_t from, const struct lt_redis_apply_reply *r, int64_t now,
+			const char *src)
+{
+	const char *room = p->items[from].room;
+	int rc;
+
 	room_seen(p, room, now);
-	p->st.messages += (uint64_t)r.messages;
-	p->st.fresh += (uint64_t)r.fresh;
-	p->st.duplicates += (uint64_t)(r.messages - r.fresh);
+	p->st.messages += (uint64_t)r->messages;
+	p->st.fresh += (uint64_t)r->fresh;
+	p->st.duplicates += (uint64_t)(r->messages - r->fresh);
 	for (int k = 0; k < LT_REDIS_PHASES && k < 5; k++)
-		p->st.script_us[k] += (uint64_t)r.phase_us[k];
-	lt_metrics_add(p->m.messages, (uint64_t)r.messages);
-	lt_metrics_add(p->m.dups, (uint64_t)(r.messages - r.fresh));
-	if (r.fresh < r.messages)
+		p->st.script_us[k] += (uint64_t)r->phase_us[k];
+	lt_metrics_add(p->m.messages, (uint64_t)r->messages);
+	lt_metrics_add(p->m.dups, (uint64_t)(r->messages - r->fresh));
+	if (r->fresh < r->messages)
 		lt_debug(NULL, "room=%s batch=%s: %lld of %lld messages already seen", room, src,
-			 r.messages - r.fresh, r.messages);
+			 r->messages - r->fresh, r->messages);
 	{
-		struct lt_proc_result res = {room, (int)r.messages, (int)r.fresh};
+		struct lt_proc_result res = {room, (int)r->messages, (int)r->fresh};
 		for (int k = 0; k < p->nplugs; k++) {
 			struct plug *pg = &p->plugs[k];
 			if (pg->enabled && pg->pl->on_batch && (rc = pg->pl->on_batch(pg->state, &res)) != LT_OK)
 				plugin_fail(p, pg, "on_batch", rc);
 		}
 	}
+}
+
+/* Build, send and wait for one room's script call for items[from..to).
+ * Returns LT_OK, LT_EINVAL (refused), LT_EREDIS or LT_ENOMEM. */
+static int apply_room(struct lt_processor *p, size_t from, size_t to, int64_t now, const char *src)
+{
+	struct lt_redis_apply_reply r;
+	int argc = build_room(p, from, to, now), rc;
+
+	if (argc < 0)
+		return -argc;
+	rc = lt_redis_sink_apply(p->sink, argc, p->argv, p->lens, &r);
+	if (rc != LT_OK)
+		return rc;
+	finish_room(p, from, &r, now, src);
 	return LT_OK;
 }
 
@@ -1008,6 +1043,68 @@ static int apply_range(struct lt_processor *p, size_t from, size_t to, int64_t n
 	mid = from + (to - from) / 2;
 	rc = apply_range(p, from, mid, now, src);
 	return rc != LT_OK ? rc : apply_range(p, mid, to, now, src);
+}
+
+/*
+ * Apply p->items (sorted by room) as one script call per room (or per
+ * MAX_PER_CALL messages of a room), pipelined: up to PIPELINE_MAX calls are
+ * in flight, so that Redis runs one room's call while the next one is built,
+ * and the answers are read in order. A call that was refused (or met a
+ * flushed script cache) is applied again on its own with apply_range once
+ * the pipe is empty. Returns LT_OK, LT_EREDIS or LT_ENOMEM; what was
+ * applied stays applied (its markers make a retry a no-op for it).
+ */
+static int apply_pipelined(struct lt_processor *p, int64_t now, const char *src)
+{
+	size_t ncalls = 0, sent = 0, got = 0;
+	int broken = LT_OK, rc = LT_OK;
+
+	for (size_t i = 0; i < p->nitems;) {
+		size_t j = i + 1;
+		while (j < p->nitems && strcmp(p->items[j].room, p->items[i].room) == 0 && j - i < MAX_PER_CALL)
+			j++;
+		if (ncalls == p->capcalls) {
+			size_t ncap = p->capcalls ? p->capcalls * 2 : 64;
+			struct call *g = realloc(p->calls, ncap * sizeof(*g));
+			if (!g)
+				return LT_ENOMEM;
+			p->calls = g;
+			p->capcalls = ncap;
+		}
+		p->calls[ncalls++] = (struct call){i, j, LT_OK};
+		i = j;
+	}
+	while (got < ncalls) {
+		struct call *c;
+		if (sent < ncalls && sent - got < PIPELINE_MAX) {
+			int argc;
+			c = &p->calls[sent++];
+			if (broken) {
+				c->rc = broken;
+				continue;
+			}
+			argc = build_room(p, c->from, c->to, now);
+			c->rc = argc < 0 ? -argc : lt_redis_sink_send(p->sink, argc, p->argv, p->lens);
+			if (c->rc != LT_OK)
+				broken = c->rc; /* send no more; read what is in flight */
+			continue;
+		}
+		c = &p->calls[got++];
+		if (c->rc == LT_OK) {
+			struct lt_redis_apply_reply r;
+			c->rc = lt_redis_sink_recv(p->sink, &r);
+			if (c->rc == LT_OK)
+				finish_room(p, c->from, &r, now, src);
+		}
+	}
+	for (size_t k = 0; k < ncalls; k++) {
+		struct call *c = &p->calls[k];
+		if (c->rc == LT_EINVAL || c->rc == LT_EAGAIN)
+			c->rc = apply_range(p, c->from, c->to, now, src);
+		if (c->rc != LT_OK && rc == LT_OK)
+			rc = c->rc;
+	}
+	return rc;
 }
 
 /* Decode one batch and append its good records to p->items: a record that
@@ -1112,22 +1209,16 @@ int lt_processor_apply_many(struct lt_processor *p, const struct lt_processor_in
 	for (size_t i = 0; i < p->nitems; i++)
 		if (p->items[i].synth[0])
 			p->items[i].m.msg_id.p = p->items[i].synth;
-	for (size_t i = 0; i < p->nitems;) {
-		size_t j = i + 1;
-		while (j < p->nitems && strcmp(p->items[j].room, p->items[i].room) == 0 && j - i < MAX_PER_CALL)
-			j++;
-		rc = apply_range(p, i, j, now, src);
-		if (rc != LT_OK) {
-			if (rc == LT_EREDIS) {
-				p->st.redis_errors++;
-				lt_metrics_add(p->m.redis_err, 1);
-			}
-			for (int k = 0; k < n; k++)
-				if (rcs[k] == LT_OK)
-					rcs[k] = rc;
-			return rc;
+	rc = apply_pipelined(p, now, src);
+	if (rc != LT_OK) {
+		if (rc == LT_EREDIS) {
+			p->st.redis_errors++;
+			lt_metrics_add(p->m.redis_err, 1);
 		}
-		i = j;
+		for (int k = 0; k < n; k++)
+			if (rcs[k] == LT_OK)
+				rcs[k] = rc;
+		return rc;
 	}
 	p->st.batches += (uint64_t)good;
 	lt_metrics_add(p->m.batches, (uint64_t)good);

@@ -148,6 +148,33 @@ static int transient(const char *err)
 	return 0;
 }
 
+/* What an EVALSHA of apply.lua answered: LT_OK with *out filled, LT_EINVAL
+ * for a refusal, LT_EREDIS for a transient error or an unexpected reply. */
+static int parse_reply(const redisReply *r, struct lt_redis_apply_reply *out)
+{
+	int rc = LT_EREDIS;
+
+	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER && r->element[2]->type == REDIS_REPLY_INTEGER) {
+		out->messages = r->element[0]->integer;
+		out->fresh = r->element[1]->integer;
+		out->applied = r->element[2]->integer;
+		for (size_t i = 0; i < LT_REDIS_PHASES; i++)
+			out->phase_us[i] = i + 3 < r->elements && r->element[i + 3]->type == REDIS_REPLY_INTEGER
+						   ? r->element[i + 3]->integer
+						   : 0;
+		rc = LT_OK;
+	} else if (r->type == REDIS_REPLY_ERROR && !transient(r->str)) {
+		/* deterministic: the same call would fail the same way */
+		lt_debug("redis=script", "apply script refused its input: %s", r->str);
+		rc = LT_EINVAL;
+	} else {
+		lt_error("redis=script", "apply script failed: %s",
+			 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	}
+	return rc;
+}
+
 int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
 			struct lt_redis_apply_reply *out)
 {
@@ -186,24 +213,7 @@ int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, co
 		}
 		break;
 	}
-	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[0]->type == REDIS_REPLY_INTEGER &&
-	    r->element[1]->type == REDIS_REPLY_INTEGER && r->element[2]->type == REDIS_REPLY_INTEGER) {
-		out->messages = r->element[0]->integer;
-		out->fresh = r->element[1]->integer;
-		out->applied = r->element[2]->integer;
-		for (size_t i = 0; i < LT_REDIS_PHASES; i++)
-			out->phase_us[i] = i + 3 < r->elements && r->element[i + 3]->type == REDIS_REPLY_INTEGER
-						   ? r->element[i + 3]->integer
-						   : 0;
-		rc = LT_OK;
-	} else if (r->type == REDIS_REPLY_ERROR && !transient(r->str)) {
-		/* deterministic: the same call would fail the same way */
-		lt_debug("redis=script", "apply script refused its input: %s", r->str);
-		rc = LT_EINVAL;
-	} else {
-		lt_error("redis=script", "apply script failed: %s",
-			 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-	}
+	rc = parse_reply(r, out);
 out:
 	if (r)
 		freeReplyObject(r);
@@ -225,4 +235,63 @@ int lt_redis_sink_retry_ms(const struct lt_redis_sink *s)
 uint64_t lt_redis_sink_connects(const struct lt_redis_sink *s)
 {
 	return s->connects;
+}
+
+/* EVALSHA argv as lt_redis_sink_apply does, with the script's SHA: argv
+ * copied into hiredis's output buffer, and the buffer written out. */
+int lt_redis_sink_send(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens)
+{
+	const char **av;
+	size_t *al;
+	int done = 0, rc = LT_OK;
+
+	if (connect_now(s) != LT_OK)
+		return LT_EREDIS;
+	av = malloc(((size_t)argc + 3) * sizeof(*av));
+	al = malloc(((size_t)argc + 3) * sizeof(*al));
+	if (!av || !al) {
+		free(av);
+		free(al);
+		return LT_ENOMEM;
+	}
+	av[0] = "EVALSHA";
+	al[0] = 7;
+	av[1] = s->sha;
+	al[1] = 40;
+	av[2] = "1";
+	al[2] = 1;
+	memcpy(av + 3, argv, (size_t)argc * sizeof(*av));
+	memcpy(al + 3, lens, (size_t)argc * sizeof(*al));
+	if (redisAppendCommandArgv(s->ctx, argc + 3, av, al) != REDIS_OK) {
+		rc = s->ctx->err == REDIS_ERR_OOM ? LT_ENOMEM : LT_EREDIS;
+		drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "cannot queue a command");
+	}
+	while (rc == LT_OK && !done) {
+		if (redisBufferWrite(s->ctx, &done) != REDIS_OK) {
+			drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "connection lost");
+			rc = LT_EREDIS;
+		}
+	}
+	free(av);
+	free(al);
+	return rc;
+}
+
+int lt_redis_sink_recv(struct lt_redis_sink *s, struct lt_redis_apply_reply *out)
+{
+	redisReply *r = NULL;
+	int rc;
+
+	if (!s->ctx)
+		return LT_EREDIS;
+	if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r) {
+		drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "connection lost");
+		return LT_EREDIS;
+	}
+	if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
+		rc = LT_EAGAIN; /* lt_redis_sink_apply reloads the script */
+	else
+		rc = parse_reply(r, out);
+	freeReplyObject(r);
+	return rc;
 }

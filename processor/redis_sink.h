@@ -48,6 +48,19 @@ void lt_redis_sink_close(struct lt_redis_sink *s);
 int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
 			struct lt_redis_apply_reply *r);
 
+/*
+ * Pipelining: send queues one EVALSHA (as lt_redis_sink_apply would, but
+ * without waiting) and writes it out; recv reads the oldest reply not read
+ * yet. The caller counts what it sent and reads every reply in order.
+ * send returns LT_OK, LT_EREDIS (not connected, or the connection was lost:
+ * every reply still pending is lost with it) or LT_ENOMEM. recv returns what
+ * lt_redis_sink_apply would for that call, plus LT_EAGAIN for NOSCRIPT (the
+ * script cache was flushed: send the call again with lt_redis_sink_apply,
+ * which reloads it); LT_EREDIS from recv means the connection is gone.
+ */
+int lt_redis_sink_send(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens);
+int lt_redis_sink_recv(struct lt_redis_sink *s, struct lt_redis_apply_reply *r);
+
 /* Milliseconds until the next connect attempt is allowed (0 = now or
  * connected). */
 int lt_redis_sink_retry_ms(const struct lt_redis_sink *s);

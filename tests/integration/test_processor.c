@@ -1106,6 +1106,66 @@ START_TEST(script_refusal_drops_only_the_record)
 }
 END_TEST
 
+/* apply_many pipelines one script call per room: a flushed script cache
+ * (NOSCRIPT on every call in flight) and a refused call in the middle of
+ * the pipe are each applied again on their own; every other room is applied
+ * once, in full. */
+START_TEST(pipelined_rooms_recover_alone)
+{
+	static const struct lt_plugin *const extra[] = {&t_poison, NULL};
+	struct lt_processor_opts o = {.redis_url = lt_test_redis_url(), .extra_plugins = extra};
+	struct lt_processor *p = NULL;
+	struct lt_processor_stats st;
+	struct lt_error e = {0};
+	struct lt_buf b[5] = {LT_BUF_INIT, LT_BUF_INIT, LT_BUF_INIT, LT_BUF_INIT, LT_BUF_INIT};
+	struct lt_processor_input in[5];
+	char rooms[5][16], ids[5][3][16], key[160];
+	int rcs[5];
+	redisContext *c = rconn();
+	redisReply *r;
+
+	ck_assert_int_eq(lt_processor_open(&o, &p, &e), LT_OK);
+	for (int round = 0; round < 2; round++) {
+		for (int k = 0; k < 5; k++) {
+			struct lt_msg ms[3];
+			snprintf(rooms[k], sizeof(rooms[k]), "pipe%d", k);
+			if (round == 0)
+				room_wipe(c, rooms[k]);
+			for (int i = 0; i < 3; i++) {
+				snprintf(ids[k][i], sizeof(ids[k][i]), "q%d-%d-%d", round, k, i);
+				ms[i] = mk(rooms[k], LT_MSG_CHAT, ids[k][i], "u1", "a",
+					   round == 1 && k == 2 && i == 1 ? "poison" : "fine", FIXED_NOW - 10);
+			}
+			batch(&b[k], ms, 3, (uint64_t)(round * 5 + k + 1));
+			in[k] = (struct lt_processor_input){b[k].data, b[k].len};
+		}
+		if (round == 0) {
+			r = redisCommand(c, "SCRIPT FLUSH");
+			freeReplyObject(r);
+		}
+		ck_assert_int_eq(lt_processor_apply_many(p, in, 5, FIXED_NOW, rcs), LT_OK);
+		for (int k = 0; k < 5; k++)
+			ck_assert_int_eq(rcs[k], LT_OK);
+		/* the same batches again: all duplicates, nothing changes */
+		ck_assert_int_eq(lt_processor_apply_many(p, in, 5, FIXED_NOW, rcs), LT_OK);
+	}
+	lt_processor_stats(p, &st);
+	ck_assert_uint_eq(st.refused_records, 2);
+	ck_assert_uint_eq(st.fresh, 29);
+	ck_assert_uint_eq(st.redis_errors, 0);
+	for (int k = 0; k < 5; k++) {
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", rooms[k]);
+		ck_assert_int_eq(hget_ll(c, key, "messages"), k == 2 ? 5 : 6);
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:messages", rooms[k]);
+		ck_assert_int_eq(integer(c, "XLEN %s", key), k == 2 ? 5 : 6);
+	}
+	for (int k = 0; k < 5; k++)
+		lt_buf_free(&b[k]);
+	redisFree(c);
+	lt_processor_close(p);
+}
+END_TEST
+
 /* An error reply that means "not now" (here OOM under maxmemory) is not a
  * refusal: LT_EREDIS, nothing dropped, and the batch applies in full once
  * Redis has memory again. */
@@ -1295,6 +1355,7 @@ int main(void)
 	tcase_add_test(tc, corrupted_batches_never_crash);
 	tcase_add_test(tc, corrupted_records_never_take_their_batch);
 	tcase_add_test(tc, script_refusal_drops_only_the_record);
+	tcase_add_test(tc, pipelined_rooms_recover_alone);
 	tcase_add_test(tc, transient_redis_error_keeps_the_batch);
 	tcase_add_test(tc, keywords_without_database_or_table);
 	suite_add_tcase(s, tc);
