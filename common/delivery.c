@@ -110,6 +110,7 @@ struct lt_delivery {
 	int n_links;
 	pthread_mutex_t link_mu;
 	int64_t kind_redial_ms[NKINDS]; /* when a silent kind's dialers were last replaced */
+	int kind_redials[NKINDS];	/* times since the kind's last ack (backs the next one off) */
 	int64_t infl_since[NKINDS];	/* when the kind's in-flight list last became non-empty */
 
 	struct lt_spool *spool;
@@ -651,8 +652,11 @@ static int64_t silent_ms(const struct lt_delivery *d)
 /* Replace the dialers that need it: a link without a pipe for
  * LINK_DOWN_MS (its consumer is gone, or NNG stopped redialing), and every
  * link of a kind that acked nothing for silent_ms while batches were in
- * flight. Called by the worker with d->mu held; drops it around the NNG
- * calls (pipe callbacks and acks go on meanwhile). */
+ * flight. A consumer that is silent because it waits for its database gains
+ * nothing from this and loses the acks in flight each time, so while the
+ * kind stays silent the period doubles (silent_ms, 2x, 4x, then every 8x).
+ * Called by the worker with d->mu held; drops it around the NNG calls (pipe
+ * callbacks and acks go on meanwhile). */
 static void links_check(struct lt_delivery *d, int64_t now)
 {
 	bool silent[NKINDS] = {false, false};
@@ -660,9 +664,11 @@ static void links_check(struct lt_delivery *d, int64_t now)
 		if (!d->required[k] || d->n_infl[k] == 0)
 			continue;
 		int64_t last = d->last_ack_ms[k] > d->infl_since[k] ? d->last_ack_ms[k] : d->infl_since[k];
-		if (now - last >= silent_ms(d) && now - d->kind_redial_ms[k] >= silent_ms(d)) {
+		int shift = d->kind_redials[k] < 3 ? d->kind_redials[k] : 3;
+		if (now - last >= silent_ms(d) && now - d->kind_redial_ms[k] >= silent_ms(d) << shift) {
 			silent[k] = true;
 			d->kind_redial_ms[k] = now;
+			d->kind_redials[k]++;
 		}
 	}
 	for (int i = 0; i < d->n_links; i++) {
@@ -675,6 +681,8 @@ static void links_check(struct lt_delivery *d, int64_t now)
 		if (!down && !silent[l->kind])
 			continue;
 		d->st.redials++;
+		if (!down)
+			d->st.silent_redials++;
 		pthread_mutex_unlock(&d->mu);
 		nng_dialer old = l->dialer;
 		if (nng_dialer_id(old) > 0)
@@ -834,6 +842,7 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 		}
 	}
 	d->last_ack_ms[k] = now;
+	d->kind_redials[k] = 0;
 	if (e->acked == ALL_KINDS)
 		ent_done(d, e);
 	pthread_cond_signal(&d->wake);

@@ -46,8 +46,9 @@
  * was killed with -9, so the sender also watches each dialer's pipes and
  * replaces a dialer that has had none for 3 s, and replaces every dialer of
  * a kind that has acked nothing for max(4 x ack_timeout_ms,
- * ack_timeout_max_ms) while batches are in flight. Replacing costs at most a
- * resend (consumers are idempotent).
+ * ack_timeout_max_ms) while batches are in flight (again after 2, 4, then 8
+ * times that while the kind stays silent). Replacing costs at most a resend
+ * (consumers are idempotent).
  *
  * Metrics: the internal thread exports the counters about once a second to
  * common/metrics.h as livetap_delivery_* families labelled source=<source_id>
@@ -117,11 +118,12 @@ struct lt_delivery_stats {
 	uint64_t spool_corrupt;	    /* corrupt records/tails truncated on open */
 	uint64_t recovered_batches; /* found in the spool on open (resent) */
 	uint64_t recovered_records;
-	uint64_t spool_errors;	/* write/read failures */
-	uint64_t send_watchdog; /* send aios cancelled after hanging past 2 x ack timeout + 1 s */
-	uint64_t redials;	/* dialers replaced: no pipe for 3 s, or their kind silent (above) */
-	uint64_t links_down;	/* dialers (push and ack, per consumer URL) with no pipe now */
-	uint64_t lost_records;	/* given up: spool copy unreadable, or not on disk at close */
+	uint64_t spool_errors;	 /* write/read failures */
+	uint64_t send_watchdog;	 /* send aios cancelled after hanging past 2 x ack timeout + 1 s */
+	uint64_t redials;	 /* dialers replaced: no pipe for 3 s, or their kind silent (above) */
+	uint64_t silent_redials; /* of those, replaced because their kind was silent */
+	uint64_t links_down;	 /* dialers (push and ack, per consumer URL) with no pipe now */
+	uint64_t lost_records;	 /* given up: spool copy unreadable, or not on disk at close */
 	uint64_t next_seq;
 };
 

@@ -443,11 +443,12 @@ int main(int argc, char **argv)
 	    "\"total_seconds\":%.3f,\"rate\":%.0f,\"delivery\":{\"batches\":%" PRIu64 ",\"sent\":%" PRIu64
 	    ",\"resent\":%" PRIu64 ",\"acked_records\":%" PRIu64 ",\"recovered_records\":%" PRIu64
 	    ",\"spool_corrupt\":%" PRIu64 ",\"send_failed\":%" PRIu64 ",\"redials\":%" PRIu64
-	    "},\"user_messages\":{",
+	    ",\"silent_redials\":%" PRIu64 "},\"user_messages\":{",
 	    o.source, lt_platform_name(o.platform), o.room, o.offset, sent, invalid, chats, gifts, likes,
 	    o.plant ? o.plant : "", planted, o.ts_base, drc == LT_OK ? "true" : "false", st.pending_records,
 	    eagain, push_s, total_s, total_s > 0 ? (double)sent / total_s : 0.0, st.batches_sealed, st.sent,
-	    st.resent, st.acked_records, st.recovered_records, st.spool_corrupt, st.send_failed, st.redials);
+	    st.resent, st.acked_records, st.recovered_records, st.spool_corrupt, st.send_failed, st.redials,
+	    st.silent_redials);
 	bool first = true;
 	for (long u = 0; u < o.users; u++) {
 		if (!per_user[u])
