@@ -43,6 +43,7 @@
 #define MAX_PER_CALL 4096 /* messages per script call: keeps each call short (others wait while it runs) */
 #define MAX_ROOMS 4096            /* rooms remembered for the tick */
 #define PIPELINE_MAX 8            /* script calls in flight at once */
+#define PLAN_SAFE (1LL << 53)     /* numbers beyond are not exact in Lua */
 #define ROOM_IDLE_MS (31 * 60000) /* forget a room after this long */
 #define ROOM_KEY_MAX (16 + LT_MSG_ROOM_MAX)
 #define TS_PAST_MS (24 * 3600000LL)
@@ -504,11 +505,25 @@ static void plan_contribs(const struct lt_ops *o, const struct op *op, struct lt
  * a member's score to a counter field's new value. The contributions: per
  * op, and per field of a hash op, in plan order, "idx:amt,idx:amt,...;"
  * (apply.lua parses them only when some marker was not new).
+ *
+ * apply.lua trusts the plan's values, so they are checked here: a number
+ * beyond 2^53 (not exact in a Lua double; Redis would render it as
+ * "4.6116860184273879e+18" and HINCRBY refuse it half-way through the
+ * script, after the markers were set) or a once op without a ttl makes the
+ * plan LT_EINVAL, which the caller treats like a refusal by the script:
+ * it applies the call's messages in halves and drops only the culprit.
+ * Returns LT_OK, LT_EINVAL or the buffers' sticky error.
  */
 static int ops_plan(const struct lt_ops *o, struct lt_buf *out, struct lt_buf *cout)
 {
 	static const char hkind[] = {[K_HINCR] = 'i', [K_HMIN] = 'n', [K_HMAX] = 'x', [K_HSET] = 's'};
 	int first = 1;
+
+	for (size_t i = 0; i < o->n; i++) {
+		const struct op *op = &o->ops[i];
+		if (op->total > PLAN_SAFE || op->total < -PLAN_SAFE || op->ttl < 0 || (op->kind == K_ONCE && op->ttl == 0))
+			return LT_EINVAL;
+	}
 
 	lt_buf_reset(out);
 	lt_buf_reset(cout);
@@ -938,8 +953,9 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 			return -p->ops.err;
 	}
 	p->json_off[n] = (uint32_t)p->json.len;
-	if (ops_plan(&p->ops, &p->plan, &p->contribs) != LT_OK)
-		return -LT_ENOMEM;
+	rc = ops_plan(&p->ops, &p->plan, &p->contribs);
+	if (rc != LT_OK)
+		return -rc;
 	if (reserve_argv(p, 4 + 3 * n) != LT_OK)
 		return -LT_ENOMEM;
 	if (n > p->capsets) {
@@ -1085,7 +1101,7 @@ static int apply_pipelined(struct lt_processor *p, int64_t now, const char *src)
 			}
 			argc = build_room(p, c->from, c->to, now);
 			c->rc = argc < 0 ? -argc : lt_redis_sink_send(p->sink, argc, p->argv, p->lens);
-			if (c->rc != LT_OK)
+			if (c->rc == LT_EREDIS || c->rc == LT_ENOMEM)
 				broken = c->rc; /* send no more; read what is in flight */
 			continue;
 		}

@@ -40,6 +40,7 @@
 #include "processor/plugin.h"
 #include "processor/plugins/keywords.h"
 #include "processor/processor.h"
+#include "processor/redis_sink.h"
 #include "tests/support/testsupport.h"
 
 static int room_seq;
@@ -1166,6 +1167,59 @@ START_TEST(pipelined_rooms_recover_alone)
 }
 END_TEST
 
+/* redis_sink tells a refusal by the script (deterministic: LT_EINVAL, the
+ * processor bisects) from a transient error (LT_EREDIS, no ack): apply.lua
+ * refuses a call whose shape is wrong before its first write. */
+START_TEST(redis_sink_tells_refusals_apart)
+{
+	struct lt_redis_sink *s = NULL;
+	struct lt_redis_apply_reply r;
+	struct lt_error e = {0};
+	const char *argv[7] = {"live:{bilibili:sinktest}", "1704067200000", "[]", "", "m1", "{}", "2840111"};
+	size_t lens[7];
+	redisContext *c = rconn();
+	redisReply *rr;
+
+	for (int i = 0; i < 7; i++)
+		lens[i] = strlen(argv[i]);
+	ck_assert_int_eq(lt_redis_sink_open(lt_test_redis_url(), 2000, &s, &e), LT_OK);
+	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_OK);
+	argv[1] = "-5";
+	lens[1] = 2;
+	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_EINVAL);
+	argv[1] = "1704067200000";
+	lens[1] = strlen(argv[1]);
+	argv[2] = "not json";
+	lens[2] = strlen(argv[2]);
+	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_EINVAL);
+	argv[2] = "[]";
+	lens[2] = 2;
+	ck_assert_int_eq(lt_redis_sink_apply(s, 6, argv, lens, &r), LT_EINVAL); /* 2 of 3 message args */
+	argv[4] = "";
+	lens[4] = 0;
+	ck_assert_int_eq(lt_redis_sink_apply(s, 7, argv, lens, &r), LT_EINVAL); /* empty msg_id */
+	/* pipelined, the same answers in order */
+	argv[4] = "m1";
+	lens[4] = 2;
+	ck_assert_int_eq(lt_redis_sink_send(s, 4, argv, lens), LT_OK);
+	argv[1] = "x";
+	lens[1] = 1;
+	ck_assert_int_eq(lt_redis_sink_send(s, 4, argv, lens), LT_OK);
+	ck_assert_int_eq(lt_redis_sink_recv(s, &r), LT_OK);
+	ck_assert_int_eq(lt_redis_sink_recv(s, &r), LT_EINVAL);
+	/* a flushed script cache in the pipe: LT_EAGAIN */
+	argv[1] = "1704067200000";
+	lens[1] = strlen(argv[1]);
+	rr = redisCommand(c, "SCRIPT FLUSH");
+	freeReplyObject(rr);
+	ck_assert_int_eq(lt_redis_sink_send(s, 4, argv, lens), LT_OK);
+	ck_assert_int_eq(lt_redis_sink_recv(s, &r), LT_EAGAIN);
+	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_OK);
+	lt_redis_sink_close(s);
+	redisFree(c);
+}
+END_TEST
+
 /* An error reply that means "not now" (here OOM under maxmemory) is not a
  * refusal: LT_EREDIS, nothing dropped, and the batch applies in full once
  * Redis has memory again. */
@@ -1356,6 +1410,7 @@ int main(void)
 	tcase_add_test(tc, corrupted_records_never_take_their_batch);
 	tcase_add_test(tc, script_refusal_drops_only_the_record);
 	tcase_add_test(tc, pipelined_rooms_recover_alone);
+	tcase_add_test(tc, redis_sink_tells_refusals_apart);
 	tcase_add_test(tc, transient_redis_error_keeps_the_batch);
 	tcase_add_test(tc, keywords_without_database_or_table);
 	suite_add_tcase(s, tc);
