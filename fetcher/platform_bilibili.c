@@ -390,6 +390,12 @@ static void emit(struct em *e, struct lt_msg *m)
 	if (e->c->extra.len && !lt_buf_err(&e->c->extra))
 		m->extra = (struct lt_str){(const char *)e->c->extra.data, (uint32_t)e->c->extra.len};
 	lt_msg_clamp(m);
+	if (!m->msg_id.len) {
+		/* an over-long platform id of stray UTF-8 continuation bytes
+		 * clamps to nothing: no id, no message */
+		e->c->st.bad_messages++;
+		return;
+	}
 	e->c->st.messages++;
 	e->io->emit(e->io->ud, m);
 }

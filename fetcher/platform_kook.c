@@ -284,6 +284,12 @@ static void emit(struct em *e, struct lt_msg *m)
 			m->extra = (struct lt_str){(const char *)x->data, (uint32_t)x->len};
 	}
 	lt_msg_clamp(m);
+	if (!m->msg_id.len) {
+		/* an over-long id of stray UTF-8 continuation bytes clamps to
+		 * nothing: no id, no message (found by fuzz_kook) */
+		e->c->st.bad_messages++;
+		return;
+	}
 	e->c->st.messages++;
 	e->io->emit(e->io->ud, m);
 }

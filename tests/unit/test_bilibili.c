@@ -519,6 +519,29 @@ START_TEST(gift_v2_base64)
 }
 END_TEST
 
+/* A SEND_GIFT whose tid is an over-long run of stray UTF-8 continuation
+ * bytes: the id clamps to nothing, so the message is counted bad instead of
+ * going out without an id. */
+START_TEST(gift_tid_clamped_to_nothing)
+{
+	struct got g = {0};
+	struct lt_platform_stats st;
+	char body[1024], tid[256];
+
+	memset(tid, 0xa1, 200);
+	tid[200] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"cmd\":\"SEND_GIFT\",\"data\":{\"giftId\":1,\"giftName\":\"g\",\"num\":1,\"price\":100,"
+	         "\"tid\":\"%s\",\"uid\":5,\"uname\":\"u\"}}",
+	         tid);
+	decode_body(body, strlen(body), &g, &st);
+	ck_assert_int_eq(g.n, 0);
+	ck_assert_int_eq(st.bad_messages, 1);
+	ck_assert_int_eq(st.messages, 0);
+	got_free(&g);
+}
+END_TEST
+
 START_TEST(interact_fields)
 {
 	struct got g = {0};
@@ -1063,6 +1086,7 @@ int main(void)
 	tcase_add_test(tc, danmu_suffix_id_str_anonymous);
 	tcase_add_test(tc, danmu_id_str_offsets);
 	tcase_add_test(tc, gift_v2_base64);
+	tcase_add_test(tc, gift_tid_clamped_to_nothing);
 	tcase_add_test(tc, gift_fields);
 	tcase_add_test(tc, gift_v2_protobuf);
 	tcase_add_test(tc, interact_fields);

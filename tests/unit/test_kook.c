@@ -216,6 +216,33 @@ START_TEST(chat_fields)
 }
 END_TEST
 
+/* An over-long msg_id of stray UTF-8 continuation bytes clamps to nothing:
+ * counted as a bad message, never emitted without an id (fuzz_kook found
+ * it); a long id of good characters is cut to LT_MSG_ID_MAX and kept. */
+START_TEST(msg_id_clamped_to_nothing)
+{
+	struct lt_platform_conn *c = conn();
+	struct lt_platform_stats st;
+	struct got g = {0};
+	char id[300];
+
+	hello(c, &g, "sess-1");
+	id[0] = 'c';
+	memset(id + 1, 0xa1, 200);
+	id[201] = '\0';
+	feed(c, &g, text_event(1, id, "x"), NULL);
+	ck_assert_int_eq(g.n, 0);
+	lt_platform_kook.stats(c, &st);
+	ck_assert_int_eq(st.bad_messages, 1);
+	memset(id, 'a', 200);
+	feed(c, &g, text_event(2, id, "y"), NULL);
+	ck_assert_int_eq(g.n, 1);
+	ck_assert_int_eq(strlen(s(g.msg[0], "msg_id")), LT_MSG_ID_MAX);
+	got_free(&g);
+	lt_platform_kook.destroy(c);
+}
+END_TEST
+
 START_TEST(system_events_and_filter)
 {
 	struct lt_platform_conn *c = conn();
@@ -614,6 +641,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, chat_fields);
+	tcase_add_test(tc, msg_id_clamped_to_nothing);
 	tcase_add_test(tc, system_events_and_filter);
 	tcase_add_test(tc, sn_order_reorder_dedup);
 	tcase_add_test(tc, zlib_frames_and_bad_frames);
