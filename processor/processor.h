@@ -5,9 +5,10 @@
  * lt_processor_apply takes one lt_wire batch as received from a fetcher,
  * groups its records by room, runs the plugins over each message (hot words,
  * user statistics, check-in, fortune draw, keyword rules, see plugin.h),
- * aggregates their ops and sends every room's share to Redis as ONE EVALSHA
- * of apply.lua, which sets a per-message marker first and applies only what
- * new messages contributed (exactly once; see apply.lua). main.c acks the
+ * aggregates their ops (a hash key's field ops become one op) and sends
+ * every room's share to Redis as ONE EVALSHA of apply.lua, which sets a
+ * per-message marker first and applies only what new messages contributed
+ * (exactly once; see apply.lua). Records are checked first (sanitize.h). main.c acks the
  * batch when apply returned LT_OK or LT_EPROTO and keeps it otherwise.
  *
  * Threads: a processor is used by one thread at a time (friso's task and the
@@ -91,7 +92,8 @@ struct lt_processor_input {
  * Apply n batches together, as one script call per room for all of them:
  * under load the processor takes every batch already queued on the bus, so
  * per-user and per-word work (and the script call) is paid once for many
- * batches. rcs[i] gets batch i's own result: LT_OK (ack it) or LT_EPROTO
+ * batches. The rooms' calls are pipelined (up to 8 in flight), so Redis runs
+ * one room while the next is built. rcs[i] gets batch i's own result: LT_OK (ack it) or LT_EPROTO
  * (malformed: ack and drop it). Returns LT_OK when Redis answered for all of
  * them, else LT_EREDIS / LT_ENOMEM, and then every rcs[i] that was LT_OK is
  * set to that code (ack none of those; what was already applied is made a
