@@ -36,9 +36,15 @@ static const struct lt_app_spec spec = {
 };
 
 /* Batches already queued on the bus are applied together (one script call
- * per room for all of them), up to these bounds. */
-#define MERGE_MAX 16
-#define MERGE_BYTES (8u << 20)
+ * per room for all of them, the rooms pipelined), up to these bounds. Quiet
+ * rooms send batches of one or two records (a batch is sealed 5 ms after its
+ * first record), so the count bound must be high: with 16, twenty rooms at
+ * 50 messages/s each needed 60 round trips a second to Redis, and on a busy
+ * machine that was more than the processor got done; it fell behind, the
+ * fetchers resent, and the resends cost as much as the originals. The byte
+ * bound keeps one cycle, and so the latency of a busy room, short. */
+#define MERGE_MAX 512
+#define MERGE_BYTES (1u << 20)
 
 struct run {
 	struct lt_processor *proc;
