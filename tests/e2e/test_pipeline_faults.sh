@@ -55,10 +55,15 @@ lt_pipe_start_persister
 lt_pipe_start_processor
 echo "processor pid $processor_pid, persister pid $persister_pid, database $lt_pipe_db, rooms ${rooms[*]}"
 
+# Under LeakSanitizer: NNG 1.5.2 loses a few kB of its own (a dialer and the
+# connection it was stuck on, every frame in libnng) when delivery closes a
+# dialer that NNG had wedged (common/delivery.h); that is not ours to free.
+printf 'leak:libnng.so\n' >"$tmp/lsan-nng.supp"
 prod_pids=()
 for k in 0 1 2 3; do
 	room=${rooms[$((k / 2))]}
-	"$build/tests/support/lt-producer" --processors "$LIVETAP_PROCESSOR_LISTEN" \
+	LSAN_OPTIONS="suppressions=$tmp/lsan-nng.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+		"$build/tests/support/lt-producer" --processors "$LIVETAP_PROCESSOR_LISTEN" \
 		--persisters "$LIVETAP_PERSISTER_LISTEN" --source "faults-$tag-$k" --room "$room" \
 		--count "$per" --offset $((k * per)) --rate $((rate / 4)) --users 400 --seed $((k + 1)) \
 		--plant "$word" --plant-every 7 --spool "$tmp/spool$k" --drain-timeout 300000 \
