@@ -25,8 +25,12 @@
 #include "common/wire.h"
 
 /* Batches a pull socket buffers before NNG stops reading from fetchers (the
- * rest wait in the fetchers' windows); keeps a consumer's memory small. */
-#define PULL_RECVBUF 32
+ * rest wait in the fetchers' windows). It bounds how many batches a consumer
+ * can take in one go: the processor applies everything queued in one script
+ * call per room, so with quiet rooms (a record or two per batch) this is what
+ * lets it catch up when Redis is slow; at 32 a busy machine capped it below
+ * 1000 batches/s. Typical batches are a few kB; at most 256 of them wait. */
+#define PULL_RECVBUF 256
 /* Acks a pub socket queues per subscriber; pub drops what does not fit and a
  * dropped ack stalls a fetcher's window until its ack timeout, so be roomy
  * (an ack is ~100 bytes). */

@@ -4,8 +4,11 @@
  * each to Redis (hot words, user statistics, L1 stream, session, room
  * channel; see processor.h) and acknowledges it once Redis has answered.
  *
- * Batches already waiting on the bus are applied together (up to 16 or 8 MB)
- * so that a busy processor pays per-user and per-word work once for many.
+ * Batches already waiting on the bus are applied together (up to 512 or
+ * 1 MB) so that a busy processor pays per-user and per-word work once for
+ * many. A copy of a batch applied in the last few seconds (its fetcher sent
+ * it again because the ack was late) is acked again without Redis
+ * (processor/recent.h).
  * When Redis is down the batches in hand are kept and retried after the
  * sink's backoff; batches that arrive meanwhile are released without an ack
  * (their fetcher sends them again), so nothing is lost and memory stays
@@ -23,7 +26,9 @@
 #include "common/log.h"
 #include "common/sig.h"
 #include "common/wire.h"
+#include "common/metrics.h"
 #include "processor/processor.h"
+#include "processor/recent.h"
 
 static const struct lt_app_spec spec = {
 	"livetap-processor",
@@ -45,6 +50,9 @@ static const struct lt_app_spec spec = {
  * bound keeps one cycle, and so the latency of a busy room, short. */
 #define MERGE_MAX 512
 #define MERGE_BYTES (1u << 20)
+/* Batches remembered as applied: at 1000 batches/s, about a minute, longer
+ * than a fetcher's ack timeouts (2 s doubling to 10 s); ~100 bytes each. */
+#define RECENT_MAX 65536
 
 struct run {
 	struct lt_processor *proc;
@@ -53,31 +61,51 @@ struct run {
 	int nheld;
 	int64_t next_tick;
 	int down;
+	struct lt_recent *recent;     /* (source_id, seq) applied lately */
+	struct lt_series *m_resent;   /* copies acked again without Redis */
 };
 
-static void ack(struct run *r, const struct lt_bus_batch *b)
+/* The header of a held batch: its source and seq, or false if it has none
+ * (lt_processor_apply_many refuses such a batch as malformed). */
+static bool batch_id(const struct lt_bus_batch *b, struct lt_wire_batch *h)
 {
-	struct lt_wire_batch h;
-
-	if (lt_wire_batch_decode(b->data, b->len, &h) == LT_OK && h.source_id[0])
-		lt_bus_consumer_ack(r->bus, h.source_id, h.seq);
+	return lt_wire_batch_decode(b->data, b->len, h) == LT_OK && h->source_id[0];
 }
 
 /* Apply the held batches; ack and release every one that is done (applied,
- * or malformed and dropped); keep the rest for a retry. */
+ * or malformed and dropped); keep the rest for a retry. A batch applied
+ * lately is acked again at once and never reaches Redis. */
 static void apply_held(struct run *r)
 {
 	struct lt_processor_input in[MERGE_MAX];
-	int rcs[MERGE_MAX], rc, kept = 0;
+	struct lt_wire_batch h;
+	int rcs[MERGE_MAX], rc, n = 0, kept = 0, skipped = 0;
 
 	for (int k = 0; k < r->nheld; k++) {
-		in[k].data = r->held[k].data;
-		in[k].len = r->held[k].len;
+		if (batch_id(&r->held[k], &h) && lt_recent_has(r->recent, h.source_id, h.seq)) {
+			lt_bus_consumer_ack(r->bus, h.source_id, h.seq);
+			lt_bus_batch_free(&r->held[k]);
+			skipped++;
+			continue;
+		}
+		r->held[n] = r->held[k];
+		in[n].data = r->held[n].data;
+		in[n].len = r->held[n].len;
+		n++;
 	}
+	r->nheld = n;
+	if (skipped)
+		lt_metrics_add(r->m_resent, (uint64_t)skipped);
+	if (n == 0)
+		return;
 	rc = lt_processor_apply_many(r->proc, in, r->nheld, lt_clock_wall_ms(), rcs);
 	for (int k = 0; k < r->nheld; k++) {
 		if (rcs[k] == LT_OK || rcs[k] == LT_EPROTO) {
-			ack(r, &r->held[k]);
+			if (batch_id(&r->held[k], &h)) {
+				lt_bus_consumer_ack(r->bus, h.source_id, h.seq);
+				if (rcs[k] == LT_OK)
+					lt_recent_add(r->recent, h.source_id, h.seq);
+			}
 			lt_bus_batch_free(&r->held[k]);
 		} else {
 			r->held[kept++] = r->held[k];
@@ -159,8 +187,14 @@ static int run(struct lt_app *app)
 		fprintf(stderr, "livetap-processor: %s\n", e.message);
 		return 1;
 	}
-	if (lt_bus_consumer_open(listen, NULL, LT_WIRE_CONSUMER_PROCESSOR, &r.bus, &e) != LT_OK) {
-		fprintf(stderr, "livetap-processor: %s\n", e.message);
+	r.recent = lt_recent_new(RECENT_MAX);
+	r.m_resent = lt_metrics_series(
+		lt_metrics_counter("livetap_processor_resent_batches_total",
+				   "Copies of lately applied batches acked again without Redis.", NULL, NULL),
+		NULL, NULL);
+	if (!r.recent || lt_bus_consumer_open(listen, NULL, LT_WIRE_CONSUMER_PROCESSOR, &r.bus, &e) != LT_OK) {
+		fprintf(stderr, "livetap-processor: %s\n", r.recent ? e.message : "out of memory");
+		lt_recent_free(r.recent);
 		lt_processor_close(r.proc);
 		return 1;
 	}
@@ -170,6 +204,7 @@ static int run(struct lt_app *app)
 	for (int k = 0; k < r.nheld; k++)
 		lt_bus_batch_free(&r.held[k]);
 	lt_bus_consumer_close(r.bus);
+	lt_recent_free(r.recent);
 	lt_processor_close(r.proc);
 	return rc == LT_OK || rc == LT_ECLOSED ? 0 : 1;
 }

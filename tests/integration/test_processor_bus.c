@@ -7,6 +7,12 @@
  * LT_SERVERS_DIR is known) restarts Redis too. The sender must get every
  * batch acknowledged, and Redis must then hold exactly 3000 messages: every
  * user's counter, the hot-word count of the planted word and the stream.
+ *
+ * resent_copy_acked_without_redis: a copy of a batch the processor applied
+ * lately (what a fetcher sends when its ack was late) is acknowledged again
+ * without reaching Redis (processor/recent.h). The test deletes the room's
+ * keys and markers between the two sends, so a copy that reached Redis would
+ * count again and show.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -16,9 +22,14 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/pubsub0/sub.h>
 
+#include "common/bus.h"
 #include "common/clock.h"
 #include "common/delivery.h"
+#include "common/wire.h"
 #include "common/redisconn.h"
 #include "tests/support/testsupport.h"
 
@@ -155,6 +166,117 @@ START_TEST(kill_and_restart_lose_nothing_and_count_once)
 }
 END_TEST
 
+/* Send batch seq of src (5 chats of user u1) and wait for the ack. */
+static void send_and_wait_ack(nng_socket push, nng_socket sub, const char *src, const char *room, uint64_t seq)
+{
+	struct lt_buf b = {0};
+	int64_t now = lt_clock_wall_ms();
+
+	ck_assert_int_eq(lt_wire_batch_begin(&b, LT_WIRE_KIND_DATA, 0, src, seq), LT_OK);
+	for (int i = 0; i < 5; i++) {
+		struct lt_msg m = {0};
+		char id[32];
+		snprintf(id, sizeof(id), "copy-%d", i);
+		m.platform = LT_PLATFORM_BILIBILI;
+		m.type = LT_MSG_CHAT;
+		m.ts = now + i;
+		m.room = lt_str_c(room);
+		m.msg_id = lt_str_c(id);
+		m.user_id = lt_str_c("u1");
+		m.user_name = lt_str_c("u1");
+		m.content = lt_str_c("再来一次");
+		ck_assert_int_eq(lt_wire_batch_add(&b, &m), LT_OK);
+	}
+	for (int tries = 0;; tries++) {
+		int64_t until = lt_clock_mono_ms() + 2000;
+		bool acked = false;
+		ck_assert_msg(tries < 15, "no ack for seq %llu", (unsigned long long)seq);
+		ck_assert_int_eq(nng_send(push, b.data, b.len, 0), 0);
+		while (!acked && lt_clock_mono_ms() < until) {
+			char *msg = NULL;
+			size_t n = 0;
+			if (nng_recv(sub, &msg, &n, NNG_FLAG_ALLOC) != 0)
+				continue; /* the receive timeout */
+			const char *nul = memchr(msg, 0, n);
+			struct lt_wire_batch h;
+			if (nul && lt_wire_batch_decode((const uint8_t *)nul + 1, n - (size_t)(nul + 1 - msg), &h) == LT_OK &&
+			    !strcmp(h.source_id, src) && h.seq == seq)
+				acked = true;
+			nng_free(msg, n);
+		}
+		if (acked)
+			break;
+	}
+	lt_buf_free(&b);
+}
+
+static long long redis_int(redisContext *c, const char *fmt, const char *room)
+{
+	redisReply *r = redisCommand(c, fmt, room);
+	long long v;
+
+	ck_assert_ptr_nonnull(r);
+	v = r->type == REDIS_REPLY_INTEGER ? r->integer : r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+	freeReplyObject(r);
+	return v;
+}
+
+/* Delete every key of the room, markers included. */
+static void forget_room(redisContext *c, const char *room)
+{
+	redisReply *r = redisCommand(c, "EVAL %s 0 live:{bilibili:%s}:*",
+				     "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end", room);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_ne(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+}
+
+START_TEST(resent_copy_acked_without_redis)
+{
+	char *dir = lt_test_tmpdir("proccopy");
+	char listen[1200], *ack_url, src[96];
+	const char *room = "copytest1";
+	nng_socket push, sub;
+	redisContext *c = NULL;
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "ipc://%s/p.ipc", dir);
+	snprintf(src, sizeof(src), "bilibili:%s#0", room);
+	ack_url = lt_bus_ack_url(listen);
+	ck_assert_ptr_nonnull(ack_url);
+	ck_assert_int_eq(lt_redis_connect(lt_test_redis_url(), 2000, &c, NULL), LT_OK);
+	forget_room(c, room);
+	pid = start_processor(listen, dir);
+	ck_assert_int_eq(nng_push0_open(&push), 0);
+	ck_assert_int_eq(nng_sub0_open(&sub), 0);
+	ck_assert_int_eq(nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, src, strlen(src) + 1), 0);
+	ck_assert_int_eq(nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 100), 0);
+	ck_assert_int_eq(nng_socket_set_ms(push, NNG_OPT_SENDTIMEO, 5000), 0);
+	ck_assert_int_eq(nng_dial(push, listen, NULL, NNG_FLAG_NONBLOCK), 0);
+	ck_assert_int_eq(nng_dial(sub, ack_url, NULL, NNG_FLAG_NONBLOCK), 0);
+
+	send_and_wait_ack(push, sub, src, room, 7);
+	ck_assert_int_eq(redis_int(c, "HGET live:{bilibili:%s}:user:u1 messages", room), 5);
+	/* forget everything Redis knows of the room, markers included */
+	forget_room(c, room);
+	ck_assert_int_eq(redis_int(c, "EXISTS live:{bilibili:%s}:user:u1", room), 0);
+	/* the same batch again: acked, and Redis does not see it */
+	send_and_wait_ack(push, sub, src, room, 7);
+	ck_assert_int_eq(redis_int(c, "EXISTS live:{bilibili:%s}:user:u1", room), 0);
+	/* a new seq with the same records does reach Redis (markers gone) */
+	send_and_wait_ack(push, sub, src, room, 8);
+	ck_assert_int_eq(redis_int(c, "HGET live:{bilibili:%s}:user:u1 messages", room), 5);
+
+	nng_close(push);
+	nng_close(sub);
+	redisFree(c);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	free(ack_url);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("processor_bus");
@@ -163,6 +285,7 @@ int main(void)
 	lt_test_redis_url();
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, kill_and_restart_lose_nothing_and_count_once);
+	tcase_add_test(tc, resent_copy_acked_without_redis);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
