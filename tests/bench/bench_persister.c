@@ -7,8 +7,10 @@
  * 128-record batches as fetchers send them, and the peak RSS of this process
  * (which is the persister core plus the encoder of the test batches).
  *
- *   LIVETAP_PG_DSN=… build/tests/bench/bench_persister [ROWS]   (default 200000)
+ *   LIVETAP_PG_DSN=… build/tests/bench/bench_persister [ROWS [BATCH_ROWS]]
  *
+ * ROWS defaults to 200000, BATCH_ROWS (persister.batch_rows) to the
+ * persister's default.
  * Then the same batches again, to measure the duplicate path (nothing new),
  * then as many new rows through two persisters at once (each with its own
  * connection, as when fetchers push to several persisters).
@@ -52,6 +54,7 @@ static const char *const chat_lines[] = {
 };
 
 static uint64_t acks;
+static int batch_rows; /* persister.batch_rows of every persister here (argv[2]) */
 
 /* ctx: the uint64_t ack counter of the caller. */
 static void on_ack(void *ctx, const char *source_id, uint64_t seq)
@@ -180,7 +183,7 @@ static double run(struct lt_persister *p, uint64_t nbatches, int64_t t0, double 
 		 * so flush once two writers' worth is waiting. */
 		struct lt_persister_stats ps;
 		lt_persister_stats(p, &ps);
-		if (ps.pending_rows >= 2 * 5000 || k + 1 == nbatches) {
+		if (ps.pending_rows >= 2 * (uint64_t)batch_rows || k + 1 == nbatches) {
 			int64_t f0 = lt_clock_mono_us();
 			int rc = lt_persister_flush(p, true, on_ack, &acks, &e);
 			double ms = (double)(lt_clock_mono_us() - f0) / 1000.0;
@@ -219,6 +222,7 @@ static void *work(void *arg)
 	o.pg_dsn = w->dsn;
 	o.pg_search_path = w->schema;
 	o.hotwords_top = 0;
+	o.batch_rows = batch_rows;
 	struct lt_persister *p = NULL;
 	struct lt_error e = {0};
 	struct lt_buf b = LT_BUF_INIT;
@@ -253,6 +257,13 @@ int main(int argc, char **argv)
 	}
 	uint64_t rows = argc > 1 ? strtoull(argv[1], NULL, 10) : 200000;
 	uint64_t nbatches = (rows + PER_BATCH - 1) / PER_BATCH;
+	struct lt_persister_opts o;
+	lt_persister_opts_default(&o);
+	batch_rows = argc > 2 ? atoi(argv[2]) : o.batch_rows;
+	if (batch_rows < 1) {
+		fprintf(stderr, "bench_persister: BATCH_ROWS must be at least 1\n");
+		return 2;
+	}
 	lt_log_init("bench_persister", LT_LOG_WARN);
 
 	char schema[64];
@@ -266,9 +277,8 @@ int main(int argc, char **argv)
 	snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
 	PQclear(PQexec(c, sql));
 
-	struct lt_persister_opts o;
-	lt_persister_opts_default(&o);
 	o.pg_dsn = dsn;
+	o.batch_rows = batch_rows;
 	o.pg_search_path = schema;
 	o.hotwords_top = 0;
 	struct lt_persister *p = NULL;
