@@ -26,31 +26,12 @@ fetcher_bin=$build/fetcher/livetap-fetcher
 [ -n "${LIVETAP_REDIS_URL:-}" ] || { echo "SKIP: LIVETAP_REDIS_URL not set"; exit 77; }
 [ -x "$emu_bin" ] && [ -x "$fetcher_bin" ] || { echo "FAIL: programs not built in $build"; exit 1; }
 
-tmp=$(mktemp -d "${LT_TEST_TMPDIR:-/tmp}/fetcher-bili.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+# shellcheck source=tests/e2e/lib/fetcher.sh
+. "$(dirname "$0")/lib/fetcher.sh"
+lt_e2e_setup fetcher-bili
 
 # start_emu NAME ARGS...: sets emu_pid, emu_port; sent-log in $tmp/NAME.sent
-start_emu() {
-	local name=$1; shift
-	"$emu_bin" --platform bilibili --listen 127.0.0.1:0 --sent-log "$tmp/$name.sent" "$@" \
-		>"$tmp/$name.emu.out" 2>"$tmp/$name.emu.err" &
-	emu_pid=$!
-	pids+=("$emu_pid")
-	for _ in $(seq 1 100); do
-		emu_port=$(sed -n 's/^livetap-emu: .* listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.emu.out" 2>/dev/null || true)
-		[ -n "$emu_port" ] && return 0
-		sleep 0.05
-	done
-	echo "emulator did not start:"; cat "$tmp/$name.emu.err"; exit 1
-}
+start_emu() { lt_emu_start bilibili "$@"; }
 
 # start_fetcher NAME ROOM ARGS...: sets fetcher_pid; stdout in $tmp/NAME.out
 start_fetcher() {

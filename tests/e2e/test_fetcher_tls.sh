@@ -23,16 +23,8 @@ fetcher_bin=$build/fetcher/livetap-fetcher
 [ -x "$emu_bin" ] && [ -x "$fetcher_bin" ] || { echo "FAIL: programs not built in $build"; exit 1; }
 command -v openssl >/dev/null || { echo "FAIL: the openssl command is missing (tests/support/deps.sh installs it)"; exit 1; }
 
-tmp=$(mktemp -d "${LT_TEST_TMPDIR:-/tmp}/fetcher-tls.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+. "$(dirname "$0")/lib/fetcher.sh"
+lt_e2e_setup fetcher-tls
 
 # ---- a private CA and a server certificate for 127.0.0.1 ----
 (
@@ -43,19 +35,9 @@ pass() { echo "ok: $*"; }
 	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile srv.ext
 ) >"$tmp/openssl.log" 2>&1 || { cat "$tmp/openssl.log"; echo "FAIL: could not make the test certificates"; exit 1; }
 
-# start_emu PLATFORM: sets emu_port; what it sends goes to $tmp/PLATFORM.sent
+# start_emu PLATFORM: sets emu_pid, emu_port; what it sends goes to $tmp/PLATFORM.sent
 start_emu() {
-	local p=$1
-	"$emu_bin" --platform "$p" --listen 127.0.0.1:0 --generate --rate 40 --seed 7 --sent-log "$tmp/$p.sent" \
-		--tls-cert "$tmp/srv.pem" --tls-key "$tmp/srv.key" >"$tmp/$p.emu.out" 2>"$tmp/$p.emu.err" &
-	pids+=("$!")
-	emu_pid=$!
-	for _ in $(seq 1 100); do
-		emu_port=$(sed -n 's/^livetap-emu: .* listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$p.emu.out" 2>/dev/null || true)
-		[ -n "$emu_port" ] && return 0
-		sleep 0.05
-	done
-	echo "FAIL: $p emulator did not start"; cat "$tmp/$p.emu.err"; exit 1
+	lt_emu_start "$1" "$1" --generate --rate 40 --seed 7 --tls-cert "$tmp/srv.pem" --tls-key "$tmp/srv.key"
 }
 
 # run_fetcher PLATFORM ROOM NAME SECONDS [CA]: the fetcher for SECONDS, then TERM
