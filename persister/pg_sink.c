@@ -31,6 +31,7 @@ struct lt_pgsink {
 	struct lt_buf copy;
 	struct lt_buf scratch;
 	struct lt_buf one; /* a single row, in isolation mode */
+	bool prepared;	   /* insert_sql is prepared on conn */
 	struct lt_pgsink_stats stats;
 };
 
@@ -136,6 +137,8 @@ static const char insert_sql[] =
     " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM us), (SELECT count(*) FROM gr),"
     "        (SELECT count(*) FROM ss), (SELECT count(*) FROM ci)";
 
+#define INSERT_STMT "lt_insert"
+
 static const char note_sql[] =
     "INSERT INTO error_logs (source, kind, message, details) VALUES ('persister', $1, $2, $3::jsonb)";
 
@@ -166,6 +169,7 @@ static void drop_conn(struct lt_pgsink *s)
 	if (s->conn)
 		PQfinish(s->conn);
 	s->conn = NULL;
+	s->prepared = false;
 }
 
 void lt_pgsink_close(struct lt_pgsink *s)
@@ -462,6 +466,27 @@ static int copy_in(struct lt_pgsink *s, const struct lt_buf *rows, struct lt_err
 	return rc;
 }
 
+/* The big statement is parsed and planned once per connection, not once per
+ * transaction: it has no parameters, so PostgreSQL keeps one generic plan
+ * and replans it by itself when a table it uses changes. Prepared outside a
+ * transaction, so that no rollback can leave us believing in a statement the
+ * server does not have; the first use rather than the connect, so that a
+ * missing derived table fails the writes, not the partition maintenance. */
+static int prepare_insert(struct lt_pgsink *s, struct lt_error *e)
+{
+	if (s->prepared)
+		return LT_OK;
+	PGresult *r = PQprepare(s->conn, INSERT_STMT, insert_sql, 0, NULL);
+	int rc = LT_OK;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = classify(s, r);
+		fail_msg(e, rc, "prepare insert", r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn));
+	}
+	PQclear(r);
+	s->prepared = rc == LT_OK;
+	return rc;
+}
+
 /* Stage rows and run the session and insert statements (inside a
  * transaction or savepoint the caller manages). */
 static int apply_rows(struct lt_pgsink *s, const struct lt_buf *rows, bool sessions, bool clear,
@@ -477,10 +502,13 @@ static int apply_rows(struct lt_pgsink *s, const struct lt_buf *rows, bool sessi
 		if (rc != LT_OK)
 			return rc;
 	}
-	PGresult *r = NULL;
-	rc = run(s, insert_sql, "insert", &r, e);
-	if (rc != LT_OK)
+	PGresult *r = PQexecPrepared(s->conn, INSERT_STMT, 0, NULL, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = classify(s, r);
+		fail_msg(e, rc, "insert", r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn));
+		PQclear(r);
 		return rc;
+	}
 	*inserted += (uint64_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	/* In isolation mode the staging row must go before the next one (DELETE,
@@ -580,7 +608,10 @@ int lt_pgsink_apply(struct lt_pgsink *s, struct lt_batch *first, size_t nb, cons
 	memset(r, 0, sizeof *r);
 	if (!lt_pgsink_conn(s))
 		return lt_error_set(e, LT_ECONN, "postgres: not connected");
-	int rc = run(s, "BEGIN", "begin", NULL, e);
+	int rc = prepare_insert(s, e);
+	if (rc != LT_OK)
+		goto out;
+	rc = run(s, "BEGIN", "begin", NULL, e);
 	if (rc != LT_OK)
 		goto out;
 	if (isolate) {

@@ -4,14 +4,16 @@
  *
  * One connection, (re)made with exponential backoff and jitter after a
  * failure; on each new connection the migrations are applied and the TEMP
- * staging table is created. lt_pgsink_apply writes a run of queued batches in
- * one transaction: text COPY into the staging table, sessions opened and
- * closed by live_start/live_end, then one statement that inserts into
- * live_messages with ON CONFLICT DO NOTHING and, from the RETURNING rows only
- * (the rows that were new), updates user_statistics, gift_records, the
- * sessions' counters and checkins; the error notes go to error_logs in the
- * same transaction. Nothing is acknowledged here: the caller acks after
- * LT_OK, which means COMMIT succeeded.
+ * staging table is created, and the insert statement below is prepared on its
+ * first use (parsed and planned once per connection, not per transaction).
+ * lt_pgsink_apply writes a run of queued batches in one transaction: text
+ * COPY into the staging table, sessions opened and closed by
+ * live_start/live_end, then one statement that inserts into live_messages
+ * with ON CONFLICT DO NOTHING and, from the RETURNING rows only (the rows that
+ * were new), updates user_statistics, gift_records, the sessions' counters
+ * and checkins; the error notes go to error_logs in the same transaction.
+ * Nothing is acknowledged here: the caller acks after LT_OK, which means
+ * COMMIT succeeded.
  */
 #ifndef LT_PERSISTER_PG_SINK_H
 #define LT_PERSISTER_PG_SINK_H

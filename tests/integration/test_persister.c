@@ -624,6 +624,33 @@ START_TEST(test_database_error_keeps_and_waits)
 }
 END_TEST
 
+START_TEST(test_prepared_insert_follows_table_changes)
+{
+	/* The statement that inserts and derives is prepared once per
+	 * connection: tables it writes changing between two flushes (here a
+	 * column an operator added) make PostgreSQL replan it, and the next
+	 * flush counts as before. (A new connection prepares it again: see the
+	 * restart test.) */
+	struct lt_msg a = mk(LT_MSG_GIFT, "r13", "p1", "u1", "a", "gift", T0);
+	a.count = 2;
+	a.value = 200;
+	ck_assert_int_eq(add("src-p", 1, &a, 1), LT_OK);
+	flush_ok();
+	q_ok("ALTER TABLE gift_records ADD COLUMN note text");
+	q_ok("ALTER TABLE user_statistics ADD COLUMN note text");
+	struct lt_msg b = mk(LT_MSG_GIFT, "r13", "p2", "u1", "a", "gift", T0 + 1);
+	b.count = 3;
+	b.value = 300;
+	ck_assert_int_eq(add("src-p", 2, &b, 1), LT_OK);
+	flush_ok();
+	ck_assert_int_eq(fx.nacks, 2);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM gift_records WHERE room_id = 'r13'"), 2);
+	ck_assert_int_eq(
+	    q_long("SELECT gifts * 10000 + gift_value FROM user_statistics WHERE room_id = 'r13'"),
+	    5 * 10000 + 500);
+}
+END_TEST
+
 static void small_batches(struct lt_persister_opts *o)
 {
 	o->batch_rows = 10;
@@ -904,6 +931,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_postgres_refuses_one_record);
 	tcase_add_test(tc, test_database_error_keeps_and_waits);
+	tcase_add_test(tc, test_prepared_insert_follows_table_changes);
 	suite_add_tcase(s, tc);
 	/* Tests that make their own persister. */
 	TCase *own = tcase_create("custom");
