@@ -110,4 +110,14 @@ void lt_app_startup_log(const struct lt_app *app);
  */
 int lt_app_loop(int (*tick)(void *ctx), void *ctx);
 
+/*
+ * Replace this process by the livetap program name (e.g.
+ * "livetap-supervisor") installed next to this one (the directory of
+ * /proc/self/exe), or found in PATH when there is none there, with argv
+ * (argv[0] included, NULL-terminated). The pid stays, so a parent's waitpid
+ * and a PR_SET_PDEATHSIG carry over. Returns -1 with errno set only if no
+ * exec succeeded.
+ */
+int lt_app_exec_sibling(const char *name, char *const argv[]);
+
 #endif

@@ -4,7 +4,13 @@
  * capture (--replay FILE), or supervises one child per enabled room
  * (--supervise). A short script: options and config via common/app.h, then
  * dispatch.
+ *
+ * --supervise is livetap-supervisor (fetcher/supervisor_main.c), a separate
+ * executable installed next to this one: the supervisor needs libpq and the
+ * ~19 libraries it pulls in, a fetcher does not, and there is one fetcher
+ * per room. This program execs it with the same arguments (same pid).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +22,6 @@
 #include "fetcher/fetcher.h"
 #include "fetcher/platform.h"
 #include "fetcher/replay.h"
-#include "fetcher/supervisor.h"
 
 /* Not const: the --platform help names the registered platforms (main). */
 static struct lt_app_opt opts[] = {
@@ -27,7 +32,8 @@ static struct lt_app_opt opts[] = {
 	{"replay", 0, true, "FILE", "decode a recorded FILE as if it were live, then exit"},
 	{"pace", 0, false, NULL, "with --replay: keep the recorded timing"},
 	{"drain-timeout", 0, true, "MS", "with --replay: how long to wait for acknowledgements (30000)"},
-	{"supervise", 0, false, NULL, "run one child fetcher per enabled room in the rooms table"},
+	{"supervise", 0, false, NULL,
+	 "run one child fetcher per enabled room in the rooms table (runs livetap-supervisor)"},
 	{NULL, 0, false, NULL, NULL},
 };
 
@@ -144,10 +150,6 @@ static int run(struct lt_app *app)
 {
 	const struct lt_config *cfg = lt_app_config(app);
 
-	if (lt_app_flag(app, "supervise")) {
-		/* one child per leased room (fetcher/supervisor.c) */
-		return lt_supervisor_run(app);
-	}
 	const char *platform = lt_app_opt(app, "platform");
 	const char *room = lt_app_opt(app, "room");
 	if (!platform || !room) {
@@ -186,7 +188,24 @@ int main(int argc, char **argv)
 	char names[128];
 	snprintf(platform_help, sizeof(platform_help), "the platform: %s", platform_list(names, sizeof(names)));
 	opts[0].help = platform_help;
-	struct lt_app *app = lt_app_start(&spec, argc, argv);
-	int rc = run(app);
+
+	/* --supervise: hand the whole command line to livetap-supervisor once
+	 * it parses (--help, --version and usage errors are answered here) */
+	struct lt_app *app = NULL;
+	int rc = lt_app_parse(&spec, argc, argv, stdout, stderr, &app);
+	if (rc != LT_APP_CONTINUE)
+		return rc;
+	bool supervise = lt_app_flag(app, "supervise");
+	lt_app_free(app);
+	if (supervise) {
+		static char sup_name[] = "livetap-supervisor";
+		argv[0] = sup_name;
+		lt_app_exec_sibling("livetap-supervisor", argv);
+		fprintf(stderr, "livetap-fetcher: --supervise: cannot run livetap-supervisor: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	app = lt_app_start(&spec, argc, argv);
+	rc = run(app);
 	return lt_app_finish(app, rc);
 }
