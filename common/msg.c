@@ -117,11 +117,23 @@ void lt_msg_synth_id(const struct lt_msg *m, char out[17])
 	h = fnv1a(h, &sep, 1);
 	h = fnv1a(h, m->user_id.p, m->user_id.len);
 	h = fnv1a(h, &sep, 1);
+	/* ts in decimal as "%lld" writes it, digits formed from the end */
 	char ts[24];
-	int n = snprintf(ts, sizeof(ts), "%lld", (long long)m->ts);
-	h = fnv1a(h, ts, (size_t)n);
+	char *t = ts + sizeof(ts);
+	uint64_t u = m->ts < 0 ? (uint64_t)0 - (uint64_t)m->ts : (uint64_t)m->ts;
+	do {
+		*--t = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (m->ts < 0)
+		*--t = '-';
+	h = fnv1a(h, t, (size_t)(ts + sizeof(ts) - t));
 	h = fnv1a(h, &sep, 1);
 	h = fnv1a(h, &m->type, 1);
 	h = fnv1a(h, m->content.p, m->content.len);
-	snprintf(out, 17, "%016llx", (unsigned long long)h);
+	/* "%016llx": 16 lowercase hex digits */
+	static const char hex[16] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--, h >>= 4)
+		out[i] = hex[h & 15];
+	out[16] = '\0';
 }

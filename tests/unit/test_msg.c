@@ -4,6 +4,7 @@
  * UTF-8 boundaries, and lt_msg_synth_id being stable (the same record gives
  * the same id in every process and build, since consumers deduplicate on it).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -170,6 +171,62 @@ START_TEST(synth_id_stable)
 }
 END_TEST
 
+/* xorshift64*: a fixed-seed stream, so a failure repeats. */
+static uint64_t rnd(uint64_t *st)
+{
+	*st ^= *st >> 12;
+	*st ^= *st << 25;
+	*st ^= *st >> 27;
+	return *st * 2685821657736338717ULL;
+}
+
+/* The hand-rolled decimal ts and hex output against the snprintf recipe
+ * (ref_fnv and "%016llx"), on random records: ts of every magnitude and
+ * sign (with the extremes), random bytes in room, user id and content. */
+START_TEST(synth_id_matches_snprintf)
+{
+	static const int64_t edges[] = {0,
+					1,
+					-1,
+					9,
+					10,
+					-10,
+					99,
+					100,
+					INT64_MAX,
+					INT64_MIN,
+					INT64_MIN + 1,
+					1732212345123,
+					-1732212345123};
+	uint64_t st = 0x9E3779B97F4A7C15ULL;
+	char room[100], uid[100], content[100];
+	for (int it = 0; it < 200000; it++) {
+		struct lt_msg m = {0};
+		m.platform = (uint8_t)rnd(&st);
+		m.type = (uint8_t)rnd(&st);
+		if (it < (int)(sizeof(edges) / sizeof(edges[0]))) {
+			m.ts = edges[it];
+		} else {
+			uint64_t u = rnd(&st) >> (rnd(&st) % 64);
+			m.ts = (int64_t)((rnd(&st) & 1) ? 0 - u : u); /* wraps, no overflow */
+		}
+		char *bufs[3] = {room, uid, content};
+		struct lt_str *strs[3] = {&m.room, &m.user_id, &m.content};
+		for (int k = 0; k < 3; k++) {
+			uint32_t len = (uint32_t)(rnd(&st) % sizeof(room));
+			for (uint32_t j = 0; j < len; j++)
+				bufs[k][j] = (char)rnd(&st);
+			*strs[k] = (struct lt_str){bufs[k], len};
+		}
+		char got[17], want[17];
+		memset(got, 'x', sizeof(got));
+		lt_msg_synth_id(&m, got);
+		snprintf(want, sizeof(want), "%016llx", ref_fnv(&m));
+		ck_assert_mem_eq(got, want, 17);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("msg");
@@ -177,6 +234,7 @@ int main(void)
 	tcase_add_test(tc, names);
 	tcase_add_test(tc, clamp_utf8_boundary);
 	tcase_add_test(tc, synth_id_stable);
+	tcase_add_test(tc, synth_id_matches_snprintf);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
