@@ -118,15 +118,33 @@ static inline uint8_t *put_u_escape(uint8_t *d, unsigned cp)
 	return d + 6;
 }
 
+/* True if none of the 8 bytes at p needs a look (class 0 in esc_class:
+ * ASCII from 0x20 up, other than " and \). Word-at-a-time: a byte < 0x20
+ * sets its high bit in (x - 0x20..) & ~x, a byte equal to '"' or '\' in
+ * the same test for zero on x ^ that byte; all exact when no byte of x has
+ * its high bit set, which is tested too. */
+static inline bool safe8(const uint8_t *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t x, q, b;
+	memcpy(&x, p, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	return !((x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high);
+}
+
 /* Write the escaped body of s[0..n) (no quotes) at d, which has room for
  * 6 * n bytes; returns the new end. Runs of bytes that need no change
  * (ASCII text and well-formed sequences other than U+2028/U+2029) are
- * copied with one memcpy each. */
+ * copied with one memcpy each. A leading ASCII run is skipped 8 bytes at
+ * a time: ids and rooms are all ASCII, chat text mostly not. */
 static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
 {
 	size_t i = 0, run = 0;
 	if (n == 0)
 		return d; /* s may be NULL */
+	while (n - i >= 8 && safe8(s + i))
+		i += 8;
 	while (i < n) {
 		uint8_t c = s[i], cls = esc_class[c];
 		if (!cls) {
@@ -193,20 +211,34 @@ static inline uint8_t *put_qstr(uint8_t *d, const char *s, size_t n)
 	return d;
 }
 
+/* "00" … "99": put_i64 forms two digits per division. */
+static const char digits2[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static uint8_t *put_i64(uint8_t *d, int64_t v)
 {
-	char tmp[24];
-	int k = 0;
+	uint8_t tmp[24];
+	uint8_t *t = tmp + sizeof(tmp);
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		tmp[k++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
+	while (u >= 100) {
+		const char *p = digits2 + 2 * (u % 100);
+		u /= 100;
+		*--t = (uint8_t)p[1];
+		*--t = (uint8_t)p[0];
+	}
+	if (u >= 10) {
+		*--t = (uint8_t)digits2[2 * u + 1];
+		*--t = (uint8_t)digits2[2 * u];
+	} else {
+		*--t = (uint8_t)('0' + u);
+	}
 	if (v < 0)
 		*d++ = '-';
-	while (k)
-		*d++ = (uint8_t)tmp[--k];
-	return d;
+	size_t k = (size_t)(tmp + sizeof(tmp) - t);
+	memcpy(d, t, k);
+	return d + k;
 }
 
 /* ---- extra: one pass that validates a JSON object and copies it ---- */

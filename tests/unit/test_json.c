@@ -308,6 +308,129 @@ START_TEST(utf8_random_against_reference)
 }
 END_TEST
 
+/* The reference escaper, one byte at a time with snprintf: repair the text
+ * with lt_utf8_repair (checked against ref_valid above), then " and \ and
+ * the short forms, \u00xx for the other controls, \u2028/\u2029, and every
+ * other byte as is. */
+static void ref_escape(struct lt_buf *out, const unsigned char *s, size_t n)
+{
+	struct lt_buf r = LT_BUF_INIT;
+	lt_utf8_repair(&r, (const char *)s, n);
+	lt_buf_append(out, "\"", 1);
+	for (size_t i = 0; i < r.len; i++) {
+		unsigned c = r.data[i];
+		char e[8];
+		if (c == '"' || c == '\\') {
+			snprintf(e, sizeof(e), "\\%c", (char)c);
+		} else if (c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+			snprintf(e, sizeof(e), "\\%c",
+				 c == '\b'   ? 'b'
+				 : c == '\f' ? 'f'
+				 : c == '\n' ? 'n'
+				 : c == '\r' ? 'r'
+					     : 't');
+		} else if (c < 0x20) {
+			snprintf(e, sizeof(e), "\\u%04x", c);
+		} else if (c == 0xE2 && i + 2 < r.len && r.data[i + 1] == 0x80 &&
+			   (r.data[i + 2] == 0xA8 || r.data[i + 2] == 0xA9)) {
+			snprintf(e, sizeof(e), "\\u%04x", r.data[i + 2] == 0xA8 ? 0x2028u : 0x2029u);
+			i += 2;
+		} else {
+			e[0] = (char)c;
+			e[1] = 0;
+		}
+		lt_buf_append(out, e, strlen(e));
+	}
+	lt_buf_append(out, "\"", 1);
+	lt_buf_free(&r);
+}
+
+/* Random text built from pieces the escaper treats differently: ASCII runs
+ * of every length (so the 8-byte skip starts and ends at every offset),
+ * quotes, backslashes, controls, DEL, CJK, U+2028/U+2029, other multi-byte
+ * characters and random (mostly invalid) bytes. */
+static size_t rnd_mixed(unsigned char *s, size_t cap)
+{
+	static const char *const pieces[] = {"\"",
+					     "\\",
+					     "\n",
+					     "\t",
+					     "\x01",
+					     "\x1f",
+					     "\x7f",
+					     " ",
+					     "~",
+					     "\xe4\xbd\xa0",
+					     "\xe5\xa5\xbd",
+					     "\xe2\x80\xa8",
+					     "\xe2\x80\xa9",
+					     "\xe2\x80\xa7",
+					     "\xc3\xa9",
+					     "\xf0\x9f\x98\x80",
+					     "\xed\x9f\xbf",
+					     "\xef\xbf\xbd"};
+	size_t n = 0, want = rnd_below((uint32_t)cap - 8);
+	while (n < want) {
+		uint32_t k = rnd_below(10);
+		if (k < 4) {
+			size_t run = rnd_below(20);
+			for (size_t j = 0; j < run && n < cap; j++)
+				s[n++] = (unsigned char)(0x20 + rnd_below(0x5f));
+		} else if (k < 8) {
+			const char *p = pieces[rnd_below(sizeof(pieces) / sizeof(pieces[0]))];
+			size_t l = strlen(p);
+			if (n + l > cap)
+				break;
+			memcpy(s + n, p, l);
+			n += l;
+		} else {
+			s[n++] = (unsigned char)rnd_below(256);
+		}
+	}
+	return n;
+}
+
+START_TEST(escape_random_against_reference)
+{
+	unsigned char s[96];
+	for (int iter = 0; iter < 50000; iter++) {
+		size_t n = rnd_mixed(s, sizeof(s));
+		struct lt_buf got = LT_BUF_INIT, want = LT_BUF_INIT;
+		lt_json_str(&got, (const char *)s, n);
+		ref_escape(&want, s, n);
+		ck_assert_int_eq(lt_buf_err(&got), LT_OK);
+		ck_assert_msg(got.len == want.len && memcmp(got.data, want.data, got.len) == 0,
+			      "iteration %d: escaped to %s, reference %s", iter, lt_buf_cstr(&got),
+			      lt_buf_cstr(&want));
+		lt_buf_free(&got);
+		lt_buf_free(&want);
+	}
+}
+END_TEST
+
+/* lt_json_msg writes ts as "%lld" does, at every magnitude and sign. */
+START_TEST(ts_random_against_printf)
+{
+	static const int64_t edges[] = {0, 1, -1, 9, 10, 99, 100, -100, 101, INT64_MAX, INT64_MIN};
+	for (int iter = 0; iter < 100000; iter++) {
+		struct lt_msg m = chat_msg();
+		if (iter < (int)(sizeof(edges) / sizeof(edges[0]))) {
+			m.ts = edges[iter];
+		} else {
+			uint64_t u = rnd() >> rnd_below(64);
+			m.ts = (int64_t)(rnd_below(2) ? 0 - u : u); /* wraps, no overflow */
+		}
+		struct lt_buf b = LT_BUF_INIT;
+		ck_assert_int_eq(lt_json_msg(&b, &m), LT_OK);
+		char want[40];
+		snprintf(want, sizeof(want), ",\"ts\":%" PRId64 ",", m.ts);
+		ck_assert_msg(strstr(lt_buf_cstr(&b), want), "ts %" PRId64 " written as %s", m.ts,
+			      lt_buf_cstr(&b));
+		lt_buf_free(&b);
+	}
+}
+END_TEST
+
 /* ---- extra ---- */
 
 static void extra_is(const char *in, size_t n, const char *want)
@@ -602,6 +725,8 @@ static Suite *json_suite(void)
 	tcase_add_test(tc, escaping);
 	tcase_add_test(tc, utf8_repair_cases);
 	tcase_add_test(tc, utf8_random_against_reference);
+	tcase_add_test(tc, escape_random_against_reference);
+	tcase_add_test(tc, ts_random_against_printf);
 	tcase_add_test(tc, extra_kept_or_replaced);
 	tcase_add_test(tc, extra_depth);
 	tcase_add_test(tc, parse_roundtrip_random);
