@@ -41,12 +41,16 @@ struct lt_recent *lt_recent_new(size_t capacity)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->ring = calloc(capacity, sizeof(*r->ring));
+	r->ring = malloc(capacity * sizeof(*r->ring));
 	r->bucket = malloc(nb * sizeof(*r->bucket));
 	if (!r->ring || !r->bucket) {
 		lt_recent_free(r);
 		return NULL;
 	}
+	/* Written out now, not left to calloc's lazy zero pages: the set's
+	 * memory is then resident from the start and RSS stays flat while the
+	 * ring fills (the soak checks that it does). */
+	memset(r->ring, 0, capacity * sizeof(*r->ring));
 	memset(r->bucket, 0xff, nb * sizeof(*r->bucket)); /* all -1 */
 	r->cap = capacity;
 	r->mask = nb - 1;
