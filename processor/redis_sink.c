@@ -175,6 +175,31 @@ static int parse_reply(const redisReply *r, struct lt_redis_apply_reply *out)
 	return rc;
 }
 
+/* "EVALSHA sha 1" followed by argv: malloc'd arrays (*av, *al) the caller
+ * frees, or LT_ENOMEM with both NULL. */
+static int evalsha_argv(const struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
+			const char ***av, size_t **al)
+{
+	*av = malloc(((size_t)argc + 3) * sizeof(**av));
+	*al = malloc(((size_t)argc + 3) * sizeof(**al));
+	if (!*av || !*al) {
+		free(*av);
+		free(*al);
+		*av = NULL;
+		*al = NULL;
+		return LT_ENOMEM;
+	}
+	(*av)[0] = "EVALSHA";
+	(*al)[0] = 7;
+	(*av)[1] = s->sha;
+	(*al)[1] = 40;
+	(*av)[2] = "1";
+	(*al)[2] = 1;
+	memcpy(*av + 3, argv, (size_t)argc * sizeof(**av));
+	memcpy(*al + 3, lens, (size_t)argc * sizeof(**al));
+	return LT_OK;
+}
+
 int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
 			struct lt_redis_apply_reply *out)
 {
@@ -185,20 +210,10 @@ int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, co
 
 	if (connect_now(s) != LT_OK)
 		return LT_EREDIS;
-	av = malloc(((size_t)argc + 3) * sizeof(*av));
-	al = malloc(((size_t)argc + 3) * sizeof(*al));
-	if (!av || !al) {
+	if (evalsha_argv(s, argc, argv, lens, &av, &al) != LT_OK) {
 		rc = LT_ENOMEM;
 		goto out;
 	}
-	av[0] = "EVALSHA";
-	al[0] = 7;
-	av[1] = s->sha;
-	al[1] = 40;
-	av[2] = "1";
-	al[2] = 1;
-	memcpy(av + 3, argv, (size_t)argc * sizeof(*av));
-	memcpy(al + 3, lens, (size_t)argc * sizeof(*al));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		r = cmd(s, argc + 3, av, al);
 		if (!r)
@@ -247,21 +262,8 @@ int lt_redis_sink_send(struct lt_redis_sink *s, int argc, const char **argv, con
 
 	if (connect_now(s) != LT_OK)
 		return LT_EREDIS;
-	av = malloc(((size_t)argc + 3) * sizeof(*av));
-	al = malloc(((size_t)argc + 3) * sizeof(*al));
-	if (!av || !al) {
-		free(av);
-		free(al);
+	if (evalsha_argv(s, argc, argv, lens, &av, &al) != LT_OK)
 		return LT_ENOMEM;
-	}
-	av[0] = "EVALSHA";
-	al[0] = 7;
-	av[1] = s->sha;
-	al[1] = 40;
-	av[2] = "1";
-	al[2] = 1;
-	memcpy(av + 3, argv, (size_t)argc * sizeof(*av));
-	memcpy(al + 3, lens, (size_t)argc * sizeof(*al));
 	if (redisAppendCommandArgv(s->ctx, argc + 3, av, al) != REDIS_OK) {
 		rc = s->ctx->err == REDIS_ERR_OOM ? LT_ENOMEM : LT_EREDIS;
 		drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "cannot queue a command");
