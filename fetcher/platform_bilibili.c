@@ -654,23 +654,31 @@ static int on_gift(struct em *e, struct lt_jv root, struct lt_str cmd)
 }
 
 /* Strict base64 (standard alphabet, padding optional) into out. */
+static const int8_t b64_map[256] = {
+#define B64_ROW16 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+	B64_ROW16, B64_ROW16,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,			/* + / */
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,			/* 0-9 */
+	-1, 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,			/* A-O */
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,			/* P-Z */
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,			/* a-o */
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,			/* p-z */
+	B64_ROW16, B64_ROW16, B64_ROW16, B64_ROW16, B64_ROW16, B64_ROW16, B64_ROW16, B64_ROW16,
+#undef B64_ROW16
+};
+
 static int b64_decode(struct lt_buf *out, struct lt_str s)
 {
-	static int8_t map[256];
-	static int init;
-	if (!init) {
-		memset(map, -1, sizeof(map));
-		const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-		for (int i = 0; i < 64; i++)
-			map[(unsigned char)a[i]] = (int8_t)i;
-		init = 1;
-	}
+	const int8_t *map = b64_map;
 	uint32_t acc = 0;
 	int bits = 0;
 	size_t i = 0;
 	lt_buf_reset(out);
 	if (lt_buf_reserve(out, s.len) != LT_OK)
 		return LT_ENOMEM;
+	/* written through a local pointer: stores to out->data[out->len++]
+	 * would reload out->len after every byte (uint8_t aliases it) */
+	uint8_t *o = out->data;
 	/* whole groups of 4 characters to 3 bytes; the first group holding
 	 * padding or a bad character goes to the loop below */
 	for (; s.len - i >= 4; i += 4) {
@@ -679,21 +687,25 @@ static int b64_decode(struct lt_buf *out, struct lt_str s)
 		if ((a | b | c | d) < 0)
 			break;
 		uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-		out->data[out->len++] = (uint8_t)(v >> 16);
-		out->data[out->len++] = (uint8_t)(v >> 8);
-		out->data[out->len++] = (uint8_t)v;
+		o[0] = (uint8_t)(v >> 16);
+		o[1] = (uint8_t)(v >> 8);
+		o[2] = (uint8_t)v;
+		o += 3;
 	}
 	for (; i < s.len && s.p[i] != '='; i++) {
 		int v = map[(unsigned char)s.p[i]];
-		if (v < 0)
+		if (v < 0) {
+			out->len = (size_t)(o - out->data);
 			return LT_EPROTO;
+		}
 		acc = (acc << 6) | (uint32_t)v;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			out->data[out->len++] = (uint8_t)(acc >> bits);
+			*o++ = (uint8_t)(acc >> bits);
 		}
 	}
+	out->len = (size_t)(o - out->data);
 	for (; i < s.len && s.p[i] == '='; i++)
 		;
 	if (i != s.len || bits >= 6)
@@ -1036,8 +1048,94 @@ static int on_live(struct em *e, struct lt_jv root, struct lt_str cmd)
 	return LT_OK;
 }
 
+/* Whether v (an exact view) is already in the form cJSON_PrintUnformatted
+ * would give it after cJSON_Parse (cJSON 1.7): no whitespace outside strings,
+ * strings without escapes or control bytes, integers of at most 15 digits
+ * without a leading zero (printed back by "%d" or "%1.15g" as they stand),
+ * true, false, null, separators in place, nesting at most LT_JSCAN_DEPTH_MAX.
+ * Text that passes is copied as it is; anything else goes through cJSON. */
+static bool json_canonical(const char *p, const char *end)
+{
+	uint64_t kinds = 0; /* bit d set: the container at depth d is an object */
+	int depth = 0;
+	enum { VAL, KEY, AFTER } want = VAL; /* what comes next */
+
+	while (p < end) {
+		char ch = *p;
+		if (want == AFTER) {
+			/* after a value: ',' or the container's closing bracket */
+			if (depth == 0)
+				return false;
+			bool obj = (kinds >> (depth - 1)) & 1;
+			if (ch == ',') {
+				want = obj ? KEY : VAL;
+				p++;
+				continue;
+			}
+			if (ch != (obj ? '}' : ']'))
+				return false;
+			depth--;
+			p++;
+			continue; /* still AFTER */
+		}
+		if (want == KEY) {
+			if (ch != '"')
+				return false;
+		} else if (ch == '{' || ch == '[') {
+			if (depth >= LT_JSCAN_DEPTH_MAX)
+				return false;
+			if (ch == '{')
+				kinds |= (uint64_t)1 << depth;
+			else
+				kinds &= ~((uint64_t)1 << depth);
+			depth++;
+			p++;
+			if (p < end && *p == (ch == '{' ? '}' : ']')) {
+				depth--;
+				p++;
+				want = AFTER;
+			} else {
+				want = ch == '{' ? KEY : VAL;
+			}
+			continue;
+		}
+		if (ch == '"') {
+			for (p++; p < end && *p != '"'; p++)
+				if ((unsigned char)*p < 0x20 || *p == '\\')
+					return false;
+			if (p >= end)
+				return false;
+			p++;
+			if (want == KEY) {
+				if (p >= end || *p != ':')
+					return false;
+				p++;
+				want = VAL;
+				continue;
+			}
+		} else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+			const char *d = ch == '-' ? p + 1 : p;
+			const char *q = d;
+			while (q < end && *q >= '0' && *q <= '9')
+				q++;
+			if (q == d || q - d > 15 || (*d == '0' && (q - d > 1 || ch == '-')))
+				return false;
+			p = q;
+		} else if (end - p >= 4 && (!memcmp(p, "true", 4) || !memcmp(p, "null", 4))) {
+			p += 4;
+		} else if (end - p >= 5 && !memcmp(p, "false", 5)) {
+			p += 5;
+		} else {
+			return false;
+		}
+		want = AFTER;
+	}
+	return depth == 0 && want == AFTER;
+}
+
 /* Anything else: type other, the command and (when small) its data kept in
- * extra. The rare path, so cJSON checks and re-prints the data. */
+ * extra. The rare path: data already in cJSON's printed form is copied,
+ * anything else is checked and re-printed by cJSON. */
 static int on_other(struct em *e, struct lt_jv root, struct lt_str cmd, const char *body, size_t n)
 {
 	struct lt_msg m;
@@ -1048,7 +1146,12 @@ static int on_other(struct em *e, struct lt_jv root, struct lt_str cmd, const ch
 	lt_buf_reset(x);
 	extra_str(x, "cmd", cmd);
 	struct lt_jv d = jget(root, "data");
-	if (d.p && lt_jscan_value(d.p, d.n, &d, NULL) == LT_OK && d.n < LT_MSG_EXTRA_MAX / 2) {
+	if (!d.p || lt_jscan_value(d.p, d.n, &d, NULL) != LT_OK || d.n >= LT_MSG_EXTRA_MAX / 2) {
+		/* no data kept */
+	} else if (json_canonical(d.p, d.p + d.n)) {
+		lt_buf_puts(x, ",\"data\":");
+		lt_buf_append(x, d.p, d.n);
+	} else {
 		cJSON *dj = cJSON_ParseWithLength(d.p, d.n);
 		char *s = dj ? cJSON_PrintUnformatted(dj) : NULL;
 		if (s) {

@@ -1067,6 +1067,66 @@ START_TEST(bootstrap_steps)
 }
 END_TEST
 
+/* An unmapped command keeps its data in extra exactly as cJSON would print
+ * it: the copy of text already in that form and cJSON's re-print of the rest
+ * must not differ, whitespace, escapes, odd numbers and malformed data
+ * included. */
+static void on_emit_extra(void *ud, const struct lt_msg *m)
+{
+	struct lt_buf *x = ud;
+	lt_buf_reset(x);
+	lt_buf_append(x, m->extra.p, m->extra.len);
+}
+
+START_TEST(other_data_as_cjson_prints_it)
+{
+	static const char *const datas[] = {
+		"{\"roomid\":21452505,\"fans\":100501,\"red_notice\":-1,\"fans_club\":1000,\"seq\":15}",
+		"{}", "[]", "[[],{},[{}]]", "{\"a\":[1,2,{\"b\":null}],\"c\":true,\"d\":false}", "0", "-5",
+		"\"plain\"", "\"中文\"", "123456789012345", "1234567890123456", "-0", "007", "1.5", "1e3",
+		"2147483648", "-2147483649", "{\"a\": 1}", " {\"a\":1}", "{\"a\":1} ", "[1 ,2]",
+		"\"a\\\"b\"", "\"a\\/b\"", "\"\\u4e2d\"", "\"tab\there\"", "{\"k\\n\":1}", "{\"a\":1,\"a\":2}",
+		"[1,]", "{\"a\":}", "{\"a\" :1}", "[tru]", "[nul]", "[-]", "[1-2]", "{,}", "[,1]",
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+		"{\"x\":\"\\u0001\"}", "[1.0]", "[100000000000000000000]", "[1E2]", "[0]", "[-1]",
+	};
+	struct lt_buf body = LT_BUF_INIT, f = LT_BUF_INIT, x = LT_BUF_INIT, want = LT_BUF_INIT;
+
+	lt_buf_init(&body, 0);
+	lt_buf_init(&f, 0);
+	lt_buf_init(&x, 0);
+	lt_buf_init(&want, 0);
+	for (size_t i = 0; i < sizeof(datas) / sizeof(datas[0]); i++) {
+		struct lt_platform_conn *c = new_conn();
+		struct lt_platform_io io = {.emit = on_emit_extra, .ud = &x};
+		unsigned ev = 0;
+		lt_buf_reset(&body);
+		lt_buf_printf(&body, "{\"cmd\":\"X_OTHER\",\"data\":%s}", datas[i]);
+		lt_buf_reset(&f);
+		packet(&f, 0, 5, body.data, body.len);
+		lt_buf_reset(&x);
+		ck_assert_int_eq(lt_platform_bilibili.on_frame(c, f.data, f.len, RECV_MS, &io, &ev), LT_OK);
+		lt_buf_reset(&want);
+		lt_buf_puts(&want, "{\"cmd\":\"X_OTHER\"");
+		cJSON *j = cJSON_Parse(datas[i]);
+		char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+		if (s)
+			lt_buf_printf(&want, ",\"data\":%s", s);
+		lt_buf_puts(&want, "}");
+		cJSON_free(s);
+		cJSON_Delete(j);
+		if (x.len) /* the body parsed as far as the data: the extras agree */
+			ck_assert_msg(x.len == want.len && !memcmp(x.data, want.data, x.len), "%s: got %.*s want %s",
+			              datas[i], (int)x.len, (const char *)x.data, lt_buf_cstr(&want));
+		lt_platform_bilibili.destroy(c);
+	}
+	lt_buf_free(&body);
+	lt_buf_free(&f);
+	lt_buf_free(&x);
+	lt_buf_free(&want);
+}
+END_TEST
+
 START_TEST(registry)
 {
 	ck_assert_ptr_eq(lt_platform_find("bilibili"), &lt_platform_bilibili);
@@ -1099,6 +1159,7 @@ int main(void)
 	tcase_add_test(tc, heartbeat_and_auth);
 	tcase_add_test(tc, wbi_vector);
 	tcase_add_test(tc, bootstrap_steps);
+	tcase_add_test(tc, other_data_as_cjson_prints_it);
 	tcase_add_test(tc, registry);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
