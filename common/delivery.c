@@ -60,6 +60,7 @@ struct ent {
 	uint8_t acked; /* bit k: kind k acked (or is not required) */
 	uint8_t tries[NKINDS];
 	int64_t due[NKINDS];
+	int64_t sent_ms[NKINDS]; /* mono ms of the last send to kind k */
 };
 
 /* One consumer URL dialed by one of our sockets: a push socket (batches to
@@ -88,7 +89,7 @@ struct lt_delivery {
 	size_t source_len;
 	int batch_max;
 	size_t batch_bytes_max;
-	int linger_ms, ack_timeout_ms, ack_timeout_max_ms, max_inflight;
+	int linger_ms, linger_max_ms, ack_timeout_ms, ack_timeout_max_ms, max_inflight;
 	size_t window_max;
 
 	pthread_mutex_t mu;
@@ -117,7 +118,9 @@ struct lt_delivery {
 
 	struct lt_buf open;
 	uint32_t open_count;
-	int64_t open_deadline;
+	int64_t open_deadline;	   /* first record + linger_ms */
+	int64_t open_max_deadline; /* first record + linger_max_ms */
+	bool open_held;		   /* past open_deadline, waiting for an ack */
 
 	struct ent *ring;
 	size_t ring_cap, ring_head, ring_n;
@@ -128,6 +131,12 @@ struct lt_delivery {
 	int n_infl[NKINDS];
 	int64_t blocked_until[NKINDS];
 	int64_t last_ack_ms[NKINDS]; /* mono ms of the kind's last matching ack */
+	/* Ack round trips of first sends (not resends: their acks are
+	 * ambiguous), smoothed as TCP does (RFC 6298), in microseconds; the
+	 * resend timeout rto_ms is srtt + 4 rttvar within [ack_timeout_ms,
+	 * ack_timeout_max_ms]. */
+	int64_t srtt_us[NKINDS], rttvar_us[NKINDS];
+	int rto_ms[NKINDS];
 	/* When NNG's send queue of a kind is full, the message waits in an aio
 	 * and the kind is busy until its callback. */
 	nng_aio *saio[NKINDS];
@@ -356,6 +365,41 @@ static int seal(struct lt_delivery *d)
 	return LT_OK;
 }
 
+static void open_deadlines(struct lt_delivery *d, int64_t now)
+{
+	d->open_deadline = now + d->linger_ms;
+	d->open_max_deadline = now + d->linger_max_ms;
+	d->open_held = false;
+}
+
+/* Batches kind k has not acked yet: in flight plus not yet sent (a batch
+ * acked out of order ahead of the cursor is counted too; a bound, not a
+ * tally). */
+static uint64_t kind_backlog(const struct lt_delivery *d, int k)
+{
+	return (uint64_t)d->n_infl[k] + (ring_end(d) - d->cursor[k]);
+}
+
+/* Whether the worker seals the open batch now (one that is full was sealed
+ * by push). Like Nagle's algorithm: after linger_ms, a batch is sealed when
+ * some required consumer kind has acked everything sealed before it;
+ * otherwise it keeps filling until an ack comes (apply_ack wakes the worker)
+ * or linger_max_ms after its first record. When the consumers keep up, that
+ * is linger_ms; when they fall behind, fewer and bigger batches reach them
+ * (each costs them a receive, a decode and an ack, whatever its size), so
+ * their backlog does not feed on itself. */
+static bool open_due(struct lt_delivery *d, int64_t now)
+{
+	if (d->open_count == 0 || now < d->open_deadline)
+		return false;
+	if (now >= d->open_max_deadline)
+		return true;
+	for (int k = 0; k < NKINDS; k++)
+		if (d->required[k] && kind_backlog(d, k) == 0)
+			return true;
+	return !d->required[0] && !d->required[1];
+}
+
 int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
 {
 	struct lt_msg c = *m;
@@ -379,7 +423,7 @@ int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
 		rc = lt_wire_batch_begin(&d->open, LT_WIRE_KIND_DATA, 0, d->source_id, d->next_seq);
 		if (rc != LT_OK)
 			goto out;
-		d->open_deadline = mono_ms() + d->linger_ms;
+		open_deadlines(d, mono_ms());
 		pthread_cond_signal(&d->wake);
 	}
 	rc = lt_wire_batch_add(&d->open, &c);
@@ -392,7 +436,7 @@ int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
 		}
 		rc = lt_wire_batch_begin(&d->open, LT_WIRE_KIND_DATA, 0, d->source_id, d->next_seq);
 		if (rc == LT_OK) {
-			d->open_deadline = mono_ms() + d->linger_ms;
+			open_deadlines(d, mono_ms());
 			rc = lt_wire_batch_add(&d->open, &c);
 		}
 	}
@@ -463,12 +507,13 @@ static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
 	else
 		d->st.sent++;
 	int shift = e->tries[k] < 5 ? e->tries[k] : 5;
-	int64_t wait = (int64_t)d->ack_timeout_ms << shift;
+	int64_t wait = (int64_t)d->rto_ms[k] << shift;
 	if (wait > d->ack_timeout_max_ms)
 		wait = d->ack_timeout_max_ms;
 	if (e->tries[k] < 255)
 		e->tries[k]++;
 	e->due[k] = now + wait;
+	e->sent_ms[k] = now;
 	return LT_OK;
 }
 
@@ -695,8 +740,13 @@ static void links_check(struct lt_delivery *d, int64_t now)
 static int64_t next_wake(struct lt_delivery *d, int64_t now)
 {
 	int64_t w = d->m.next_ms > now ? d->m.next_ms : now + METRICS_EVERY_MS;
-	if (d->open_count > 0 && d->open_deadline < w)
-		w = d->open_deadline;
+	if (d->open_count > 0) {
+		/* Past linger_ms a held batch waits for an ack (which signals
+		 * the worker) or for linger_max_ms. */
+		int64_t o = now < d->open_deadline ? d->open_deadline : d->open_max_deadline;
+		if (o < w)
+			w = o;
+	}
 	for (int k = 0; k < NKINDS; k++) {
 		if (!d->required[k])
 			continue;
@@ -783,8 +833,17 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&d->mu);
 	while (!d->closing) {
 		int64_t now = mono_ms();
-		if (d->open_count > 0 && now >= d->open_deadline && seal(d) != LT_OK)
-			d->open_deadline = now + (d->linger_ms > 10 ? d->linger_ms : 10);
+		if (d->open_count > 0 && now >= d->open_deadline) {
+			bool held = d->open_held;
+			if (!open_due(d, now)) {
+				d->open_held = true;
+			} else if (seal(d) != LT_OK) {
+				d->open_deadline = now + (d->linger_ms > 10 ? d->linger_ms : 10);
+				d->open_max_deadline = d->open_deadline;
+			} else if (held) {
+				d->st.batches_held++;
+			}
+		}
 		if (now >= d->m.next_ms) {
 			metrics_update(d);
 			d->m.next_ms = now + METRICS_EVERY_MS;
@@ -813,6 +872,30 @@ static void *worker(void *arg)
 
 /* ---- acks ---- */
 
+/* One ack round trip of kind k (ms): update the smoothed RTT and the resend
+ * timeout. A consumer that falls behind answers later and later; resending to
+ * it after a fixed timeout would only add copies to its queue. */
+static void rtt_sample(struct lt_delivery *d, int k, int64_t rtt_ms)
+{
+	int64_t r = (rtt_ms < 0 ? 0 : rtt_ms) * 1000;
+	if (d->srtt_us[k] == 0) {
+		d->srtt_us[k] = r > 0 ? r : 1;
+		d->rttvar_us[k] = r / 2;
+	} else {
+		int64_t dev = d->srtt_us[k] > r ? d->srtt_us[k] - r : r - d->srtt_us[k];
+		d->rttvar_us[k] += (dev - d->rttvar_us[k]) / 4;
+		d->srtt_us[k] += (r - d->srtt_us[k]) / 8;
+		if (d->srtt_us[k] <= 0)
+			d->srtt_us[k] = 1;
+	}
+	int64_t rto = (d->srtt_us[k] + 4 * d->rttvar_us[k]) / 1000;
+	if (rto < d->ack_timeout_ms)
+		rto = d->ack_timeout_ms;
+	if (rto > d->ack_timeout_max_ms)
+		rto = d->ack_timeout_max_ms;
+	d->rto_ms[k] = (int)rto;
+}
+
 static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 {
 	uint8_t bit = (uint8_t)(1u << k);
@@ -830,6 +913,8 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 	d->st.acks++;
 	infl_remove(d, k, abs);
 	int64_t now = mono_ms();
+	if (e->tries[k] == 1 && !e->recovered)
+		rtt_sample(d, k, now - e->sent_ms[k]);
 	if (now - d->last_ack_ms[k] > d->ack_timeout_ms) {
 		/* The kind was silent for longer than the ack timeout and is back
 		 * (a consumer restarted, Redis or PostgreSQL came back): what it
@@ -960,7 +1045,8 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 				    LT_WIRE_SOURCE_MAX);
 	if (o->n_processors < 0 || o->n_persisters < 0 || (o->n_processors == 0 && o->n_persisters == 0))
 		return lt_error_set(e, LT_ECONFIG, "delivery: no processor or persister URL");
-	if (o->batch_max < 0 || o->linger_ms < 0 || o->ack_timeout_ms < 0 || o->max_inflight < 0)
+	if (o->batch_max < 0 || o->linger_ms < 0 || o->linger_max_ms < 0 || o->ack_timeout_ms < 0 ||
+	    o->max_inflight < 0)
 		return lt_error_set(e, LT_ECONFIG, "delivery: negative option");
 	struct lt_delivery *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -986,10 +1072,15 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 		d->batch_max = LT_WIRE_BATCH_MAX_RECORDS;
 	d->batch_bytes_max = o->batch_bytes_max ? o->batch_bytes_max : (1u << 20);
 	d->linger_ms = o->linger_ms ? o->linger_ms : 5;
+	d->linger_max_ms = o->linger_max_ms ? o->linger_max_ms : 50;
+	if (d->linger_max_ms < d->linger_ms)
+		d->linger_max_ms = d->linger_ms;
 	d->ack_timeout_ms = o->ack_timeout_ms ? o->ack_timeout_ms : 2000;
 	d->ack_timeout_max_ms = o->ack_timeout_max_ms ? o->ack_timeout_max_ms : 10000;
 	if (d->ack_timeout_max_ms < d->ack_timeout_ms)
 		d->ack_timeout_max_ms = d->ack_timeout_ms;
+	for (int k = 0; k < NKINDS; k++)
+		d->rto_ms[k] = d->ack_timeout_ms;
 	d->max_inflight = o->max_inflight ? o->max_inflight : 256;
 	d->window_max = o->window_bytes ? o->window_bytes : (16u << 20);
 	d->required[0] = o->n_processors > 0;
@@ -1124,6 +1215,10 @@ void lt_delivery_stats(struct lt_delivery *d, struct lt_delivery_stats *out)
 	*out = d->st;
 	out->open_records = d->open_count;
 	out->window_bytes = d->window_bytes;
+	for (int k = 0; k < NKINDS; k++) {
+		out->ack_rtt_us[k] = (uint64_t)d->srtt_us[k];
+		out->resend_timeout_ms[k] = (uint64_t)d->rto_ms[k];
+	}
 	out->next_seq = d->next_seq;
 	out->ring_entries = d->ring_n;
 	pthread_mutex_lock(&d->link_mu);

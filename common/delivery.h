@@ -7,15 +7,25 @@
  *
  * Path of a record:
  *   lt_delivery_push copies the record into the open batch. The open batch is
- *   sealed when it holds batch_max records, batch_bytes_max bytes, or
- *   linger_ms after its first record. A sealed batch gets the next seq of this
+ *   sealed when it holds batch_max records or batch_bytes_max bytes, or by
+ *   time: linger_ms after its first record if some consumer kind has acked
+ *   every batch sealed before (as TCP's Nagle rule), else when one does or
+ *   at the latest linger_max_ms after its first record. So when consumers
+ *   keep up a record waits linger_ms, and when they fall behind they get
+ *   fewer, bigger batches instead of a growing queue of tiny ones (each batch
+ *   costs a consumer a receive, a decode and an ack whatever its size). A
+ *   sealed batch gets the next seq of this
  *   source and is at once appended to the room's spool (spool_dir/<source>/,
  *   see spool.h; write(2) to the page cache, fdatasync if opts.fsync) and put
  *   in the in-memory window. One internal thread sends it to one processor and
  *   one persister (NNG push load-balances over every URL of a kind), receives
  *   acks on a sub socket dialed to every consumer's ack URL (bus.h), and
- *   resends a batch to a kind that has not acked it after ack_timeout_ms,
- *   doubling up to ack_timeout_max_ms; when a kind acks again after a silence
+ *   resends a batch to a kind that has not acked it after the kind's resend
+ *   timeout, doubling up to ack_timeout_max_ms. The resend timeout is the
+ *   kind's smoothed ack round trip plus four deviations (RFC 6298, from acks
+ *   of first sends only), never below ack_timeout_ms nor above
+ *   ack_timeout_max_ms, so a consumer that is slow but alive is not sent
+ *   copies it has yet to reach in its queue. When a kind acks again after a silence
  *   longer than ack_timeout_ms, what it left unacked is resent at once. Once
  *   both kinds have acked a batch it is forgotten, and a spool segment whose
  *   batches are all acked is deleted.
@@ -25,7 +35,8 @@
  *
  * What a fetcher killed with -9 can lose: only the records of the batch still
  * open, that is at most batch_max records and at most linger_ms (default 5 ms)
- * of traffic. Everything sealed is in the spool file (in the kernel's page
+ * of traffic while the consumers keep up, linger_max_ms (default 50 ms) while
+ * they are behind. Everything sealed is in the spool file (in the kernel's page
  * cache, which survives a process crash; opts.fsync also covers a power cut)
  * and is sent again when the fetcher starts with the same spool_dir and
  * source_id. Consumers are idempotent, so batches sent twice count once.
@@ -81,6 +92,7 @@ struct lt_delivery_opts {
 	int batch_max;		    /* records per batch; 0 = 128 */
 	size_t batch_bytes_max;	    /* encoded bytes per batch; 0 = 1 MB */
 	int linger_ms;		    /* 0 = 5 */
+	int linger_max_ms;	    /* while consumers are behind; 0 = 50; < linger_ms: linger_ms */
 	int ack_timeout_ms;	    /* 0 = 2000 */
 	int ack_timeout_max_ms;	    /* backoff cap; 0 = 10000 */
 	int max_inflight;	    /* unacked batches in flight per kind; 0 = 256 */
@@ -96,6 +108,7 @@ struct lt_delivery_stats {
 	uint64_t invalid;  /* push refused a record it could not encode */
 	uint64_t clamped;  /* records cut at msg.h limits on push */
 	uint64_t batches_sealed;
+	uint64_t batches_held; /* sealed after linger_ms because no consumer kind was idle */
 	uint64_t sent;		/* batch sends, both kinds, first time */
 	uint64_t resent;	/* batch sends after a timeout or a restart */
 	uint64_t send_eagain;	/* sends that waited for room in NNG's queue */
@@ -125,6 +138,8 @@ struct lt_delivery_stats {
 	uint64_t links_down;	 /* dialers (push and ack, per consumer URL) with no pipe now */
 	uint64_t lost_records;	 /* given up: spool copy unreadable, or not on disk at close */
 	uint64_t next_seq;
+	uint64_t ack_rtt_us[2];	       /* smoothed ack round trip: processors, persisters (0: none yet) */
+	uint64_t resend_timeout_ms[2]; /* current resend timeout per kind (from the round trip) */
 };
 
 /* Open a sender for o->source_id: recover the spool (a corrupt tail is

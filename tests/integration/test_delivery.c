@@ -93,7 +93,8 @@ struct tcons {
 	atomic_bool stop;
 	_Atomic int64_t withhold_until; /* mono ms: no acks before this */
 	atomic_ulong batches;
-	bool skip_first; /* set before start: do not ack the first batch seen */
+	bool skip_first;      /* set before start: do not ack the first batch seen */
+	atomic_int ack_delay; /* ms to sleep before each ack: a slow consumer */
 };
 
 static int64_t now_ms(void)
@@ -148,6 +149,8 @@ static void *cons_main(void *arg)
 			bool skip = tc->skip_first && atomic_fetch_add(&tc->batches, 1) == 0;
 			if (!tc->skip_first)
 				atomic_fetch_add(&tc->batches, 1);
+			if (atomic_load(&tc->ack_delay) > 0)
+				pause_ms(atomic_load(&tc->ack_delay));
 			if (!skip && now_ms() >= atomic_load(&tc->withhold_until))
 				lt_bus_consumer_ack(tc->c, wb.source_id, wb.seq);
 		}
@@ -406,6 +409,108 @@ START_TEST(withheld_acks_are_resent)
 }
 END_TEST
 
+/* Nagle-like sealing: while no consumer kind has acked everything sent, a
+ * batch that is not full keeps filling up to linger_max_ms; when the
+ * consumers keep up, a record waits only linger_ms. */
+START_TEST(slow_consumers_get_bigger_batches)
+{
+	struct rig *r = rig_new("dlv-nagle");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	struct lt_delivery_opts o = {.linger_ms = 5, .linger_max_ms = 50, .ack_timeout_ms = 5000};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	pause_ms(300);
+
+	/* Consumers that keep up: records 300 ms apart each go out alone, after
+	 * linger_ms, without being held for an ack. */
+	struct lt_delivery_stats st;
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(push_range(d, i, i + 1), LT_OK);
+		pause_ms(300);
+	}
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.batches_sealed, 5);
+	ck_assert_uint_eq(st.batches_held, 0);
+	ck_assert_uint_eq(st.acked_records, 5);
+
+	/* Consumers 100 ms per batch: a record every 2 ms for 0.6 s. */
+	atomic_store(&p0->ack_delay, 100);
+	atomic_store(&q0->ack_delay, 100);
+	const int n = 300;
+	int64_t t0 = now_ms();
+	for (int i = 5; i < 5 + n; i++) {
+		ck_assert_int_eq(push_range(d, i, i + 1), LT_OK);
+		pause_ms(2);
+	}
+	int64_t took = now_ms() - t0;
+	lt_delivery_flush(d);
+	lt_delivery_stats(d, &st);
+	uint64_t batches = st.batches_sealed - 5;
+	printf("slow consumers: %d records in %lld ms went out in %" PRIu64 " batches (%" PRIu64
+	       " held for an ack)\n",
+	       n, (long long)took, batches, st.batches_held);
+	/* One batch per linger_max_ms (50 ms) at most, plus the first and the
+	 * flushed one; not one per linger_ms (5 ms). */
+	ck_assert_uint_le(batches, (uint64_t)(took / 50 + 3));
+	ck_assert_uint_ge(st.batches_held, batches / 2);
+	ck_assert_int_eq(lt_delivery_drain(d, 20000), LT_OK);
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.acked_records, 5 + n);
+	ck_assert_uint_eq(r->tp.distinct, 5 + n);
+	ck_assert_uint_eq(r->tq.distinct, 5 + n);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
+/* The resend timeout follows the measured ack round trip: after a few
+ * batches that a consumer takes 250 ms to ack, it is above the 400 ms
+ * floor, for that kind only. */
+START_TEST(resend_timeout_follows_round_trip)
+{
+	struct rig *r = rig_new("dlv-rtt");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	struct lt_delivery_opts o = {.ack_timeout_ms = 400, .ack_timeout_max_ms = 4000};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	pause_ms(300);
+	struct lt_delivery_stats st;
+	ck_assert_int_eq(push_range(d, 0, 10), LT_OK);
+	ck_assert_int_eq(lt_delivery_drain(d, 5000), LT_OK);
+	lt_delivery_stats(d, &st);
+	/* Fast consumers: the timeout stays at its floor. */
+	ck_assert_uint_gt(st.ack_rtt_us[0], 0);
+	ck_assert_uint_lt(st.ack_rtt_us[0], 400000);
+	ck_assert_uint_eq(st.resend_timeout_ms[0], 400);
+	ck_assert_uint_eq(st.resend_timeout_ms[1], 400);
+
+	atomic_store(&p0->ack_delay, 250);
+	for (int i = 10; i < 16; i++) {
+		ck_assert_int_eq(push_range(d, i, i + 1), LT_OK);
+		lt_delivery_flush(d);
+		ck_assert_int_eq(lt_delivery_drain(d, 5000), LT_OK);
+	}
+	lt_delivery_stats(d, &st);
+	printf("round trip: processor %.0f ms (resend after %" PRIu64 " ms), persister %.1f ms (%" PRIu64
+	       " ms)\n",
+	       st.ack_rtt_us[0] / 1000.0, st.resend_timeout_ms[0], st.ack_rtt_us[1] / 1000.0,
+	       st.resend_timeout_ms[1]);
+	/* 250 ms round trips: smoothed RTT plus four deviations is above the
+	 * floor, and the persister, still fast, keeps its floor. */
+	ck_assert_uint_ge(st.ack_rtt_us[0], 80000);
+	ck_assert_uint_gt(st.resend_timeout_ms[0], 400);
+	ck_assert_uint_le(st.resend_timeout_ms[0], 4000);
+	ck_assert_uint_eq(st.resend_timeout_ms[1], 400);
+	ck_assert_uint_eq(r->tp.distinct, 16);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(back_from_silence_resends_at_once)
 {
 	struct rig *r = rig_new("dlv-silence");
@@ -542,7 +647,7 @@ static long kill_and_recover(const char *tag, int batch_max, int pace_us, long k
 	struct lt_delivery_stats st;
 	lt_delivery_stats(d, &st);
 	long lost = p - (long)st.recovered_records;
-	printf("killed sender (one push per %d us, batch_max %d, linger 5 ms): pushed %ld, recovered %" PRIu64
+	printf("killed sender (one push per %d us, batch_max %d, linger 5-50 ms): pushed %ld, recovered %" PRIu64
 	       ", lost %ld\n",
 	       pace_us, batch_max, p, st.recovered_records, lost);
 	/* A push that returned just before the kill may not be counted yet. */
@@ -572,10 +677,11 @@ END_TEST
 
 START_TEST(killed_sender_slow_traffic)
 {
-	/* 1000/s: batches seal by linger (5 ms), so only a few milliseconds of
-	 * records are ever open. */
-	long lost = kill_and_recover("dlv-kill-slow", 64, 1000, 400);
-	ck_assert_int_le(lost, 20);
+	/* 1000/s: batches seal by time, after linger_ms (5 ms) or, while an
+	 * ack is outstanding, at most linger_max_ms (50 ms): only that much
+	 * traffic, well under batch_max, is ever open. */
+	long lost = kill_and_recover("dlv-kill-slow", 128, 1000, 400);
+	ck_assert_int_le(lost, 60);
 }
 END_TEST
 
@@ -988,6 +1094,8 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, all_delivered_to_both_kinds);
 	tcase_add_test(tc, withheld_acks_are_resent);
 	tcase_add_test(tc, back_from_silence_resends_at_once);
+	tcase_add_test(tc, slow_consumers_get_bigger_batches);
+	tcase_add_test(tc, resend_timeout_follows_round_trip);
 	tcase_add_test(tc, consumer_restart);
 	tcase_add_test(tc, sender_reopen_resends_spool);
 	tcase_add_test(tc, killed_sender_fast_traffic);

@@ -54,6 +54,7 @@ struct popts {
 	int drain_ms;
 	int batch_max;
 	int linger_ms;
+	int linger_max_ms;
 	int ack_timeout_ms;
 };
 
@@ -108,7 +109,8 @@ static void usage(FILE *f)
 		   "  --offset I         index of the first message (default 0)\n"
 		   "  --ts-base MS       ts of message 0 (default now; printed in the summary)\n"
 		   "  --drain-timeout MS wait this long for acks at the end (default 60000)\n"
-		   "  --batch-max N, --linger-ms N, --ack-timeout-ms N   delivery tuning\n"
+		   "  --batch-max N, --linger-ms N, --linger-max-ms N, --ack-timeout-ms N\n"
+		   "                     delivery tuning (common/delivery.h)\n"
 		   "  --help, --version\n");
 }
 
@@ -153,6 +155,7 @@ static int parse_args(int argc, char **argv, struct popts *o)
 		O_DRAIN,
 		O_BATCH,
 		O_LINGER,
+		O_LINGER_MAX,
 		O_ACKTO,
 		O_HELP,
 		O_VERSION
@@ -175,6 +178,7 @@ static int parse_args(int argc, char **argv, struct popts *o)
 	    {"drain-timeout", required_argument, NULL, O_DRAIN},
 	    {"batch-max", required_argument, NULL, O_BATCH},
 	    {"linger-ms", required_argument, NULL, O_LINGER},
+	    {"linger-max-ms", required_argument, NULL, O_LINGER_MAX},
 	    {"ack-timeout-ms", required_argument, NULL, O_ACKTO},
 	    {"help", no_argument, NULL, O_HELP},
 	    {"version", no_argument, NULL, O_VERSION},
@@ -265,6 +269,11 @@ static int parse_args(int argc, char **argv, struct popts *o)
 			if (!parse_long(optarg, 1, 10000, &v))
 				goto bad;
 			o->linger_ms = (int)v;
+			break;
+		case O_LINGER_MAX:
+			if (!parse_long(optarg, 1, 10000, &v))
+				goto bad;
+			o->linger_max_ms = (int)v;
 			break;
 		case O_ACKTO:
 			if (!parse_long(optarg, 1, 3600000, &v))
@@ -387,6 +396,7 @@ int main(int argc, char **argv)
 	    .spool_dir = o.spool,
 	    .batch_max = o.batch_max,
 	    .linger_ms = o.linger_ms,
+	    .linger_max_ms = o.linger_max_ms,
 	    .ack_timeout_ms = o.ack_timeout_ms,
 	};
 	struct lt_delivery *d = NULL;
