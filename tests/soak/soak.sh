@@ -267,7 +267,34 @@ for i in $(seq 0 $((rooms - 1))); do
 done
 say "pipeline up: $(wc -l <"$tmp/procs") processes; files in $tmp"
 
+# cpu_sample LABEL: each process's CPU seconds so far (utime + stime) as
+# "LABEL name seconds" lines in $tmp/cpu
+cpu_sample() {
+	local tck
+	tck=$(getconf CLK_TCK)
+	while read -r pid name; do
+		awk -v l="$1" -v n="$name" -v t="$tck" '{sub(/^.*\) /, ""); printf "%s %s %.2f\n", l, n, ($12 + $13) / t}' \
+			"/proc/$pid/stat" 2>/dev/null || true
+	done <"$tmp/procs" >>"$tmp/cpu"
+	# the servers too, when this user can see them (PostgreSQL: the postmaster
+	# and its children alive at both samples, the persister's backend among them)
+	local p
+	for p in $redis_pid; do
+		awk -v l="$1" -v p="$p" -v t="$tck" '{sub(/^.*\) /, ""); printf "%s redis-%s %.2f\n", l, p, ($12 + $13) / t}' \
+			"/proc/$p/stat" 2>/dev/null || true
+	done >>"$tmp/cpu"
+	for p in $pg_pid $(pgrep -P "${pg_pid:-1}" 2>/dev/null); do
+		[ -n "$pg_pid" ] || break
+		awk -v l="$1" -v p="$p" -v t="$tck" '{sub(/^.*\) /, ""); printf "%s postgres-%s %.2f\n", l, p, ($12 + $13) / t}' \
+			"/proc/$p/stat" 2>/dev/null || true
+	done >>"$tmp/cpu"
+}
+redis_pid=$(redis-cli -u "$LIVETAP_REDIS_URL" info server 2>/dev/null | awk -F: '/^process_id:/ {print $2}' | tr -d '\r' || true)
+pg_pid=$(PGOPTIONS= psql -X "$LIVETAP_PG_DSN" -Atqc "SHOW data_directory" 2>/dev/null | xargs -r -I{} head -n1 {}/postmaster.pid 2>/dev/null || true)
+
 # ---- the run: sample RSS and room states -----------------------------------------
+: >"$tmp/cpu"
+cpu_sample start
 t0=$(date +%s)
 : >"$tmp/rss"
 : >"$tmp/states"
@@ -293,6 +320,9 @@ while :; do
 	fi
 	sleep $sample_s
 done
+
+cpu_sample end
+run_s=$(($(date +%s) - t0))
 
 # consumers: "processor messages+duplicates applied, persister rows" from their /metrics
 consumers() {
@@ -380,9 +410,10 @@ pids=()
 
 # ---- the account ---------------------------------------------------------------------
 echo "$final_states" >"$tmp/final_states"
-python3 - "$tmp" "$warmup" "$duration" "$fetcher_rc" "$spool_left" "$spool_bytes" "$sanitize" <<'PY'
+python3 - "$tmp" "$warmup" "$duration" "$fetcher_rc" "$spool_left" "$spool_bytes" "$sanitize" "$run_s" <<'PY'
 import collections, glob, os, sys
 sanitize = sys.argv[7]
+run_s = int(sys.argv[8])
 
 tmp, warmup, duration, fetcher_rc, spool_left, spool_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 failures = []
@@ -502,6 +533,18 @@ if ts:
         wu, at(wu)[0], at(wu)[1] / 1024, at(wu)[2] / 1024, ts[-1], at(ts[-1])[0], at(ts[-1])[1] / 1024, at(ts[-1])[2] / 1024,
         max(dl[str(t)][0] for t in ts), "%d / %.0f / %.0f" % (dl["end"][0], dl["end"][1] / 1024, dl["end"][2] / 1024) if "end" in dl else "?"))
 print("spool after stop: %d segments, %d bytes" % (spool_left, spool_bytes))
+# CPU over the run (start of sampling to end of run), by kind of process
+cpu = collections.defaultdict(dict)
+for line in open(os.path.join(tmp, "cpu")):
+    label, name, sec = line.split()
+    cpu[name][label] = float(sec)
+groups = collections.defaultdict(float)
+for name, v in cpu.items():
+    if "start" in v and "end" in v:
+        groups[name.split("-")[0]] += v["end"] - v["start"]
+if groups:
+    print("CPU seconds over the %ds run: %s" % (run_s, ", ".join(
+        "%s %.1f (%.0f%% of a core)" % (g, c, 100 * c / max(run_s, 1)) for g, c in sorted(groups.items()))))
 if sanitize != "none":
     print("RSS growth not checked: this build uses -Db_sanitize=%s (ASan keeps freed memory in quarantine)" % sanitize)
 if failures:
