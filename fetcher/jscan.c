@@ -14,10 +14,17 @@
 
 static const char *skip_ws(const char *p, const char *end)
 {
-	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+	/* compact JSON has none: one test for the usual case */
+	while (p < end && (unsigned char)*p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
 		p++;
 	return p;
 }
+
+/* The characters a number is made of: digits, - + . e E. */
+static const uint8_t num_char[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1, ['-'] = 1, ['+'] = 1, ['.'] = 1, ['e'] = 1, ['E'] = 1,
+};
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -108,19 +115,29 @@ static uint64_t prefix_xor(uint64_t x)
  * NULL. With SSE2, 64 bytes a step: the quotes that are not escaped are
  * those not preceded by an odd run of backslashes, found with the carry
  * trick (a run's start plus the run overflows into the byte after it). */
-static const char *skip_str(const char *p, const char *end)
+static const char *skip_str_long(const char *p, const char *end);
+
+static inline const char *skip_str(const char *p, const char *end)
 {
 	p++;
 #if defined(__SSE2__)
-	const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
 	if (end - p >= 16) {
 		/* most strings are short and plain: their end is in the first 16 bytes */
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		unsigned mq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vq));
-		unsigned mb = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vb));
+		unsigned mq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+		unsigned mb = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
 		if (mq && (!mb || __builtin_ctz(mq) < __builtin_ctz(mb)))
 			return p + __builtin_ctz(mq) + 1;
 	}
+#endif
+	return skip_str_long(p, end);
+}
+
+/* The rest of skip_str: p just after the opening quote. */
+static const char *skip_str_long(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+	const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
 	uint64_t carry = 0; /* the previous block ended in an odd run */
 	while (end - p >= 64) {
 		uint64_t bs = mask64(p, vb), qs = mask64(p, vq);
@@ -167,15 +184,15 @@ static const char *find_struct(const char *p, const char *end)
 
 static bool is_num_char(char c)
 {
-	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+	return num_char[(unsigned char)c];
 }
 
-/* p at a value's first character; returns the position after it, or NULL. */
-static const char *skip_value(const char *p, const char *end)
-{
-	uint64_t kinds = 0; /* bit d set: the container at depth d is an object */
-	int depth = 0;
+static const char *skip_container(const char *p, const char *end);
 
+/* p at a value's first character; returns the position after it, or NULL.
+ * Inline for the scalars that most values are; containers out of line. */
+static inline const char *skip_value(const char *p, const char *end)
+{
 	if (p >= end)
 		return NULL;
 	switch (*p) {
@@ -189,7 +206,7 @@ static const char *skip_value(const char *p, const char *end)
 		return end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
 	case '{':
 	case '[':
-		break;
+		return skip_container(p, end);
 	default:
 		if (*p != '-' && (*p < '0' || *p > '9'))
 			return NULL;
@@ -197,6 +214,13 @@ static const char *skip_value(const char *p, const char *end)
 			p++;
 		return p;
 	}
+}
+
+/* p at '{' or '['. */
+static const char *skip_container(const char *p, const char *end)
+{
+	uint64_t kinds = 0; /* bit d set: the container at depth d is an object */
+	int depth = 0;
 #if defined(__SSE2__)
 	/* 64 bytes a step: the quotes that are not escaped give, by a running
 	 * XOR, the bytes inside strings; only the brackets outside them are
