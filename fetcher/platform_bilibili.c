@@ -467,6 +467,18 @@ static const char *find_id_key(const char *p, const char *end)
 	return NULL;
 }
 
+/* The characters of an id_str: [0-9A-Za-z_-]. */
+static const uint8_t id_char[256] = {
+	['-'] = 1, ['_'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+	['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+	['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 static struct lt_str danmu_id_str(struct lt_jv s)
 {
 	const char *p = s.p + 1, *end = s.p + s.n - 1;
@@ -478,9 +490,8 @@ static struct lt_str danmu_id_str(struct lt_jv s)
 		if (hit == s.p + 1 || (hit[-1] != '{' && hit[-1] != ','))
 			continue;
 		const char *q = p;
-		while (q < end && q - p <= LT_MSG_ID_MAX &&
-		       ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '-' ||
-		        *q == '_'))
+		const char *qlim = end - p > LT_MSG_ID_MAX + 1 ? p + LT_MSG_ID_MAX + 1 : end;
+		while (q < qlim && id_char[(unsigned char)*q])
 			q++;
 		if (q > p && end - q >= 2 && q[0] == '\\' && q[1] == '"')
 			return (struct lt_str){p, (uint32_t)(q - p)};
@@ -1282,26 +1293,60 @@ static void br_cache_free(struct br_cache *bc)
 	memset(bc, 0, sizeof(*bc));
 }
 
-static int inflate_brotli(struct lt_platform_conn *c, struct lt_buf *out, const uint8_t *p, size_t n)
+/* Decompress one brotli stream. The decoder writes into its ring buffer and
+ * hands pieces out with BrotliDecoderTakeOutput; a stream that finishes in
+ * one piece (every batch shorter than the window) is read where it is, in
+ * *data, valid until the caller destroys *sp (always, also on error), instead
+ * of being copied into out. Pieces of a longer stream are copied into out as
+ * they come, and out grows exactly as it did when brotli wrote into it (the
+ * same reservations, so the same LT_ETOOBIG). *len is the output length, also
+ * on error (what came out before it). */
+static int inflate_brotli(struct lt_platform_conn *c, struct lt_buf *out, const uint8_t *p, size_t n,
+                          BrotliDecoderState **sp, const uint8_t **data, size_t *len)
 {
 	BrotliDecoderState *s = BrotliDecoderCreateInstance(br_alloc, br_free, &c->br);
-	size_t avail_in = n;
+	size_t avail_in = n, avail_out = 0;
 	const uint8_t *next_in = p;
+	uint8_t *next_out = NULL;
+	size_t want = n * 8 < 16384 ? 16384 : n * 8;
 	int rc = LT_EPROTO;
 
+	*sp = s;
+	lt_buf_reset(out);
+	*data = out->data;
+	*len = 0;
 	if (!s)
 		return LT_ENOMEM;
-	lt_buf_reset(out);
+	if (lt_buf_reserve(out, want) != LT_OK)
+		return LT_ETOOBIG;
 	for (;;) {
-		size_t want = n * 8 < 16384 ? 16384 : n * 8;
-		if (lt_buf_reserve(out, want) != LT_OK) {
-			rc = LT_ETOOBIG;
-			break;
-		}
-		size_t avail_out = out->cap - out->len - 1;
-		uint8_t *next_out = out->data + out->len;
 		BrotliDecoderResult r = BrotliDecoderDecompressStream(s, &avail_in, &next_in, &avail_out, &next_out, NULL);
-		out->len = (size_t)(next_out - out->data);
+		while (BrotliDecoderHasMoreOutput(s)) {
+			size_t k = 0;
+			const uint8_t *q = BrotliDecoderTakeOutput(s, &k);
+			if (!q || !k)
+				break;
+			if (out->len == 0 && BrotliDecoderIsFinished(s) && k <= out->cap - 1) {
+				*data = q;
+				*len = k;
+				return LT_OK;
+			}
+			while (k) {
+				size_t room = out->cap - out->len - 1;
+				if (!room) {
+					if (lt_buf_reserve(out, want) != LT_OK) {
+						*len = out->len;
+						return LT_ETOOBIG;
+					}
+					room = out->cap - out->len - 1;
+				}
+				size_t m = k < room ? k : room;
+				memcpy(out->data + out->len, q, m);
+				out->len += m;
+				q += m;
+				k -= m;
+			}
+		}
 		if (r == BROTLI_DECODER_RESULT_SUCCESS) {
 			rc = LT_OK;
 			break;
@@ -1309,7 +1354,8 @@ static int inflate_brotli(struct lt_platform_conn *c, struct lt_buf *out, const 
 		if (r != BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT)
 			break; /* error, or the input ended early */
 	}
-	BrotliDecoderDestroyInstance(s);
+	*data = out->data;
+	*len = out->len;
 	return rc;
 }
 
@@ -1384,14 +1430,27 @@ static int decode(struct em *e, const uint8_t *p, size_t n, int depth)
 					break;
 				}
 				struct lt_buf *out = &c->inflated[depth];
-				int ir = ver == LT_BILI_VER_ZLIB ? inflate_zlib(c, out, body, blen)
-				                                 : inflate_brotli(c, out, body, blen);
-				c->st.bytes_inflated += out->len;
+				BrotliDecoderState *bs = NULL; /* the brotli output lives in it */
+				const uint8_t *data;
+				size_t len;
+				int ir;
+				if (ver == LT_BILI_VER_ZLIB) {
+					ir = inflate_zlib(c, out, body, blen);
+					data = out->data;
+					len = out->len;
+				} else {
+					ir = inflate_brotli(c, out, body, blen, &bs, &data, &len);
+				}
+				c->st.bytes_inflated += len;
 				if (ir != LT_OK) {
+					if (bs)
+						BrotliDecoderDestroyInstance(bs);
 					rc = LT_EPROTO;
 					break;
 				}
-				int dr = decode(e, out->data, out->len, depth + 1);
+				int dr = decode(e, data, len, depth + 1);
+				if (bs)
+					BrotliDecoderDestroyInstance(bs);
 				if (dr == LT_EAUTH)
 					return dr;
 				if (dr != LT_OK)

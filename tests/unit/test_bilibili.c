@@ -798,6 +798,44 @@ START_TEST(zlib_brotli_concat_nested)
 }
 END_TEST
 
+/* A brotli stream longer than its window comes out of the decoder in pieces
+ * (the ring buffer wraps): they are put together, not read in place. */
+START_TEST(brotli_longer_than_window)
+{
+	struct lt_buf inner = LT_BUF_INIT, frame = LT_BUF_INIT;
+	struct got g = {0};
+	struct lt_platform_conn *c = new_conn();
+	lt_buf_init(&inner, 0);
+	lt_buf_init(&frame, 0);
+
+	batch(&inner, 0, 50);
+	ck_assert_uint_gt(inner.len, 4 * 1024);
+	size_t n = BrotliEncoderMaxCompressedSize(inner.len);
+	uint8_t *z = malloc(n);
+	ck_assert(BrotliEncoderCompress(5, 10, BROTLI_MODE_GENERIC, inner.len, inner.data, &n, z)); /* 1 KB window */
+	packet(&frame, 3, 5, z, n);
+	free(z);
+	ck_assert_int_eq(feed(c, frame.data, frame.len, &g, NULL), LT_OK);
+	expect_ids(&g, 0, 50);
+	got_free(&g);
+	/* and a short one after it, on the same connection */
+	lt_buf_reset(&inner);
+	batch(&inner, 0, 3);
+	lt_buf_reset(&frame);
+	brotli_pack(&frame, &inner);
+	ck_assert_int_eq(feed(c, frame.data, frame.len, &g, NULL), LT_OK);
+	expect_ids(&g, 0, 3);
+	got_free(&g);
+	struct lt_platform_stats st;
+	lt_platform_bilibili.stats(c, &st);
+	ck_assert_int_eq(st.bad_frames, 0);
+
+	lt_buf_free(&inner);
+	lt_buf_free(&frame);
+	lt_platform_bilibili.destroy(c);
+}
+END_TEST
+
 START_TEST(bad_packets)
 {
 	struct lt_platform_conn *c = new_conn();
@@ -1154,6 +1192,7 @@ int main(void)
 	tcase_add_test(tc, guard_buy_synthetic_ids);
 	tcase_add_test(tc, stats_and_live);
 	tcase_add_test(tc, zlib_brotli_concat_nested);
+	tcase_add_test(tc, brotli_longer_than_window);
 	tcase_add_test(tc, bad_packets);
 	tcase_add_test(tc, inflate_bomb_capped);
 	tcase_add_test(tc, heartbeat_and_auth);
