@@ -63,7 +63,7 @@ struct sup {
 	const struct lt_config *cfg;
 	PGconn *pg;
 	char owner[160];
-	char exe[PATH_MAX];
+	char exe[PATH_MAX]; /* livetap-fetcher next to us; "" = look it up in PATH */
 	const char *config_path;
 	int64_t lease_ms, poll_ms, renew_ms, restart_base_ms, restart_max_ms, stop_ms, max_rooms;
 	int64_t next_claim, next_renew, last_renew_ok, pg_retry_at;
@@ -316,7 +316,10 @@ static void child_start(struct sup *s, struct child *c)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(0);
-		execv(s->exe, (char *const *)argv);
+		if (s->exe[0])
+			execv(s->exe, (char *const *)argv);
+		else
+			execvp("livetap-fetcher", (char *const *)argv);
 		_exit(127);
 	}
 	c->pid = pid;
@@ -489,15 +492,29 @@ int lt_supervisor_run(struct lt_app *app)
 		snprintf(s.owner, sizeof(s.owner), "%s", owner);
 	else
 		snprintf(s.owner, sizeof(s.owner), "%s:%d", host, (int)getpid());
+	/* children run the livetap-fetcher installed next to this program, as
+	 * lt_app_exec_sibling finds it; resolved once, here, so that a missing
+	 * one is said once rather than as every child's exit status 127 */
 	n = readlink("/proc/self/exe", s.exe, sizeof(s.exe) - 1);
 	if (n <= 0) {
-		fprintf(stderr, "livetap-fetcher: --supervise: cannot find my own executable\n");
+		fprintf(stderr, "livetap-supervisor: cannot find my own executable\n");
 		return 1;
 	}
 	s.exe[n] = 0;
+	char *slash = strrchr(s.exe, '/');
+	if (!slash || (size_t)(slash + 1 - s.exe) + sizeof("livetap-fetcher") > sizeof(s.exe)) {
+		fprintf(stderr, "livetap-supervisor: cannot place livetap-fetcher next to %s\n", s.exe);
+		return 1;
+	}
+	memcpy(slash + 1, "livetap-fetcher", sizeof("livetap-fetcher"));
+	if (access(s.exe, X_OK) != 0) {
+		lt_warn(NULL, "supervisor: no livetap-fetcher at %s (%s): children run the one in PATH", s.exe,
+		        strerror(errno));
+		s.exe[0] = 0;
+	}
 
-	lt_info(NULL, "supervisor: starting as %s (lease %" PRId64 " ms, poll %" PRId64 " ms)", s.owner, s.lease_ms,
-	        s.poll_ms);
+	lt_info(NULL, "supervisor: starting as %s (lease %" PRId64 " ms, poll %" PRId64 " ms, children %s)", s.owner,
+	        s.lease_ms, s.poll_ms, s.exe[0] ? s.exe : "livetap-fetcher from PATH");
 	while (!lt_sig_stop_requested())
 		tick(&s);
 	lt_info(NULL, "supervisor: stopping %s", s.owner);

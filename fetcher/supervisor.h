@@ -33,8 +33,9 @@
 struct lt_app;
 
 /* Run the supervisor until SIGTERM/SIGINT. Reads pg.dsn and supervisor.*
- * from lt_app_config(app); children are this executable run with
- * --platform P --room R (and --config when one was given). Returns the exit
+ * from lt_app_config(app); children are the livetap-fetcher installed next
+ * to this executable (else the one in PATH) run with --platform P --room R
+ * (and --config when one was given). Returns the exit
  * status: 0 after a clean stop, 1 when the setup failed. */
 int lt_supervisor_run(struct lt_app *app);
 

@@ -7,11 +7,11 @@
  * does not load libpq and the libraries it pulls in (about 3.4 MB of RSS per
  * fetcher).
  *
- * The supervisor starts a child as its own executable (/proc/self/exe) with
- * --platform P --room R [--config FILE]: such a command line is a room's
- * fetcher, and is handed on to the livetap-fetcher next to this program
- * (execv: the pid, the supervisor's waitpid and the child's
- * PR_SET_PDEATHSIG all carry over).
+ * The supervisor execs each child as the livetap-fetcher next to this
+ * program directly (fetcher/supervisor.c). A command line that still names a
+ * room (--platform P --room R [--config FILE]), as children were started
+ * before, is a room's fetcher and is handed on to livetap-fetcher (execv:
+ * the pid, a parent's waitpid and PR_SET_PDEATHSIG all carry over).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -35,8 +35,7 @@ static const struct lt_app_spec spec = {
     "fetcher.metrics_listen",
 };
 
-/* True if argv is a room's fetcher: the supervisor's children are started as
- * this executable with --platform and --room. */
+/* True if argv is a room's fetcher (--platform or --room). */
 static bool is_room_child(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
