@@ -10,7 +10,9 @@
  * the end and come back missing. Containers are skipped 64 bytes a step:
  * random bracket/quote/backslash soups and random nested values with
  * escapes, cut at every length, must give what a byte-by-byte reference
- * skipper gives (the same end, or malformed for both).
+ * skipper gives (the same end, or malformed for both). lt_jscan_get_many
+ * finds what a walk with lt_jit_member finds, on random objects cut
+ * anywhere.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +216,71 @@ static struct lt_jv J(const char *s)
 	return (struct lt_jv){s, strlen(s)};
 }
 
+/* lt_jscan_get_many walks in one loop what lt_jit_member walks: on random
+ * objects (keys repeated, values of every kind, junk between members), cut
+ * at every length, both find the same views. */
+static void ref_get_many(struct lt_jv obj, const char *const *keys, int n, struct lt_jv *out)
+{
+	struct lt_jit it;
+	struct lt_jv k, v;
+	int found = 0;
+
+	for (int i = 0; i < n; i++)
+		out[i] = (struct lt_jv){NULL, 0};
+	if (!lt_jv_is(obj, '{'))
+		return;
+	lt_jit_begin(&it, obj);
+	while (found < n && lt_jit_member(&it, &k, &v)) {
+		for (int i = 0; i < n; i++) {
+			if (strlen(keys[i]) == k.n && !out[i].p && memcmp(keys[i], k.p, k.n) == 0) {
+				out[i] = v;
+				found++;
+				break;
+			}
+		}
+	}
+}
+
+START_TEST(get_many_as_walker)
+{
+	static const char *const keys[] = {"a", "bb", "", "k\\\"x", "zz"};
+	static const char *const names[] = {"\"a\"", "\"bb\"", "\"\"", "\"k\\\"x\"", "\"q\"", "\"a\" ", "a", "\"bb"};
+	static const char *const seps[] = {",", ",", ",", " , ", "", ";", "\n,"};
+	struct lt_buf b = LT_BUF_INIT;
+
+	lt_buf_init(&b, 0);
+	for (int round = 0; round < 1000; round++) {
+		lt_buf_reset(&b);
+		lt_buf_putc(&b, '{');
+		if (rnd() % 4 == 0)
+			lt_buf_putc(&b, ' ');
+		for (int m = (int)(rnd() % 7); m > 0; m--) {
+			lt_buf_puts(&b, names[rnd() % 8]);
+			lt_buf_puts(&b, rnd() % 8 ? ":" : " : ");
+			gen_value(&b, 3);
+			if (m > 1)
+				lt_buf_puts(&b, seps[rnd() % 7]);
+		}
+		lt_buf_puts(&b, rnd() % 6 ? "}" : "]");
+		lt_buf_puts(&b, ",\"a\":1}");
+		for (size_t n = b.len; n > 0; n--) {
+			char *cp = malloc(n);
+			ck_assert_ptr_nonnull(cp);
+			memcpy(cp, b.data, n);
+			struct lt_jv got[5], want[5];
+			int nk = 1 + (int)(rnd() % 5);
+			lt_jscan_get_many((struct lt_jv){cp, n}, keys, nk, got);
+			ref_get_many((struct lt_jv){cp, n}, keys, nk, want);
+			for (int i = 0; i < nk; i++)
+				ck_assert_msg(got[i].p == want[i].p && got[i].n == want[i].n, "round %d len %zu key %d: %.*s",
+				              round, n, i, (int)n, cp);
+			free(cp);
+		}
+	}
+	lt_buf_free(&b);
+}
+END_TEST
+
 START_TEST(getters)
 {
 	const char *doc = " {\"a\":1,\"b\":[10,\"x\\\"]\",{\"c\":[]},-7,2.5e3,\"42\"],\"k\\\"q\":true,\"d\":{\"e\":\"f\"}} tail";
@@ -318,6 +385,7 @@ int main(void)
 	tcase_add_test(tc, getters);
 	tcase_add_test(tc, malformed);
 	tcase_add_test(tc, containers_random);
+	tcase_add_test(tc, get_many_as_walker);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
