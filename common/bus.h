@@ -7,12 +7,16 @@
  * push lt_wire batches, and a pub socket at ack_url on which it publishes an
  * ack once it has applied a batch. Several consumers of one kind may run at
  * once (each binds its own URLs; fetchers dial all of them and NNG push
- * load-balances). An ack is one pub message:
+ * load-balances). Acks travel in ack lists, one pub message each:
  *
- *   source_id bytes | 0x00 | lt_wire_ack_encode(kind, source_id, seq)
+ *   0x00 | lt_wire ack list (kind LT_WIRE_KIND_ACKS, from consumer kind)
  *
- * so a fetcher's sub socket subscribes to the topic "source_id\0" and sees
- * only its own acks (the NUL keeps source "a" from matching "ab"). Pub/sub is
+ * and a fetcher's sub socket subscribes to the topic "\0". NNG's pub/sub
+ * filters at the subscriber, so every fetcher receives every ack message;
+ * one message per batch made the fetchers' work grow with the square of the
+ * number of rooms. A consumer therefore publishes the first ack after a quiet
+ * spell at once and gathers the ones that follow for up to 10 ms (at most
+ * 1024 to a message), every source in one list. Pub/sub is
  * lossy on purpose: an ack lost on the way only makes the fetcher send the
  * batch again, and consumers are idempotent.
  *
@@ -43,8 +47,9 @@ struct lt_bus_batch {
 struct lt_bus_consumer_stats {
 	uint64_t received; /* batches received */
 	uint64_t received_bytes;
-	uint64_t acks_sent;
-	uint64_t ack_errors; /* acks that could not be encoded or published */
+	uint64_t acks_sent;    /* acks published */
+	uint64_t ack_errors;   /* acks that could not be encoded or published */
+	uint64_t ack_messages; /* ack lists published */
 };
 
 /* Bind a pull socket at listen_url and a pub socket at ack_url (NULL means
@@ -64,9 +69,11 @@ int lt_bus_consumer_recv(struct lt_bus_consumer *c, int timeout_ms, struct lt_bu
 /* Release a received batch; accepts NULL and an already freed batch. */
 void lt_bus_batch_free(struct lt_bus_batch *b);
 
-/* Publish "batch (source_id, seq) applied by this consumer's kind". Never
- * blocks. Returns LT_OK, LT_EINVAL (source_id empty or over
- * LT_WIRE_SOURCE_MAX), LT_ENOMEM or LT_EIO. */
+/* Publish "batch (source_id, seq) applied by this consumer's kind": at once
+ * after a quiet spell, else within 10 ms with the acks gathered meanwhile
+ * (close publishes what waits). Never blocks. Returns LT_OK, LT_EINVAL
+ * (source_id empty or over LT_WIRE_SOURCE_MAX), LT_ENOMEM or LT_EIO; a
+ * publish that fails later is counted in ack_errors. */
 int lt_bus_consumer_ack(struct lt_bus_consumer *c, const char *source_id, uint64_t seq);
 
 /* A snapshot of the counters. */

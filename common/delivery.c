@@ -949,20 +949,38 @@ static void ack_cb(void *arg)
 	size_t n = nng_msg_len(m);
 	struct lt_wire_batch b;
 	int kind = -1;
-	if (n > d->source_len + 1 && memcmp(p, d->source_id, d->source_len + 1) == 0 &&
-	    lt_wire_batch_decode(p + d->source_len + 1, n - d->source_len - 1, &b) == LT_OK &&
-	    b.kind == LT_WIRE_KIND_ACK && strcmp(b.source_id, d->source_id) == 0) {
+	if (n > 1 && p[0] == 0 && lt_wire_batch_decode(p + 1, n - 1, &b) == LT_OK && b.kind == LT_WIRE_KIND_ACKS) {
 		for (int k = 0; k < NKINDS; k++)
 			if (b.flags == wire_kind[k])
 				kind = k;
 	}
+	/* Every fetcher gets every consumer's ack lists (bus.h): ours are the
+	 * entries with our source. */
 	pthread_mutex_lock(&d->mu);
-	if (kind < 0)
+	if (kind < 0) {
 		d->st.acks_bad++;
-	else if (!d->required[kind])
-		d->st.acks_stale++;
-	else
-		apply_ack(d, kind, b.seq);
+	} else {
+		struct lt_wire_acks_iter it;
+		lt_wire_acks_iter_init(&it, &b);
+		for (;;) {
+			const char *src;
+			size_t sl;
+			uint64_t seq;
+			int r = lt_wire_acks_next(&it, &src, &sl, &seq);
+			if (r == LT_EEOF)
+				break;
+			if (r != LT_OK) {
+				d->st.acks_bad++;
+				break;
+			}
+			if (sl != d->source_len || memcmp(src, d->source_id, sl) != 0)
+				continue;
+			if (d->required[kind])
+				apply_ack(d, kind, seq);
+			else
+				d->st.acks_stale++;
+		}
+	}
 	pthread_mutex_unlock(&d->mu);
 	nng_msg_free(m);
 	nng_recv_aio(d->sub, d->ack_aio);
@@ -1149,7 +1167,7 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 	d->sub_open = true;
 	nng_socket_set_int(d->sub, NNG_OPT_RECVBUF, SUB_RECVBUF);
 	set_reconnect(d->sub);
-	if ((rv = nng_socket_set(d->sub, NNG_OPT_SUB_SUBSCRIBE, d->source_id, d->source_len + 1)) != 0) {
+	if ((rv = nng_socket_set(d->sub, NNG_OPT_SUB_SUBSCRIBE, "", 1)) != 0) { /* ack lists: bus.h */
 		rc = lt_error_set(e, LT_ECONN, "delivery: subscribe: %s", nng_strerror(rv));
 		goto fail;
 	}

@@ -198,7 +198,7 @@ int lt_wire_msg_decode(const uint8_t *p, size_t n, struct lt_msg *m)
  * else out's sticky error. source_id is copied. */
 int lt_wire_batch_begin(struct lt_buf *out, uint8_t kind, uint8_t flags, const char *source_id, uint64_t seq)
 {
-	if (!source_id || (kind != LT_WIRE_KIND_DATA && kind != LT_WIRE_KIND_ACK))
+	if (!source_id || (kind != LT_WIRE_KIND_DATA && kind != LT_WIRE_KIND_ACK && kind != LT_WIRE_KIND_ACKS))
 		return LT_EINVAL;
 	size_t sl = strlen(source_id);
 	if (sl > LT_WIRE_SOURCE_MAX)
@@ -262,6 +262,9 @@ uint32_t lt_wire_batch_count(const struct lt_buf *out)
 	return get32(out->data + BATCH_OFF_COUNT);
 }
 
+/* The smallest ack-list entry: a one-byte source_id. */
+#define ACKS_ENTRY_MIN (1 + 1 + 8)
+
 /* Reset out to an ack: "batch (source_id, seq) applied by consumer". Same
  * returns as lt_wire_batch_begin. */
 int lt_wire_ack_encode(struct lt_buf *out, uint8_t consumer, const char *source_id, uint64_t seq)
@@ -283,7 +286,8 @@ int lt_wire_batch_decode(const uint8_t *p, size_t n, struct lt_wire_batch *b)
 	if (memcmp(p, "LTB", 3) != 0 || p[3] != LT_WIRE_VERSION)
 		return LT_EPROTO;
 	uint8_t kind = p[4];
-	if ((kind != LT_WIRE_KIND_DATA && kind != LT_WIRE_KIND_ACK) || get16(p + 6) != 0)
+	if ((kind != LT_WIRE_KIND_DATA && kind != LT_WIRE_KIND_ACK && kind != LT_WIRE_KIND_ACKS) ||
+	    get16(p + 6) != 0)
 		return LT_EPROTO;
 	uint32_t count = get32(p + BATCH_OFF_COUNT);
 	size_t sl = p[BATCH_OFF_SRCLEN];
@@ -294,6 +298,8 @@ int lt_wire_batch_decode(const uint8_t *p, size_t n, struct lt_wire_batch *b)
 	if (count > LT_WIRE_BATCH_MAX_RECORDS || (uint64_t)count * 4 > body_len)
 		return LT_EPROTO;
 	if (kind == LT_WIRE_KIND_ACK && (count != 0 || body_len != 0))
+		return LT_EPROTO;
+	if (kind == LT_WIRE_KIND_ACKS && (sl != 0 || (uint64_t)count * ACKS_ENTRY_MIN > body_len))
 		return LT_EPROTO;
 	b->kind = kind;
 	b->flags = p[5];
@@ -343,4 +349,68 @@ int lt_wire_iter_next(struct lt_wire_iter *it, struct lt_msg *m)
 	it->off += 4 + (size_t)rl;
 	it->left--;
 	return lt_wire_msg_decode(rec, rl, m);
+}
+
+/* ---- ack lists ---- */
+
+int lt_wire_acks_begin(struct lt_buf *out, uint8_t consumer)
+{
+	return lt_wire_batch_begin(out, LT_WIRE_KIND_ACKS, consumer, "", 0);
+}
+
+int lt_wire_acks_add(struct lt_buf *out, const char *source_id, size_t len, uint64_t seq)
+{
+	if (out->err)
+		return out->err;
+	if (out->len < LT_WIRE_HDR_MIN + 1 || !out->data ||
+	    memcmp(out->data, "LTB", 3) != 0 || out->data[4] != LT_WIRE_KIND_ACKS)
+		return LT_EINVAL;
+	if (!source_id || len == 0 || len > LT_WIRE_SOURCE_MAX || memchr(source_id, 0, len))
+		return LT_EINVAL;
+	uint32_t count = get32(out->data + BATCH_OFF_COUNT);
+	if (count >= LT_WIRE_BATCH_MAX_RECORDS)
+		return LT_ETOOBIG;
+	int rc = lt_buf_reserve(out, 1 + len + 8);
+	if (rc)
+		return rc;
+	uint8_t *d = out->data + out->len;
+	d[0] = (uint8_t)len;
+	memcpy(d + 1, source_id, len);
+	put64(d + 1 + len, seq);
+	out->len += 1 + len + 8;
+	out->data[out->len] = 0;
+	put32(out->data + BATCH_OFF_COUNT, count + 1);
+	return LT_OK;
+}
+
+void lt_wire_acks_iter_init(struct lt_wire_acks_iter *it, const struct lt_wire_batch *b)
+{
+	it->p = b->body;
+	it->len = b->kind == LT_WIRE_KIND_ACKS ? b->body_len : 0;
+	it->off = 0;
+	it->left = b->kind == LT_WIRE_KIND_ACKS ? b->count : 0;
+	it->broken = b->kind != LT_WIRE_KIND_ACKS;
+}
+
+int lt_wire_acks_next(struct lt_wire_acks_iter *it, const char **source_id, size_t *len, uint64_t *seq)
+{
+	if (it->broken)
+		return LT_EEOF;
+	if (it->left == 0) {
+		it->broken = 1;
+		return it->off == it->len ? LT_EEOF : LT_EPROTO;
+	}
+	size_t n = it->len - it->off;
+	const uint8_t *p = it->p + it->off;
+	size_t sl = n > 0 ? p[0] : 0;
+	if (n < ACKS_ENTRY_MIN || sl == 0 || sl > LT_WIRE_SOURCE_MAX || n < 1 + sl + 8 || memchr(p + 1, 0, sl)) {
+		it->broken = 1;
+		return LT_EPROTO;
+	}
+	*source_id = (const char *)(p + 1);
+	*len = sl;
+	*seq = get64(p + 1 + sl);
+	it->off += 1 + sl + 8;
+	it->left--;
+	return LT_OK;
 }

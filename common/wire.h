@@ -10,7 +10,14 @@
  *   count × ( record_len u32 | record bytes )
  *
  * kind LT_WIRE_KIND_DATA carries records; LT_WIRE_KIND_ACK has count = 0 and
- * says "batch (source_id, seq) applied by consumer kind <flags>". Every record
+ * says "batch (source_id, seq) applied by consumer kind <flags>";
+ * LT_WIRE_KIND_ACKS, an ack list, has an empty source_id, seq 0 and says the
+ * same of count entries, each
+ *
+ *   source_id_len u8 (1..64) | source_id | seq u64
+ *
+ * (what consumers publish: every fetcher receives every ack message, so one
+ * message carries the acks of a few milliseconds, for every source). Every record
  * is length-prefixed so that one malformed record is skipped without taking its
  * batch-mates with it. A record:
  *
@@ -39,6 +46,7 @@
 enum lt_wire_kind {
 	LT_WIRE_KIND_DATA = 1,
 	LT_WIRE_KIND_ACK = 2,
+	LT_WIRE_KIND_ACKS = 3,
 };
 
 /* Consumer kinds named in an ack's flags. */
@@ -72,6 +80,28 @@ uint32_t lt_wire_batch_count(const struct lt_buf *out);
 
 /* Encode an ack for (source_id, seq) from consumer (LT_WIRE_CONSUMER_*). */
 int lt_wire_ack_encode(struct lt_buf *out, uint8_t consumer, const char *source_id, uint64_t seq);
+
+/* Ack lists. begin resets out to an empty list from consumer; add appends
+ * one entry (LT_EINVAL for a source_id that is empty, over
+ * LT_WIRE_SOURCE_MAX or holds a NUL, or an out that holds no list;
+ * LT_ETOOBIG past LT_WIRE_BATCH_MAX_RECORDS entries), else out's sticky error. */
+int lt_wire_acks_begin(struct lt_buf *out, uint8_t consumer);
+int lt_wire_acks_add(struct lt_buf *out, const char *source_id, size_t len, uint64_t seq);
+
+/* Iterate a decoded ack list (an iterator over anything else is empty).
+ * next returns LT_OK with *source_id (len bytes, not NUL-terminated, a view
+ * into the input) and *seq; LT_EPROTO once for an entry out of shape or
+ * bytes left over after the announced count (the rest is unreadable), then
+ * LT_EEOF. */
+struct lt_wire_acks_iter {
+	const uint8_t *p;
+	size_t len;
+	size_t off;
+	uint32_t left;
+	int broken;
+};
+void lt_wire_acks_iter_init(struct lt_wire_acks_iter *it, const struct lt_wire_batch *b);
+int lt_wire_acks_next(struct lt_wire_acks_iter *it, const char **source_id, size_t *len, uint64_t *seq);
 
 /* Decode a batch header; on success fills *b (body is a view into p). */
 int lt_wire_batch_decode(const uint8_t *p, size_t n, struct lt_wire_batch *b);

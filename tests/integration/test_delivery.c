@@ -29,6 +29,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
 
 #include <cJSON.h>
 
@@ -1044,6 +1045,83 @@ START_TEST(memory_only_window)
 }
 END_TEST
 
+/* A consumer gathers its acks: a burst of them goes out in a couple of ack
+ * lists, not one message each, and a subscriber finds every entry. */
+START_TEST(acks_gathered_into_lists)
+{
+	struct rig *r = rig_new("dlv-acklist");
+	struct lt_bus_consumer *c = NULL;
+	ck_assert_int_eq(lt_bus_consumer_open(r->pers_url, NULL, LT_WIRE_CONSUMER_PERSISTER, &c, NULL), LT_OK);
+	char *ack = lt_bus_ack_url(r->pers_url);
+	nng_socket sub;
+	ck_assert_int_eq(nng_sub0_open(&sub), 0);
+	ck_assert_int_eq(nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 1), 0);
+	ck_assert_int_eq(nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 200), 0);
+	ck_assert_int_eq(nng_dial(sub, ack, NULL, 0), 0);
+	/* wait until the subscription carries a probe ack */
+	int64_t deadline = now_ms() + 5000;
+	bool up = false;
+	while (!up && now_ms() < deadline) {
+		ck_assert_int_eq(lt_bus_consumer_ack(c, "probe", 1), LT_OK);
+		nng_msg *m;
+		while (nng_recvmsg(sub, &m, 0) == 0) {
+			up = true;
+			nng_msg_free(m);
+		}
+	}
+	ck_assert(up);
+	struct lt_bus_consumer_stats before, after;
+	lt_bus_consumer_stats(c, &before);
+	const int n = 500;
+	int64_t t0 = now_ms();
+	for (int i = 0; i < n; i++) {
+		char src[32];
+		snprintf(src, sizeof(src), "room:%d", i % 7);
+		ck_assert_int_eq(lt_bus_consumer_ack(c, src, (uint64_t)i), LT_OK);
+	}
+	int64_t took = now_ms() - t0;
+	int seen = 0, lists = 0;
+	nng_msg *m;
+	while (seen < n && nng_recvmsg(sub, &m, 0) == 0) {
+		const uint8_t *p = nng_msg_body(m);
+		size_t len = nng_msg_len(m);
+		struct lt_wire_batch wb;
+		ck_assert(len > 1 && p[0] == 0);
+		ck_assert_int_eq(lt_wire_batch_decode(p + 1, len - 1, &wb), LT_OK);
+		ck_assert_uint_eq(wb.kind, LT_WIRE_KIND_ACKS);
+		ck_assert_uint_eq(wb.flags, LT_WIRE_CONSUMER_PERSISTER);
+		struct lt_wire_acks_iter it;
+		lt_wire_acks_iter_init(&it, &wb);
+		const char *src;
+		size_t sl;
+		uint64_t seq;
+		while (lt_wire_acks_next(&it, &src, &sl, &seq) == LT_OK) {
+			if (sl == 5 && memcmp(src, "probe", 5) == 0)
+				continue;
+			ck_assert_uint_eq(seq, (uint64_t)seen); /* in order, none lost */
+			char want[32];
+			snprintf(want, sizeof(want), "room:%d", seen % 7);
+			ck_assert(sl == strlen(want) && memcmp(src, want, sl) == 0);
+			seen++;
+		}
+		lists++;
+		nng_msg_free(m);
+	}
+	lt_bus_consumer_stats(c, &after);
+	printf("ack lists: %d acks in %lld ms went out in %d messages\n", n, (long long)took, lists);
+	ck_assert_int_eq(seen, n);
+	ck_assert_uint_eq(after.acks_sent - before.acks_sent, (uint64_t)n);
+	/* one at once, then one per 10 ms tick at most (a tick may fall in the
+	 * middle of the burst) */
+	ck_assert_int_le(lists, 3 + (int)(took / 10));
+	ck_assert_uint_eq(after.ack_messages - before.ack_messages, (uint64_t)lists);
+	nng_close(sub);
+	lt_bus_consumer_close(c);
+	free(ack);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(bad_acks_counted)
 {
 	struct rig *r = rig_new("dlv-badack");
@@ -1055,8 +1133,10 @@ START_TEST(bad_acks_counted)
 	ck_assert_int_eq(nng_listen(pub, ack, NULL, 0), 0);
 	struct lt_delivery_stats st = {0};
 	int64_t deadline = now_ms() + 5000;
-	const char junk[] = SOURCE "\0LTB\x01garbage";
-	const char other[] = "other:1\0whatever";
+	/* ack-list topic "\0", then garbage; and an old-style per-source ack,
+	 * which nobody subscribes to any more */
+	const char junk[] = "\0LTB\x01garbage";
+	const char other[] = SOURCE "\0whatever";
 	while (st.acks_bad == 0 && now_ms() < deadline) {
 		nng_send(pub, (void *)other, sizeof(other), 0);
 		nng_send(pub, (void *)junk, sizeof(junk), 0);
@@ -1109,6 +1189,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, producer_tool);
 	tcase_add_test(tc, memory_only_window);
 	tcase_add_test(tc, bad_acks_counted);
+	tcase_add_test(tc, acks_gathered_into_lists);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -588,6 +588,111 @@ START_TEST(ack_roundtrip)
 }
 END_TEST
 
+START_TEST(ack_list_roundtrip)
+{
+	struct lt_buf b = LT_BUF_INIT;
+	ck_assert_int_eq(lt_wire_acks_begin(&b, LT_WIRE_CONSUMER_PROCESSOR), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_add(&b, "kook:42", 7, 7), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_add(&b, "bilibili:21452505", 17, UINT64_MAX), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_add(&b, "kook:42", 7, 8), LT_OK);
+	/* what no source can be */
+	ck_assert_int_eq(lt_wire_acks_add(&b, "", 0, 1), LT_EINVAL);
+	ck_assert_int_eq(lt_wire_acks_add(&b, "a\0b", 3, 1), LT_EINVAL);
+	char longsrc[LT_WIRE_SOURCE_MAX + 1];
+	memset(longsrc, 'x', sizeof(longsrc));
+	ck_assert_int_eq(lt_wire_acks_add(&b, longsrc, sizeof(longsrc), 1), LT_EINVAL);
+	ck_assert_int_eq(lt_wire_acks_add(&b, longsrc, LT_WIRE_SOURCE_MAX, 9), LT_OK);
+	/* 21-byte header, then 1 + len + 8 per entry */
+	ck_assert_uint_eq(b.len, 21 + (1 + 7 + 8) * 2 + (1 + 17 + 8) + (1 + 64 + 8));
+	struct lt_wire_batch wb;
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_OK);
+	ck_assert_uint_eq(wb.kind, LT_WIRE_KIND_ACKS);
+	ck_assert_uint_eq(wb.flags, LT_WIRE_CONSUMER_PROCESSOR);
+	ck_assert_uint_eq(wb.count, 4);
+	ck_assert_str_eq(wb.source_id, "");
+	struct lt_wire_acks_iter it;
+	const char *src;
+	size_t sl;
+	uint64_t seq;
+	lt_wire_acks_iter_init(&it, &wb);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_OK);
+	ck_assert(sl == 7 && memcmp(src, "kook:42", 7) == 0 && seq == 7);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_OK);
+	ck_assert(sl == 17 && memcmp(src, "bilibili:21452505", 17) == 0 && seq == UINT64_MAX);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_OK);
+	ck_assert(sl == 7 && seq == 8);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_OK);
+	ck_assert(sl == 64 && seq == 9);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EEOF);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EEOF);
+	/* Records cannot go into an ack list, nor entries into a batch. */
+	struct lt_msg m = chat_msg();
+	ck_assert_int_eq(lt_wire_batch_add(&b, &m), LT_EINVAL);
+	struct lt_buf d = LT_BUF_INIT;
+	ck_assert_int_eq(lt_wire_batch_begin(&d, LT_WIRE_KIND_DATA, 0, "x", 1), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_add(&d, "x", 1, 1), LT_EINVAL);
+	/* An iterator over a data batch is empty. */
+	ck_assert_int_eq(lt_wire_batch_decode(d.data, d.len, &wb), LT_OK);
+	lt_wire_acks_iter_init(&it, &wb);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EEOF);
+	lt_buf_free(&d);
+	lt_buf_free(&b);
+}
+END_TEST
+
+/* Ack lists out of shape: the decoder or the iterator says so, and never
+ * reads past the input. */
+START_TEST(ack_list_malformed)
+{
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_wire_batch wb;
+	struct lt_wire_acks_iter it;
+	const char *src;
+	size_t sl;
+	uint64_t seq;
+	ck_assert_int_eq(lt_wire_acks_begin(&b, LT_WIRE_CONSUMER_PERSISTER), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_add(&b, "douyin:1", 8, 1), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_add(&b, "douyin:2", 8, 2), LT_OK);
+	size_t len = b.len;
+	/* cut short: the second entry (17 bytes each) runs past the body; a
+	 * body under 10 bytes an entry does not even decode */
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, 21 + 20, &wb), LT_OK);
+	lt_wire_acks_iter_init(&it, &wb);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EPROTO);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EEOF);
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, 21 + 19, &wb), LT_EPROTO);
+	/* a trailing byte after the announced entries */
+	lt_buf_append(&b, "z", 1);
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_OK);
+	lt_wire_acks_iter_init(&it, &wb);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_OK);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EPROTO);
+	b.len = len;
+	/* an entry whose source length is 0, or runs past the body, or holds a NUL */
+	b.data[21] = 0;
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_OK);
+	lt_wire_acks_iter_init(&it, &wb);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EPROTO);
+	b.data[21] = 200;
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_OK);
+	lt_wire_acks_iter_init(&it, &wb);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EPROTO);
+	b.data[21] = 8;
+	b.data[23] = 0;
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_OK);
+	lt_wire_acks_iter_init(&it, &wb);
+	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EPROTO);
+	/* a list that names a source in its header */
+	struct lt_buf h = LT_BUF_INIT;
+	ck_assert_int_eq(lt_wire_batch_begin(&h, LT_WIRE_KIND_ACKS, LT_WIRE_CONSUMER_PERSISTER, "s", 0), LT_OK);
+	ck_assert_int_eq(lt_wire_batch_decode(h.data, h.len, &wb), LT_EPROTO);
+	lt_buf_free(&h);
+	lt_buf_free(&b);
+}
+END_TEST
+
 /* begin resets a buffer that carries a sticky error from earlier use. */
 START_TEST(begin_resets)
 {
@@ -780,6 +885,8 @@ static Suite *wire_suite(void)
 	tcase_add_test(tc, record_len_past_end);
 	tcase_add_test(tc, count_mismatch);
 	tcase_add_test(tc, ack_roundtrip);
+	tcase_add_test(tc, ack_list_roundtrip);
+	tcase_add_test(tc, ack_list_malformed);
 	tcase_add_test(tc, begin_resets);
 	tcase_add_test(tc, golden_bytes);
 	tcase_add_test(tc, golden_decode);
