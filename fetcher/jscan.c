@@ -221,6 +221,10 @@ static const char *skip_container(const char *p, const char *end)
 {
 	uint64_t kinds = 0; /* bit d set: the container at depth d is an object */
 	int depth = 0;
+
+	/* an empty one ([] is common) without a 64-byte block */
+	if (end - p >= 2 && p[1] == (p[0] == '{' ? '}' : ']'))
+		return p + 2;
 #if defined(__SSE2__)
 	/* 64 bytes a step: the quotes that are not escaped give, by a running
 	 * XOR, the bytes inside strings; only the brackets outside them are
@@ -336,7 +340,7 @@ static bool jit_fail(struct lt_jit *it)
 
 /* Before the next item: skip the value handed out last, then the comma (or
  * nothing for the first item); false at the closing bracket. */
-static bool jit_sep(struct lt_jit *it)
+static inline __attribute__((always_inline)) bool jit_sep(struct lt_jit *it)
 {
 	if (!it->p)
 		return false;
@@ -482,22 +486,37 @@ struct lt_jv lt_jscan_at(struct lt_jv arr, int i)
 	return out;
 }
 
+/* The walk of lt_jit_elem fused into one loop, as lt_jscan_get_many. */
 void lt_jscan_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out)
 {
-	struct lt_jit it;
-	struct lt_jv v;
 	int k = 0;
 
 	for (int i = 0; i < n; i++)
 		out[i] = (struct lt_jv){NULL, 0};
-	if (!lt_jv_is(arr, '['))
+	if (!lt_jv_is(arr, '[') || arr.n < 2)
 		return;
-	lt_jit_begin(&it, arr);
-	for (int i = 0; k < n && lt_jit_elem(&it, &v); i++) {
+	const char *p = arr.p + 1, *end = arr.p + arr.n;
+	for (int i = 0; k < n; i++) {
+		/* jit_sep: the separator before the next element */
+		p = skip_ws(p, end);
+		if (p >= end || *p == '}' || *p == ']')
+			return;
+		if (i > 0) {
+			if (*p != ',')
+				return;
+			p = skip_ws(p + 1, end);
+			if (p >= end)
+				return;
+		}
 		while (k < n && idx[k] < i)
 			k++;
 		if (k < n && idx[k] == i)
-			out[k++] = v;
+			out[k++] = (struct lt_jv){p, (size_t)(end - p)};
+		if (k >= n)
+			return;
+		p = skip_value(p, end);
+		if (!p)
+			return;
 	}
 }
 

@@ -11,8 +11,8 @@
  * random bracket/quote/backslash soups and random nested values with
  * escapes, cut at every length, must give what a byte-by-byte reference
  * skipper gives (the same end, or malformed for both). lt_jscan_get_many
- * finds what a walk with lt_jit_member finds, on random objects cut
- * anywhere.
+ * finds what a walk with lt_jit_member finds, lt_jscan_at_many what one
+ * with lt_jit_elem finds, on random containers cut anywhere.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +281,62 @@ START_TEST(get_many_as_walker)
 }
 END_TEST
 
+/* lt_jscan_at_many against a walk with lt_jit_elem, the same way. */
+static void ref_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out)
+{
+	struct lt_jit it;
+	struct lt_jv v;
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		out[i] = (struct lt_jv){NULL, 0};
+	if (!lt_jv_is(arr, '['))
+		return;
+	lt_jit_begin(&it, arr);
+	for (int i = 0; k < n && lt_jit_elem(&it, &v); i++) {
+		while (k < n && idx[k] < i)
+			k++;
+		if (k < n && idx[k] == i)
+			out[k++] = v;
+	}
+}
+
+START_TEST(at_many_as_walker)
+{
+	static const char *const seps[] = {",", ",", ",", " , ", "", ";", "\n,"};
+	static const int idx[][3] = {{0, 1, 2}, {1, 3, 5}, {0, 0, 4}, {2, 1, 6}, {5, 6, 7}};
+	struct lt_buf b = LT_BUF_INIT;
+
+	lt_buf_init(&b, 0);
+	for (int round = 0; round < 1000; round++) {
+		lt_buf_reset(&b);
+		lt_buf_putc(&b, '[');
+		for (int m = (int)(rnd() % 8); m > 0; m--) {
+			gen_value(&b, 3);
+			if (m > 1)
+				lt_buf_puts(&b, seps[rnd() % 7]);
+		}
+		lt_buf_puts(&b, rnd() % 6 ? "]" : "}");
+		lt_buf_puts(&b, ",1]");
+		for (size_t n = b.len; n > 0; n--) {
+			char *cp = malloc(n);
+			ck_assert_ptr_nonnull(cp);
+			memcpy(cp, b.data, n);
+			struct lt_jv got[3], want[3];
+			const int *ix = idx[rnd() % 5];
+			int nk = 1 + (int)(rnd() % 3);
+			lt_jscan_at_many((struct lt_jv){cp, n}, ix, nk, got);
+			ref_at_many((struct lt_jv){cp, n}, ix, nk, want);
+			for (int i = 0; i < nk; i++)
+				ck_assert_msg(got[i].p == want[i].p && got[i].n == want[i].n, "round %d len %zu idx %d: %.*s",
+				              round, n, i, (int)n, cp);
+			free(cp);
+		}
+	}
+	lt_buf_free(&b);
+}
+END_TEST
+
 START_TEST(getters)
 {
 	const char *doc = " {\"a\":1,\"b\":[10,\"x\\\"]\",{\"c\":[]},-7,2.5e3,\"42\"],\"k\\\"q\":true,\"d\":{\"e\":\"f\"}} tail";
@@ -386,6 +442,7 @@ int main(void)
 	tcase_add_test(tc, malformed);
 	tcase_add_test(tc, containers_random);
 	tcase_add_test(tc, get_many_as_walker);
+	tcase_add_test(tc, at_many_as_walker);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
