@@ -275,7 +275,8 @@ int lt_wire_ack_encode(struct lt_buf *out, uint8_t consumer, const char *source_
 /* Decode the header of the batch or ack p[0..n). Returns LT_OK with *b filled
  * (b->body is a view into p: the caller keeps p alive while it iterates) or
  * LT_EPROTO with *b untouched: short input, bad magic, version, kind or
- * reserved bytes, a source_id that is too long or holds a NUL, a count over
+ * reserved bytes, a source_id that is too long or holds a NUL, an ack list
+ * with a source_id or a seq in its header, a count over
  * LT_WIRE_BATCH_MAX_RECORDS or over what the body could possibly hold (4 bytes
  * per record at least), an ack that carries records, or n over
  * LT_WIRE_BATCH_MAX_BYTES. */
@@ -299,7 +300,7 @@ int lt_wire_batch_decode(const uint8_t *p, size_t n, struct lt_wire_batch *b)
 		return LT_EPROTO;
 	if (kind == LT_WIRE_KIND_ACK && (count != 0 || body_len != 0))
 		return LT_EPROTO;
-	if (kind == LT_WIRE_KIND_ACKS && (sl != 0 || (uint64_t)count * ACKS_ENTRY_MIN > body_len))
+	if (kind == LT_WIRE_KIND_ACKS && (sl != 0 || get64(p + 8) != 0 || (uint64_t)count * ACKS_ENTRY_MIN > body_len))
 		return LT_EPROTO;
 	b->kind = kind;
 	b->flags = p[5];

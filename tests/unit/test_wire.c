@@ -684,6 +684,12 @@ START_TEST(ack_list_malformed)
 	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_OK);
 	lt_wire_acks_iter_init(&it, &wb);
 	ck_assert_int_eq(lt_wire_acks_next(&it, &src, &sl, &seq), LT_EPROTO);
+	/* a list with a seq in its header */
+	b.data[21] = 8;
+	b.data[23] = 'o';
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_OK);
+	b.data[8] = 1;
+	ck_assert_int_eq(lt_wire_batch_decode(b.data, b.len, &wb), LT_EPROTO);
 	/* a list that names a source in its header */
 	struct lt_buf h = LT_BUF_INIT;
 	ck_assert_int_eq(lt_wire_batch_begin(&h, LT_WIRE_KIND_ACKS, LT_WIRE_CONSUMER_PERSISTER, "s", 0), LT_OK);
