@@ -83,16 +83,16 @@ static uint64_t escaped64(uint64_t bs, uint64_t *carry)
 	return (even_carry_ends & odd) | (odd_carry_ends & even);
 }
 
-/* Bit i set where p[i] is one of the two brackets c and c ^ 0x20 ('{' and
- * '[', or '}' and ']'): OR-ing 0x20 maps '[' to '{' and ']' to '}' and no
- * other byte to either. */
-static uint64_t mask64_bracket(const char *p, __m128i c)
+/* Bit i set where p[i] is a bracket, any of { [ } ]: OR-ing 0x20 maps '['
+ * to '{' and ']' to '}' and no other byte to either. */
+static uint64_t mask64_brackets(const char *p)
 {
-	const __m128i x20 = _mm_set1_epi8(0x20);
+	const __m128i x20 = _mm_set1_epi8(0x20), vo = _mm_set1_epi8('{'), vc = _mm_set1_epi8('}');
 	uint64_t m = 0;
 	for (int k = 0; k < 4; k++) {
 		__m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k)), x20);
-		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, c)) << (16 * k);
+		__m128i b = _mm_or_si128(_mm_cmpeq_epi8(v, vo), _mm_cmpeq_epi8(v, vc));
+		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(b) << (16 * k);
 	}
 	return m;
 }
@@ -231,7 +231,6 @@ static const char *skip_container(const char *p, const char *end)
 	 * looked at one by one. A backslash outside a string (not JSON) hands
 	 * the block to the byte loop below, which reads it as it always did. */
 	const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
-	const __m128i vo = _mm_set1_epi8('{'), vc = _mm_set1_epi8('}');
 	uint64_t carry = 0, in_str = 0; /* the previous block ended in an odd
 	                                 * backslash run / inside a string */
 	while (end - p >= 64) {
@@ -239,10 +238,10 @@ static const char *skip_container(const char *p, const char *end)
 		uint64_t str = prefix_xor(mask64(p, vq) & ~escaped64(bs, &c0)) ^ in_str;
 		if (bs & ~str)
 			break;
-		uint64_t open = mask64_bracket(p, vo), close = mask64_bracket(p, vc);
-		for (uint64_t sb = (open | close) & ~str; sb; sb &= sb - 1) {
+		/* the brackets outside strings, told apart by their byte */
+		for (uint64_t sb = mask64_brackets(p) & ~str; sb; sb &= sb - 1) {
 			int i = __builtin_ctzll(sb);
-			if ((open >> i) & 1) {
+			if ((p[i] | 0x20) == '{') {
 				if (depth >= LT_JSCAN_DEPTH_MAX)
 					return NULL;
 				if (p[i] == '{')
