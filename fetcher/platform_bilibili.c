@@ -29,9 +29,10 @@
  * Speed: message bodies are read in place with fetcher/jscan.c (no tree,
  * no allocation; DANMU_MSG's info array and its JSON-in-a-string extra are
  * walked once), protobuf-c unpacks into an arena, brotli's ring buffers are
- * kept between packets. cJSON parses what is cold: HTTP bodies, the auth
- * reply, the data of unmapped commands. tests/bench/bench_replay.sh measures
- * it.
+ * kept between packets and a batch is decoded where brotli left it (no copy).
+ * cJSON parses what is cold: HTTP bodies, the auth reply, the data of
+ * unmapped commands when it is not already in cJSON's printed form.
+ * tests/bench/bench_replay.sh measures it.
  */
 #include <brotli/decode.h>
 #include <cjson/cJSON.h>
