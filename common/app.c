@@ -8,6 +8,7 @@
 #include "common/app.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <hiredis/hiredis.h>
 #include <libwebsockets.h>
 #include <nng/nng.h>
@@ -459,12 +460,25 @@ int lt_app_count(const struct lt_app *app, const char *name)
 
 int lt_app_loop(int (*tick)(void *ctx), void *ctx)
 {
+	int64_t next_release = lt_clock_mono_ms() + LT_APP_RELEASE_EVERY_MS;
 	while (!lt_sig_stop_requested()) {
 		int rc = tick(ctx);
 		if (rc != LT_OK)
 			return rc;
+		if (lt_clock_mono_ms() >= next_release) {
+			lt_app_release_memory();
+			next_release = lt_clock_mono_ms() + LT_APP_RELEASE_EVERY_MS;
+		}
 	}
 	return LT_OK;
+}
+
+/* See app.h. */
+void lt_app_release_memory(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 /* See app.h. */

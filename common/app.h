@@ -111,6 +111,17 @@ void lt_app_startup_log(const struct lt_app *app);
 int lt_app_loop(int (*tick)(void *ctx), void *ctx);
 
 /*
+ * Give the C library's free memory back to the system (glibc: malloc_trim,
+ * which also returns free pages in the middle of each thread's heap). A
+ * burst (a backlog after a restart, a stalled consumer) otherwise leaves the
+ * heap at its high-water mark for good. lt_app_loop calls it every
+ * LT_APP_RELEASE_EVERY_MS; a program with its own loop calls it as often.
+ * It walks the heap: microseconds for the few MB a livetap process holds.
+ */
+#define LT_APP_RELEASE_EVERY_MS 30000
+void lt_app_release_memory(void);
+
+/*
  * Replace this process by the livetap program name (e.g.
  * "livetap-supervisor") installed next to this one (the directory of
  * /proc/self/exe), or found in PATH when there is none there, with argv

@@ -1140,9 +1140,15 @@ int lt_fetcher_run(struct lt_app *app, const struct lt_platform_ops *ops, const 
 	lt_info(f->ctxlog, "starting (heartbeat %d ms, rx timeout %d ms, %s)", f->hb_ms, f->rx_timeout_ms,
 	        f->to_stdout ? "stdout" : "pipeline");
 	begin_attempt(f);
-	while (!lt_sig_stop_requested() && f->phase != PH_DONE)
+	int64_t next_release = lt_clock_mono_ms() + LT_APP_RELEASE_EVERY_MS;
+	while (!lt_sig_stop_requested() && f->phase != PH_DONE) {
 		if (lws_service(f->ctx, 0) < 0)
 			break;
+		if (lt_clock_mono_ms() >= next_release) {
+			lt_app_release_memory(); /* a backlog's window, a reconnect's buffers */
+			next_release = lt_clock_mono_ms() + LT_APP_RELEASE_EVERY_MS;
+		}
+	}
 	if (f->phase != PH_DONE) {
 		f->exit_code = LT_FETCHER_EXIT_OK;
 		status_set(&f->st, "stopping", NULL);

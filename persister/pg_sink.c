@@ -445,7 +445,9 @@ static int copy_in(struct lt_pgsink *s, const struct lt_buf *rows, struct lt_err
 	int ok = 1;
 	size_t off = 0;
 	while (ok && off < rows->len) {
-		size_t chunk = rows->len - off > (1u << 20) ? (1u << 20) : rows->len - off;
+		/* libpq's output buffer grows to hold a whole chunk and keeps
+		 * that size: small chunks keep it small */
+		size_t chunk = rows->len - off > (64u << 10) ? (64u << 10) : rows->len - off;
 		ok = PQputCopyData(s->conn, (const char *)rows->data + off, (int)chunk) == 1;
 		off += chunk;
 	}
@@ -645,8 +647,10 @@ out:
 			PQclear(PQexec(s->conn, "ROLLBACK"));
 		lt_pgsink_check(s);
 	}
-	/* Keep the buffers from pinning a rare huge batch's memory. */
-	if (s->copy.cap > (8u << 20)) {
+	/* Keep the rows buffer for the next batch, but not the size of a burst
+	 * (a backlog after a restart or a stall) once batches are small again:
+	 * the persister's memory follows its load. */
+	if (s->copy.cap > (256u << 10) && s->copy.len < s->copy.cap / 4) {
 		lt_buf_free(&s->copy);
 		lt_buf_init(&s->copy, 0);
 	}

@@ -80,6 +80,61 @@ static void bad(const char *const *args, const char *want)
 	cap_free(&c);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define LT_OWN_ALLOCATOR 1 /* AddressSanitizer's malloc: nothing of glibc's to trim */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LT_OWN_ALLOCATOR 1
+#endif
+#endif
+
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* A burst's small blocks, freed under one that stays: the heap cannot
+ * shrink from the top, and free() alone keeps it resident; releasing gives
+ * it back. */
+START_TEST(release_memory)
+{
+#ifdef LT_OWN_ALLOCATOR
+	printf("release_memory: skipped under AddressSanitizer (its own allocator)\n");
+#else
+	enum { N = 40000, SZ = 1000 }; /* 40 MB in blocks below the mmap threshold */
+	char **blocks = malloc(N * sizeof(*blocks));
+	ck_assert_ptr_nonnull(blocks);
+	for (int i = 0; i < N; i++) {
+		blocks[i] = malloc(SZ);
+		ck_assert_ptr_nonnull(blocks[i]);
+		memset(blocks[i], i & 0xff, SZ);
+	}
+	char *pin = malloc(SZ); /* at the top of the heap */
+	memset(pin, 1, SZ);
+	long full = rss_kb();
+	for (int i = 0; i < N; i++)
+		free(blocks[i]);
+	long freed = rss_kb();
+	lt_app_release_memory();
+	long released = rss_kb();
+	printf("release_memory: RSS %ld kB with the burst, %ld kB after free, %ld kB after release\n", full,
+	       freed, released);
+	ck_assert_int_gt(full - released, 30000);
+	ck_assert_int_lt(released, freed);
+	free(pin);
+	free(blocks);
+#endif
+}
+END_TEST
+
 START_TEST(help)
 {
 	struct cap c;
@@ -397,6 +452,7 @@ static Suite *app_suite(void)
 	tcase_add_test(tc, signals_and_loop);
 	tcase_add_test(tc, sigint_and_request_stop);
 	tcase_add_test(tc, request_stop);
+	tcase_add_test(tc, release_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }
