@@ -54,7 +54,9 @@ int lt_buf_reserve(struct lt_buf *b, size_t n)
 	return LT_OK;
 }
 
-void lt_buf_append(struct lt_buf *b, const void *p, size_t n)
+/* lt_buf_append's slow path (see buf.h): the fast path found no room, an
+ * error or the limit; this one reserves, so it grows, or fails and sticks. */
+void lt_buf_append_grow(struct lt_buf *b, const void *p, size_t n)
 {
 	if (lt_buf_reserve(b, n))
 		return;
@@ -64,8 +66,6 @@ void lt_buf_append(struct lt_buf *b, const void *p, size_t n)
 	b->data[b->len] = 0;
 }
 
-void lt_buf_puts(struct lt_buf *b, const char *s) { lt_buf_append(b, s, strlen(s)); }
-void lt_buf_putc(struct lt_buf *b, char c) { lt_buf_append(b, &c, 1); }
 
 void lt_buf_printf(struct lt_buf *b, const char *fmt, ...)
 {

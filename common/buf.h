@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct lt_buf {
 	uint8_t *data; /* owned; NUL-terminated when len < cap (see lt_buf_cstr) */
@@ -31,9 +32,27 @@ void lt_buf_reset(struct lt_buf *b);
 /* Make room for n more bytes; returns LT_OK or the sticky error. */
 int lt_buf_reserve(struct lt_buf *b, size_t n);
 
-void lt_buf_append(struct lt_buf *b, const void *p, size_t n);
-void lt_buf_puts(struct lt_buf *b, const char *s);
-void lt_buf_putc(struct lt_buf *b, char c);
+/* The out-of-line part of lt_buf_append: grow (or fail) and append. */
+void lt_buf_append_grow(struct lt_buf *b, const void *p, size_t n);
+
+/* Append p[0..n) (p may be NULL when n is 0); errors stick in b. Inline,
+ * because the decoders build their small texts with many tiny appends: when
+ * the bytes fit in the memory b already has (and under its limit) this is a
+ * copy and a store; anything else goes to lt_buf_append_grow. */
+static inline void lt_buf_append(struct lt_buf *b, const void *p, size_t n)
+{
+	if (n < b->cap - b->len && !b->err && (!b->limit || b->len + n <= b->limit)) {
+		if (n)
+			memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = 0;
+		return;
+	}
+	lt_buf_append_grow(b, p, n);
+}
+
+static inline void lt_buf_puts(struct lt_buf *b, const char *s) { lt_buf_append(b, s, strlen(s)); }
+static inline void lt_buf_putc(struct lt_buf *b, char c) { lt_buf_append(b, &c, 1); }
 void lt_buf_printf(struct lt_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void lt_buf_u8(struct lt_buf *b, uint8_t v);

@@ -79,6 +79,32 @@ START_TEST(limit_is_sticky)
 }
 END_TEST
 
+/* The inline fast path (room already there) and the grow path agree: an
+ * empty append from NULL, appends that exactly fill the memory, then one
+ * that must grow; the NUL is kept after every one. */
+START_TEST(fast_path_and_grow)
+{
+	struct lt_buf b = LT_BUF_INIT;
+	lt_buf_append(&b, NULL, 0);
+	ck_assert_int_eq(lt_buf_err(&b), LT_OK);
+	ck_assert_uint_eq(b.len, 0);
+	ck_assert_str_eq(lt_buf_cstr(&b), "");
+	size_t cap = b.cap;
+	ck_assert_uint_gt(cap, 1);
+	while (b.len + 1 < cap)
+		lt_buf_putc(&b, 'z');
+	ck_assert_uint_eq(b.cap, cap); /* filled without growing */
+	lt_buf_append(&b, NULL, 0);
+	ck_assert_uint_eq(b.len, cap - 1);
+	lt_buf_puts(&b, "ab"); /* must grow */
+	ck_assert_int_eq(lt_buf_err(&b), LT_OK);
+	ck_assert_uint_gt(b.cap, cap);
+	ck_assert_uint_eq(b.len, cap + 1);
+	ck_assert_mem_eq(b.data + cap - 2, "zab", 4);
+	lt_buf_free(&b);
+}
+END_TEST
+
 START_TEST(integers_byte_order)
 {
 	struct lt_buf b = LT_BUF_INIT;
@@ -164,6 +190,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, append_and_grow);
 	tcase_add_test(tc, limit_is_sticky);
+	tcase_add_test(tc, fast_path_and_grow);
 	tcase_add_test(tc, integers_byte_order);
 	tcase_add_test(tc, reader_bounds);
 	suite_add_tcase(s, tc);
