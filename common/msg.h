@@ -65,6 +65,10 @@ struct lt_str {
 #define LT_STR(s) ((struct lt_str){(s), (uint32_t)sizeof(s) - 1})
 #define LT_STR_NULL ((struct lt_str){NULL, 0})
 
+/* lt_platform_name and lt_msg_type_name with their lengths; static strings. */
+struct lt_str lt_platform_name_str(int platform);
+struct lt_str lt_msg_type_name_str(int type);
+
 struct lt_msg {
 	uint8_t platform;  /* enum lt_platform */
 	uint8_t type;      /* enum lt_msg_type */
@@ -80,7 +84,7 @@ struct lt_msg {
 	struct lt_str extra;     /* a JSON object text; empty means {} */
 };
 
-/* "bilibili", "douyin", "kook"; "unknown" otherwise. */
+/* "bilibili", "douyin", "kook"; "unknown" otherwise. A static string. */
 const char *lt_platform_name(int platform);
 /* Parse a platform name; returns LT_PLATFORM_UNKNOWN if it is not one. */
 int lt_platform_parse(const char *name, size_t len);

@@ -36,6 +36,17 @@ START_TEST(names)
 	}
 	ck_assert_str_eq(lt_msg_type_name(-1), "other");
 	ck_assert_str_eq(lt_msg_type_name(LT_MSG_TYPE_COUNT), "other");
+	/* the _str forms: the same static strings, with their lengths */
+	for (int p = -1; p <= LT_PLATFORM_COUNT; p++) {
+		struct lt_str s = lt_platform_name_str(p);
+		ck_assert_ptr_eq(s.p, lt_platform_name(p));
+		ck_assert_uint_eq(s.len, strlen(s.p));
+	}
+	for (int t = -1; t <= LT_MSG_TYPE_COUNT; t++) {
+		struct lt_str s = lt_msg_type_name_str(t);
+		ck_assert_ptr_eq(s.p, lt_msg_type_name(t));
+		ck_assert_uint_eq(s.len, strlen(s.p));
+	}
 	ck_assert_int_eq(lt_msg_type_parse("Chat", 4), -1);
 	ck_assert_int_eq(lt_msg_type_parse("", 0), -1);
 	ck_assert(lt_str_eqc(LT_STR("ab"), "ab"));
