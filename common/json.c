@@ -24,7 +24,9 @@
  * an object, a syntax error, trailing bytes, nesting deeper than 64, a raw
  * control character in a string, a \u0000 escape or an unpaired surrogate
  * escape (both of which jsonb refuses) — is replaced by {}. Validation is one
- * linear pass that writes as it checks.
+ * linear pass that writes as it checks; a flat object that is already in
+ * normalized form (what the decoders build) is recognized by a quicker
+ * check and copied whole.
  *
  * lt_json_msg_parse is the reverse, built on cJSON (not on a hot path).
  */
@@ -133,18 +135,53 @@ static inline bool safe8(const uint8_t *p)
 	return !((x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high);
 }
 
+/* Copy s[0..k) to d with a few overlapping word moves instead of a call
+ * to memcpy: the runs copied here (ids, names, short chat lines, keys of
+ * extra) are mostly under 16 bytes, where the libc call costs more than
+ * the copy. Never reads or writes outside the k bytes. */
+static inline void copy_short(uint8_t *d, const uint8_t *s, size_t k)
+{
+	if (k >= 8) {
+		if (k > 16) {
+			memcpy(d, s, k);
+			return;
+		}
+		uint64_t a, b;
+		memcpy(&a, s, 8);
+		memcpy(&b, s + k - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + k - 8, &b, 8);
+	} else if (k >= 4) {
+		uint32_t a, b;
+		memcpy(&a, s, 4);
+		memcpy(&b, s + k - 4, 4);
+		memcpy(d, &a, 4);
+		memcpy(d + k - 4, &b, 4);
+	} else if (k) {
+		/* 1..3 bytes: first, middle (= first or last) and last */
+		uint8_t a = s[0], m = s[k >> 1], z = s[k - 1];
+		d[0] = a;
+		d[k >> 1] = m;
+		d[k - 1] = z;
+	}
+}
+
 /* Write the escaped body of s[0..n) (no quotes) at d, which has room for
  * 6 * n bytes; returns the new end. Runs of bytes that need no change
  * (ASCII text and well-formed sequences other than U+2028/U+2029) are
  * copied with one memcpy each. A leading ASCII run is skipped 8 bytes at
  * a time: ids and rooms are all ASCII, chat text mostly not. */
-static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
+static inline __attribute__((always_inline)) uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
 {
 	size_t i = 0, run = 0;
 	if (n == 0)
 		return d; /* s may be NULL */
-	while (n - i >= 8 && safe8(s + i))
+	while (n - i >= 8 && safe8(s + i)) {
+		memcpy(d + i, s + i, 8); /* d has room for 6 * n bytes */
 		i += 8;
+	}
+	d += i;
+	run = i;
 	while (i < n) {
 		uint8_t c = s[i], cls = esc_class[c];
 		if (!cls) {
@@ -167,7 +204,7 @@ static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
 				continue;
 			}
 		}
-		memcpy(d, s + run, i - run);
+		copy_short(d, s + run, i - run);
 		d += i - run;
 		if (cls == 1) {
 			i++;
@@ -191,7 +228,7 @@ static uint8_t *esc_body(uint8_t *d, const uint8_t *s, size_t n)
 		}
 		run = i;
 	}
-	memcpy(d, s + run, n - run);
+	copy_short(d, s + run, n - run);
 	return d + (n - run);
 }
 
@@ -294,7 +331,7 @@ static bool jv_string(struct jv *v)
 		while (j < v->n && !esc_class[v->s[j]])
 			j++;
 		if (j > v->i) {
-			memcpy(v->d, v->s + v->i, j - v->i);
+			copy_short(v->d, v->s + v->i, j - v->i);
 			v->d += j - v->i;
 			v->i = j;
 		}
@@ -340,7 +377,7 @@ static bool jv_string(struct jv *v)
 			v->d = put_u_escape(v->d, v->s[v->i + 2] == 0xA8 ? 0x2028u : 0x2029u);
 			v->i += 3;
 		} else {
-			memcpy(v->d, v->s + v->i, (size_t)l);
+			copy_short(v->d, v->s + v->i, (size_t)l);
 			v->d += l;
 			v->i += (size_t)l;
 		}
@@ -381,7 +418,7 @@ static bool jv_number(struct jv *v)
 		while (jv_digit(v))
 			v->i++;
 	}
-	memcpy(v->d, v->s + start, v->i - start);
+	copy_short(v->d, v->s + start, v->i - start);
 	v->d += v->i - start;
 	return true;
 }
@@ -459,10 +496,89 @@ static bool jv_value(struct jv *v, int depth)
 	}
 }
 
+/* The string at s[*pi] (the opening quote) if its normalized form is its
+ * own text: no escapes, no control characters, well-formed UTF-8 other than
+ * U+2028/U+2029. Moves *pi past the closing quote and returns true; false
+ * says "not that simple", not "invalid". */
+static inline bool flat_str(const uint8_t *s, size_t n, size_t *pi)
+{
+	size_t i = *pi + 1;
+	while (i < n) {
+		uint8_t c = s[i], cls = esc_class[c];
+		if (!cls) {
+			i++;
+			continue;
+		}
+		if (c == '"') {
+			*pi = i + 1;
+			return true;
+		}
+		if (cls == 1)
+			return false;
+		int l = utf8_next(s + i, n - i);
+		if (l < 0 || (l == 3 && is_line_sep(s + i)))
+			return false;
+		i += (size_t)l;
+	}
+	return false;
+}
+
+/* True if s[0..n) is a flat object that is already in normalized form, so
+ * that put_extra may copy it as it stands: {} or {"k":v,...} with no
+ * whitespace outside strings, every key a flat_str, every value a flat_str
+ * or an integer (-?(0|[1-9][0-9]*)). This is what the decoders build, and
+ * checking it is a fraction of the full pass. Every text accepted here is
+ * also accepted by the full pass, which would copy it unchanged; anything
+ * else (nesting, literals, fractions, escapes, whitespace, invalid UTF-8,
+ * or plain garbage) gets false and goes through the full pass. */
+static bool extra_flat(const uint8_t *s, size_t n)
+{
+	if (n < 2 || s[0] != '{')
+		return false;
+	if (s[1] == '}')
+		return n == 2;
+	size_t i = 1;
+	for (;;) {
+		if (i >= n || s[i] != '"' || !flat_str(s, n, &i))
+			return false;
+		if (i >= n || s[i] != ':')
+			return false;
+		if (++i >= n)
+			return false;
+		if (s[i] == '"') {
+			if (!flat_str(s, n, &i))
+				return false;
+		} else {
+			if (s[i] == '-')
+				i++;
+			if (i >= n || s[i] < '0' || s[i] > '9')
+				return false;
+			if (s[i] == '0')
+				i++;
+			else
+				while (i < n && s[i] >= '0' && s[i] <= '9')
+					i++;
+		}
+		if (i >= n)
+			return false;
+		if (s[i] == '}')
+			return i + 1 == n;
+		if (s[i] != ',')
+			return false;
+		i++;
+	}
+}
+
 /* Write extra at d (room for 6 * len + 2 bytes): the normalized object, or {}
- * when it is not a valid object. Returns the new end. */
+ * when it is not a valid object. Returns the new end. A text already in
+ * normalized flat form (extra_flat) is copied as it is; the rest takes the
+ * full validating pass. */
 static uint8_t *put_extra(uint8_t *d, struct lt_str x)
 {
+	if (extra_flat((const uint8_t *)x.p, x.len)) {
+		memcpy(d, x.p, x.len);
+		return d + x.len;
+	}
 	if (x.len >= 2) {
 		struct jv v = {(const uint8_t *)x.p, x.len, 0, d};
 		jv_ws(&v);
@@ -490,15 +606,17 @@ int lt_json_msg(struct lt_buf *out, const struct lt_msg *m)
 	int rc = lt_buf_reserve(out, 6 * (size_t)strs + 192);
 	if (rc)
 		return rc;
-	const char *pn = lt_platform_name(m->platform);
-	const char *tn = lt_msg_type_name(m->type);
+	struct lt_str pn = lt_platform_name_str(m->platform);
+	struct lt_str tn = lt_msg_type_name_str(m->type);
 	uint8_t *d = out->data + out->len;
 	d = PUT_LIT(d, "{\"v\":1,\"platform\":\"");
-	d = put_lit(d, pn, strlen(pn));
+	copy_short(d, (const uint8_t *)pn.p, pn.len);
+	d += pn.len;
 	d = PUT_LIT(d, "\",\"room\":");
 	d = put_qstr(d, m->room.p, m->room.len);
 	d = PUT_LIT(d, ",\"type\":\"");
-	d = put_lit(d, tn, strlen(tn));
+	copy_short(d, (const uint8_t *)tn.p, tn.len);
+	d += tn.len;
 	d = PUT_LIT(d, "\",\"msg_id\":");
 	d = put_qstr(d, m->msg_id.p, m->msg_id.len);
 	d = PUT_LIT(d, ",\"user\":{\"id\":");

@@ -481,6 +481,70 @@ START_TEST(extra_kept_or_replaced)
 }
 END_TEST
 
+/* The normalized form of extra as lt_json_msg writes it, into want. */
+static void extra_of(const char *in, size_t n, struct lt_buf *want)
+{
+	struct lt_msg m = {0};
+	m.extra = (struct lt_str){in, (uint32_t)n};
+	struct lt_buf b = LT_BUF_INIT;
+	ck_assert_int_eq(lt_json_msg(&b, &m), LT_OK);
+	const char *got = strstr(lt_buf_cstr(&b), ",\"extra\":");
+	ck_assert_ptr_nonnull(got);
+	got += 9;
+	lt_buf_append(want, got, b.len - (size_t)(got - (const char *)b.data) - 1);
+	lt_buf_free(&b);
+}
+
+/* Flat objects in normalized form are copied without the full pass; the
+ * same text after a leading space (which the quick check refuses) takes
+ * the full pass and must come out the same, valid or not. Random objects
+ * of the decoders' shape, then mutated at a random byte. */
+START_TEST(extra_flat_same_as_full_pass)
+{
+	static const char *const keys[] = {"gift_name", "count", "", "a b", "\xe7\xa4\xbc", "x\\y", "q\"", "\x01"};
+	static const char *const strs[] = {"", "gold", "\xe7\x8e\xab\xe7\x91\xb0", "\xe2\x80\xa8", "\xc0",
+					   "\\u0000", "\\n", "a\tb", "\xf0\x9f\x98\x80", "\xed\xa0\x80"};
+	static const char *const nums[] = {"0", "-0", "7", "-12", "1732212345123", "01", "-", "1.5", "1e3",
+					   "true", "null", "{}", "[1]", "{\"a\":1}"};
+	char in[512], sp[520];
+	EXTRA_IS("{\"a\":-0,\"b\":\"\",\"\":0}", "{\"a\":-0,\"b\":\"\",\"\":0}");
+	EXTRA_IS("{\"a\":0}x", "{}");
+	EXTRA_IS("{\"a\":0", "{}");
+	EXTRA_IS("{\"a\":}", "{}");
+	EXTRA_IS("{}}", "{}");
+	for (int iter = 0; iter < 20000; iter++) {
+		size_t n = 0;
+		int members = (int)rnd_below(5);
+		in[n++] = '{';
+		for (int k = 0; k < members; k++) {
+			if (k)
+				in[n++] = ',';
+			n += (size_t)snprintf(in + n, sizeof(in) - n, "\"%s\":", keys[rnd_below(8)]);
+			if (rnd_below(2))
+				n += (size_t)snprintf(in + n, sizeof(in) - n, "\"%s\"", strs[rnd_below(10)]);
+			else
+				n += (size_t)snprintf(in + n, sizeof(in) - n, "%s", nums[rnd_below(14)]);
+		}
+		in[n++] = '}';
+		if (rnd_below(4) == 0) /* a mutation: cut, or one byte changed */
+			n = rnd_below(2) ? rnd_below((uint32_t)n + 1) : n;
+		if (rnd_below(4) == 0 && n)
+			in[rnd_below((uint32_t)n)] = (char)rnd_below(256);
+		sp[0] = ' ';
+		memcpy(sp + 1, in, n);
+		struct lt_buf a = LT_BUF_INIT, b = LT_BUF_INIT;
+		extra_of(in, n, &a);
+		extra_of(sp, n + 1, &b);
+		ck_assert_msg(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,
+			      "iteration %d: %.*s gave %s, through the full pass %s", iter, (int)n, in,
+			      lt_buf_cstr(&a), lt_buf_cstr(&b));
+		ck_assert(lt_utf8_valid((const char *)a.data, a.len));
+		lt_buf_free(&a);
+		lt_buf_free(&b);
+	}
+}
+END_TEST
+
 START_TEST(extra_depth)
 {
 	char in[256], want[256];
@@ -728,6 +792,7 @@ static Suite *json_suite(void)
 	tcase_add_test(tc, escape_random_against_reference);
 	tcase_add_test(tc, ts_random_against_printf);
 	tcase_add_test(tc, extra_kept_or_replaced);
+	tcase_add_test(tc, extra_flat_same_as_full_pass);
 	tcase_add_test(tc, extra_depth);
 	tcase_add_test(tc, parse_roundtrip_random);
 	tcase_add_test(tc, parse_fills_fields);
