@@ -88,6 +88,7 @@ static void bad(const char *const *args, const char *want)
 #endif
 #endif
 
+#ifndef LT_OWN_ALLOCATOR
 static long rss_kb(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -100,6 +101,7 @@ static long rss_kb(void)
 		fclose(f);
 	return kb;
 }
+#endif
 
 /* A burst's small blocks, freed under one that stays: the heap cannot
  * shrink from the top, and free() alone keeps it resident; releasing gives
