@@ -474,6 +474,21 @@ int lt_app_loop(int (*tick)(void *ctx), void *ctx)
 }
 
 /* See app.h. */
+void lt_app_tune_malloc(char *const argv[])
+{
+#ifdef __GLIBC__
+	if (getenv("GLIBC_TUNABLES"))
+		return; /* the operator's own choice, or done already */
+	if (setenv("GLIBC_TUNABLES", LT_APP_MALLOC_TUNABLES, 1) != 0)
+		return;
+	execv("/proc/self/exe", argv);
+	unsetenv("GLIBC_TUNABLES"); /* no exec: carry on as we are */
+#else
+	(void)argv;
+#endif
+}
+
+/* See app.h. */
 void lt_app_release_memory(void)
 {
 #ifdef __GLIBC__

@@ -196,7 +196,10 @@ int main(int argc, char **argv)
 	if (rc != LT_APP_CONTINUE)
 		return rc;
 	bool supervise = lt_app_flag(app, "supervise");
+	bool live = !supervise && !lt_app_opt(app, "replay");
 	lt_app_free(app);
+	if (live)
+		lt_app_tune_malloc(argv); /* a live room runs for days: see app.h */
 	if (supervise) {
 		static char sup_name[] = "livetap-supervisor";
 		argv[0] = sup_name;

@@ -155,6 +155,13 @@ bad=$(status_field $room bad_frames)
 mbad=$(curl -s "http://127.0.0.1:$mport/metrics" | sed -n "s/^livetap_fetcher_bad_frames_total{room=\"bilibili:$room\"} //p")
 [ "${mbad:-0}" -ge 1 ] && pass "/metrics counts the garbage too (livetap_fetcher_bad_frames_total $mbad)" || fail "/metrics bad_frames '$mbad'"
 kill -0 "$fetcher_pid" 2>/dev/null && pass "fetcher alive amid garbage" || fail "fetcher died on garbage"
+# a live fetcher re-runs itself without glibc's per-thread cache of freed
+# blocks, whose filling made its RSS creep for tens of minutes (common/app.h)
+if tr '\0' '\n' <"/proc/$fetcher_pid/environ" 2>/dev/null | grep -qx 'GLIBC_TUNABLES=glibc.malloc.tcache_count=0'; then
+	pass "live fetcher runs with glibc's tcache off"
+else
+	fail "live fetcher: GLIBC_TUNABLES not set in its environment"
+fi
 stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 [ "$stop_rc" = 0 ] || true
 [ "${bad:-0}" -ge 1 ] && pass "garbage frames counted (bad_frames=$bad)" || fail "bad_frames='$bad'"
