@@ -40,7 +40,9 @@ start_emu() {
 	lt_emu_start "$1" "$1" --generate --rate 40 --seed 7 --tls-cert "$tmp/srv.pem" --tls-key "$tmp/srv.key"
 }
 
-# run_fetcher PLATFORM ROOM NAME SECONDS [CA]: the fetcher for SECONDS, then TERM
+# run_fetcher PLATFORM ROOM NAME SECONDS [CA]: the fetcher for SECONDS, then
+# TERM; with EMU_FIRST=1 the emulator is stopped first (it closes cleanly, so
+# the fetcher reads every frame the emulator logged as sent)
 run_fetcher() {
 	local p=$1 room=$2 name=$3 secs=$4 ca=${5:-}
 	env ${ca:+SSL_CERT_FILE=$ca} \
@@ -57,6 +59,11 @@ run_fetcher() {
 	local f=$!
 	pids+=("$f")
 	sleep "$secs"
+	if [ "${EMU_FIRST:-0}" = 1 ]; then
+		kill -TERM "$emu_pid" 2>/dev/null || true
+		wait "$emu_pid" || true
+		sleep 0.5 # the fetcher reads up to the close
+	fi
 	kill -TERM "$f" 2>/dev/null || true
 	wait "$f" || true
 }
@@ -85,9 +92,7 @@ PY
 for p in bilibili douyin kook; do
 	case $p in bilibili) room=5050 ;; douyin) room=646454278948 ;; kook) room=3344556677 ;; esac
 	start_emu "$p"
-	run_fetcher "$p" "$room" "$p-ok" 3 "$tmp/ca.pem"
-	kill -TERM "$emu_pid"
-	wait "$emu_pid" || true
+	EMU_FIRST=1 run_fetcher "$p" "$room" "$p-ok" 3 "$tmp/ca.pem"
 	if res=$(compare "$p" "$p-ok"); then
 		pass "$p over https:// and wss://: $res"
 	else
