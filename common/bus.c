@@ -78,13 +78,21 @@ static void acks_publish(struct lt_bus_consumer *c)
 	uint32_t n = c->n_acks;
 	c->last_publish_ms = mono_ms();
 	if (c->acks.err || nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, "", 1) != 0 ||
-	    nng_msg_append(m, c->acks.data, c->acks.len) != 0 || nng_sendmsg(c->pub, m, NNG_FLAG_NONBLOCK) != 0) {
+	    nng_msg_append(m, c->acks.data, c->acks.len) != 0) {
 		if (m)
 			nng_msg_free(m);
 		atomic_fetch_add(&c->ack_errors, n);
 	} else {
+		/* counted before the send: a subscriber may read the list before
+		 * nng_sendmsg returns, and the stats must not lag what it saw */
 		atomic_fetch_add(&c->acks_sent, n);
 		atomic_fetch_add(&c->ack_messages, 1);
+		if (nng_sendmsg(c->pub, m, NNG_FLAG_NONBLOCK) != 0) {
+			nng_msg_free(m);
+			atomic_fetch_sub(&c->acks_sent, n);
+			atomic_fetch_sub(&c->ack_messages, 1);
+			atomic_fetch_add(&c->ack_errors, n);
+		}
 	}
 	c->n_acks = 0;
 	lt_wire_acks_begin(&c->acks, c->kind);
