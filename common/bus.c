@@ -262,6 +262,13 @@ int lt_bus_consumer_ack(struct lt_bus_consumer *c, const char *source_id, uint64
 	return rc;
 }
 
+void lt_bus_consumer_flush_acks(struct lt_bus_consumer *c)
+{
+	pthread_mutex_lock(&c->ack_mu);
+	acks_publish(c);
+	pthread_mutex_unlock(&c->ack_mu);
+}
+
 void lt_bus_consumer_stats(struct lt_bus_consumer *c, struct lt_bus_consumer_stats *out)
 {
 	out->received = atomic_load(&c->received);

@@ -70,11 +70,18 @@ int lt_bus_consumer_recv(struct lt_bus_consumer *c, int timeout_ms, struct lt_bu
 void lt_bus_batch_free(struct lt_bus_batch *b);
 
 /* Publish "batch (source_id, seq) applied by this consumer's kind": at once
- * after a quiet spell, else within 10 ms with the acks gathered meanwhile
- * (close publishes what waits). Never blocks. Returns LT_OK, LT_EINVAL
+ * after a quiet spell, else within 10 ms with the acks gathered meanwhile,
+ * or at lt_bus_consumer_flush_acks (close publishes what waits). Never blocks. Returns LT_OK, LT_EINVAL
  * (source_id empty or over LT_WIRE_SOURCE_MAX), LT_ENOMEM or LT_EIO; a
  * publish that fails later is counted in ack_errors. */
 int lt_bus_consumer_ack(struct lt_bus_consumer *c, const char *source_id, uint64_t seq);
+
+/* Publish the acks gathered so far now, instead of at the next tick. A
+ * consumer calls it when it has acked all it had in hand (its receive queue
+ * is empty): the acks of one apply cycle then go out as one list, and no
+ * fetcher waits up to 10 ms for them (a fetcher holds a batch that is not
+ * full until the previous one is acked, delivery.h). Never blocks. */
+void lt_bus_consumer_flush_acks(struct lt_bus_consumer *c);
 
 /* A snapshot of the counters. */
 void lt_bus_consumer_stats(struct lt_bus_consumer *c, struct lt_bus_consumer_stats *out);

@@ -86,6 +86,7 @@ static int step(void *ctx)
 			return rc;
 	}
 	lt_persister_flush(r->p, false, on_commit, r, &e);
+	lt_bus_consumer_flush_acks(r->bus);
 	int64_t now = lt_clock_mono_ms();
 	if (now >= r->next_maintain) {
 		/* Log a failing maintenance once, and once when it recovers. */

@@ -96,8 +96,10 @@ static void apply_held(struct run *r)
 	r->nheld = n;
 	if (skipped)
 		lt_metrics_add(r->m_resent, (uint64_t)skipped);
-	if (n == 0)
+	if (n == 0) {
+		lt_bus_consumer_flush_acks(r->bus);
 		return;
+	}
 	rc = lt_processor_apply_many(r->proc, in, r->nheld, lt_clock_wall_ms(), rcs);
 	for (int k = 0; k < r->nheld; k++) {
 		if (rcs[k] == LT_OK || rcs[k] == LT_EPROTO) {
@@ -112,6 +114,7 @@ static void apply_held(struct run *r)
 		}
 	}
 	r->nheld = kept;
+	lt_bus_consumer_flush_acks(r->bus);
 	if (rc == LT_OK) {
 		if (r->down)
 			lt_info(NULL, "redis is back; applying again");

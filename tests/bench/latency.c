@@ -110,6 +110,7 @@ int main(int argc, char **argv)
 {
 	const char *procs[1] = {NULL}, *pers[1] = {NULL}, *room = NULL;
 	double rate = 10000, seconds = 10, warmup = 1;
+	int linger = 0, linger_max = 0;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--processors"))
 			procs[0] = argv[i + 1];
@@ -123,6 +124,10 @@ int main(int argc, char **argv)
 			seconds = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--warmup"))
 			warmup = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--linger-ms"))
+			linger = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--linger-max-ms"))
+			linger_max = atoi(argv[i + 1]);
 		else {
 			fprintf(stderr, "bench_latency: unknown flag %s\n", argv[i]);
 			return 2;
@@ -132,7 +137,7 @@ int main(int argc, char **argv)
 	if (!procs[0] || !room || !url || rate <= 0 || seconds <= 0 || warmup < 0 || warmup >= seconds) {
 		fprintf(stderr,
 			"usage: bench_latency --processors URL [--persisters URL] --room R [--rate N] "
-			"[--seconds S] [--warmup S]  (needs LIVETAP_REDIS_URL)\n");
+			"[--seconds S] [--warmup S] [--linger-ms N] [--linger-max-ms N]  (needs LIVETAP_REDIS_URL)\n");
 		return 2;
 	}
 	struct bench b = {.room = room, .n = (long)(rate * seconds)};
@@ -160,7 +165,9 @@ int main(int argc, char **argv)
 				     .processors = procs,
 				     .n_processors = 1,
 				     .persisters = pers,
-				     .n_persisters = pers[0] ? 1 : 0};
+				     .n_persisters = pers[0] ? 1 : 0,
+				     .linger_ms = linger,
+				     .linger_max_ms = linger_max};
 	struct lt_delivery *d = NULL;
 	if (lt_delivery_open(&o, &d, &e) != LT_OK) {
 		fprintf(stderr, "bench_latency: delivery: %s\n", e.message);

@@ -1122,6 +1122,42 @@ START_TEST(acks_gathered_into_lists)
 }
 END_TEST
 
+/* lt_bus_consumer_flush_acks publishes what the consumer gathered at once,
+ * without waiting for the 10 ms tick. */
+START_TEST(acks_flushed_on_demand)
+{
+	struct rig *r = rig_new("dlv-ackflush");
+	struct lt_bus_consumer *c = NULL;
+	ck_assert_int_eq(lt_bus_consumer_open(r->pers_url, NULL, LT_WIRE_CONSUMER_PERSISTER, &c, NULL), LT_OK);
+	struct lt_bus_consumer_stats st0, st1, st2;
+	int checked = 0;
+	for (int round = 0; round < 20 && checked < 3; round++) {
+		usleep(20000); /* a quiet spell: the next ack goes at once */
+		lt_bus_consumer_stats(c, &st0);
+		int64_t t0 = now_ms();
+		ck_assert_int_eq(lt_bus_consumer_ack(c, "room:a", (uint64_t)(2 * round)), LT_OK);
+		ck_assert_int_eq(lt_bus_consumer_ack(c, "room:b", (uint64_t)(2 * round + 1)), LT_OK);
+		lt_bus_consumer_stats(c, &st1);
+		lt_bus_consumer_flush_acks(c);
+		lt_bus_consumer_stats(c, &st2);
+		ck_assert_uint_eq(st2.acks_sent - st0.acks_sent, 2); /* both out after the flush */
+		ck_assert_uint_eq(st2.ack_errors, 0);
+		if (now_ms() - t0 >= 8)
+			continue; /* the tick may have fired in between: no verdict */
+		/* the first went at once, the second waited for the tick or a flush */
+		ck_assert_uint_eq(st1.acks_sent - st0.acks_sent, 1);
+		ck_assert_uint_eq(st2.ack_messages - st0.ack_messages, 2);
+		checked++;
+	}
+	ck_assert_int_ge(checked, 1);
+	lt_bus_consumer_flush_acks(c); /* nothing gathered: no empty list */
+	lt_bus_consumer_stats(c, &st1);
+	ck_assert_uint_eq(st1.ack_messages, st2.ack_messages);
+	lt_bus_consumer_close(c);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(bad_acks_counted)
 {
 	struct rig *r = rig_new("dlv-badack");
@@ -1190,6 +1226,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, memory_only_window);
 	tcase_add_test(tc, bad_acks_counted);
 	tcase_add_test(tc, acks_gathered_into_lists);
+	tcase_add_test(tc, acks_flushed_on_demand);
 	suite_add_tcase(s, tc);
 	return s;
 }
