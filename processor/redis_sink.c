@@ -5,6 +5,7 @@
  */
 #include "processor/redis_sink.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ struct lt_redis_sink {
 	uint64_t connects;
 	unsigned seed;
 	char last_err[160];
+	bool tuning_checked; /* check_tuning ran once */
 };
 
 int lt_redis_sink_open(const char *url, int timeout_ms, struct lt_redis_sink **out, struct lt_error *e)
@@ -105,6 +107,39 @@ static int load_script(struct lt_redis_sink *s)
 	return LT_OK;
 }
 
+/* The encodings that livetap's Redis is configured with (docker-compose,
+ * tests/support/servers.sh). A small sorted set is kept as a listpack,
+ * whose every ZINCRBY / ZMSCORE / ZADD scans it and parses each score
+ * (strtod for the trend's fractions); hot-word windows and trend sets are
+ * updated by every batch, and with Redis's default of 128 entries the
+ * trend phase of apply.lua cost 5x as much (bench_processor). Hash buckets
+ * of hot words (hundreds of words each) pay the same for HINCRBY. Checked
+ * once, logged as a hint: CONFIG may be renamed away, and it is the
+ * operator's server. */
+#define ZSET_LISTPACK_ADVISED 16
+#define HASH_LISTPACK_ADVISED 32
+
+static void check_tuning(struct lt_redis_sink *s)
+{
+	static const char *const names[2] = {"zset-max-listpack-entries", "hash-max-listpack-entries"};
+	static const long advised[2] = {ZSET_LISTPACK_ADVISED, HASH_LISTPACK_ADVISED};
+
+	s->tuning_checked = true;
+	for (int i = 0; i < 2; i++) {
+		redisReply *r = redisCommand(s->ctx, "CONFIG GET %s", names[i]);
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+			long v = strtol(r->element[1]->str, NULL, 10);
+			if (v > advised[i])
+				lt_info("redis=tuning",
+					"redis has %s %ld; livetap's hot words cost Redis less CPU with %ld or "
+					"less (docs/OPERATIONS.md, \"Redis settings\")",
+					names[i], v, advised[i]);
+		}
+		if (r)
+			freeReplyObject(r);
+	}
+}
+
 static int connect_now(struct lt_redis_sink *s)
 {
 	struct lt_error e = {0};
@@ -123,6 +158,8 @@ static int connect_now(struct lt_redis_sink *s)
 			drop(s, "SCRIPT LOAD failed");
 		return LT_EREDIS;
 	}
+	if (!s->tuning_checked)
+		check_tuning(s);
 	if (s->failures)
 		lt_info("redis=up", "redis connected again after %d failed attempts", s->failures);
 	s->failures = 0;

@@ -33,6 +33,7 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "common/metrics.h"
 #include "common/redisconn.h"
 #include "common/wire.h"
@@ -1167,6 +1168,53 @@ START_TEST(pipelined_rooms_recover_alone)
 }
 END_TEST
 
+/* On its first connect the sink reads the listpack settings and logs a hint
+ * when they are above what livetap's Redis uses (docs/OPERATIONS.md). */
+static bool sink_logs_hint(redisContext *c, const char *zset_entries)
+{
+	char path[] = "/tmp/lt-sinklog.XXXXXX", line[512];
+	int fd = mkstemp(path);
+	bool hint = false;
+	struct lt_redis_sink *s = NULL;
+	struct lt_redis_apply_reply r;
+	struct lt_error e = {0};
+	const char *argv[4] = {"live:{bilibili:sinkhint}", "1704067200000", "[]", ""};
+	size_t lens[4] = {24, 13, 2, 0};
+	redisReply *rr;
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	rr = redisCommand(c, "CONFIG SET zset-max-listpack-entries %s", zset_entries);
+	ck_assert(rr && rr->type == REDIS_REPLY_STATUS);
+	freeReplyObject(rr);
+	lt_log_set_stderr(false);
+	ck_assert_int_eq(lt_log_open_file(path, 1 << 20, 0), 0);
+	ck_assert_int_eq(lt_redis_sink_open(lt_test_redis_url(), 2000, &s, &e), LT_OK);
+	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_OK); /* connects */
+	lt_redis_sink_close(s);
+	lt_log_close();
+	lt_log_set_stderr(true);
+	rr = redisCommand(c, "CONFIG SET zset-max-listpack-entries 16");
+	freeReplyObject(rr);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "zset-max-listpack-entries") && strstr(line, zset_entries))
+			hint = true;
+	fclose(f);
+	unlink(path);
+	return hint;
+}
+
+START_TEST(redis_sink_hints_at_listpack_settings)
+{
+	redisContext *c = rconn();
+	ck_assert(sink_logs_hint(c, "128"));
+	ck_assert(!sink_logs_hint(c, "8"));
+	redisFree(c);
+}
+END_TEST
+
 /* redis_sink tells a refusal by the script (deterministic: LT_EINVAL, the
  * processor bisects) from a transient error (LT_EREDIS, no ack): apply.lua
  * refuses a call whose shape is wrong before its first write. */
@@ -1411,6 +1459,7 @@ int main(void)
 	tcase_add_test(tc, script_refusal_drops_only_the_record);
 	tcase_add_test(tc, pipelined_rooms_recover_alone);
 	tcase_add_test(tc, redis_sink_tells_refusals_apart);
+	tcase_add_test(tc, redis_sink_hints_at_listpack_settings);
 	tcase_add_test(tc, transient_redis_error_keeps_the_batch);
 	tcase_add_test(tc, keywords_without_database_or_table);
 	suite_add_tcase(s, tc);

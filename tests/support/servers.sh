@@ -68,7 +68,8 @@ start_redis() {
 	mkdir -p "$dir/redis"
 	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/redis" --daemonize yes \
 		--pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --appendonly yes \
-		--appendfsync everysec --save '' --protected-mode no >/dev/null
+		--appendfsync everysec --save '' --protected-mode no \
+		--zset-max-listpack-entries 16 --hash-max-listpack-entries 32 >/dev/null
 	for _ in $(seq 1 100); do
 		redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
 		sleep 0.1
