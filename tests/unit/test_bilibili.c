@@ -578,6 +578,98 @@ START_TEST(interact_fields)
 }
 END_TEST
 
+/* INTERACT_WORD_V2 payloads of every shape the in-place reader takes or
+ * hands to protobuf-c (duplicates, a sub-message twice, wrong wire types,
+ * unknown fields of every wire type, field 0, a NUL in a string, 10-byte
+ * varints, truncation, an oversize payload): the message must be what
+ * protobuf-c's unpack gives, or a bad message where it gives nothing. */
+START_TEST(interact_v2_matches_protobuf_c)
+{
+	static const struct {
+		const char *name;
+		size_t n;
+		const uint8_t b[48];
+	} cases[] = {
+#define PB(name, ...) {name, sizeof((const uint8_t[]){__VA_ARGS__}), {__VA_ARGS__}}
+		PB("plain", 0x08, 0x2a, 0x12, 0x02, 'a', 'b', 0x28, 0x01, 0x38, 0x64),
+		PB("uid twice", 0x08, 0x2a, 0x08, 0x2b, 0x12, 0x01, 'x', 0x28, 0x01),
+		PB("uname twice", 0x12, 0x01, 'x', 0x12, 0x01, 'y', 0x28, 0x02),
+		PB("uname a varint", 0x10, 0x05, 0x28, 0x01),
+		PB("uid length-prefixed", 0x0a, 0x01, 0x01, 0x28, 0x01),
+		PB("NUL in uname", 0x08, 0x07, 0x12, 0x03, 'a', 0, 'b', 0x28, 0x01),
+		PB("uinfo fallbacks", 0x28, 0x03, 0xb2, 0x01, 0x08, 0x08, 0x09, 0x12, 0x04, 0x0a, 0x02, 'z', 'q'),
+		PB("uinfo twice", 0x28, 0x01, 0xb2, 0x01, 0x02, 0x08, 0x09, 0xb2, 0x01, 0x04, 0x12, 0x02, 0x0a, 0x00),
+		PB("base twice", 0xb2, 0x01, 0x08, 0x12, 0x02, 0x0a, 0x00, 0x12, 0x02, 0x0a, 0x00, 0x28, 0x01),
+		PB("empty uinfo", 0x08, 0x00, 0xb2, 0x01, 0x00, 0x28, 0x06),
+		PB("unknown 64-bit, 32-bit, bytes", 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x25, 1, 2, 3, 4, 0x1a, 0x01, 0x00,
+		   0x08, 0x05, 0x28, 0x01),
+		PB("unknown group", 0x1b, 0x1c, 0x08, 0x05),
+		PB("wire type 7", 0x1f, 0x08, 0x05),
+		PB("field 0", 0x00, 0x01, 0x08, 0x05),
+		PB("10-byte msg_type", 0x08, 0x01, 0x28, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
+		PB("11-byte varint", 0x08, 0x01, 0x28, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
+		PB("truncated string", 0x08, 0x01, 0x12, 0x05, 'a'),
+		PB("truncated varint", 0x08, 0x81),
+		PB("5-byte tag", 0xf8, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x08, 0x02),
+		PB("long trigger", 0x08, 0x01, 0x28, 0x02, 0x78, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02),
+#undef PB
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) + 1; i++) {
+		/* the last round: an oversize payload, a valid message padded by an
+		 * unknown field */
+		uint8_t big[6000];
+		const uint8_t *p;
+		size_t n;
+		const char *name;
+		if (i < sizeof(cases) / sizeof(cases[0])) {
+			p = cases[i].b, n = cases[i].n, name = cases[i].name;
+		} else {
+			size_t pad = sizeof(big) - 10;
+			memcpy(big, (const uint8_t[]){0x08, 0x05, 0x28, 0x01, 0x1a, (uint8_t)(0x80 | (pad & 0x7f)),
+			                              (uint8_t)(pad >> 7)}, 7);
+			memset(big + 7, 'p', pad);
+			p = big, n = 7 + pad, name = "oversize";
+		}
+		struct lt_buf body = LT_BUF_INIT;
+		lt_buf_init(&body, 0);
+		lt_buf_puts(&body, "{\"cmd\":\"INTERACT_WORD_V2\",\"data\":{\"pb\":\"");
+		b64(&body, p, n);
+		lt_buf_puts(&body, "\"}}");
+		struct got g = {0};
+		struct lt_platform_stats st;
+		decode_body((const char *)body.data, body.len, &g, &st);
+		Ltbili__InteractWord *w = ltbili__interact_word__unpack(NULL, n, p);
+		if (!w) {
+			ck_assert_msg(g.n == 0 && st.bad_messages == 1, "%s: protobuf-c refuses it", name);
+		} else {
+			ck_assert_msg(g.n == 1, "%s: protobuf-c takes it", name);
+			int64_t uid = (int64_t)w->uid;
+			const char *uname = w->uname;
+			if (w->uinfo) {
+				if (!uid)
+					uid = (int64_t)w->uinfo->uid;
+				if (!uname[0] && w->uinfo->base_info)
+					uname = w->uinfo->base_info->uname;
+			}
+			char ids[24];
+			snprintf(ids, sizeof(ids), "%lld", (long long)uid);
+			ck_assert_str_eq(sget(oget(g.msg[0], "user"), "id"), uid > 0 ? ids : "");
+			ck_assert_str_eq(sget(oget(g.msg[0], "user"), "name"), uname);
+			static const char *const types[] = {"other", "enter", "follow", "share", "follow", "follow", "like"};
+			const char *ty = w->msg_type >= 0 && w->msg_type <= 6 ? types[w->msg_type] : "other";
+			ck_assert_msg(!strcmp(sget(g.msg[0], "type"), ty), "%s: type %s", name, sget(g.msg[0], "type"));
+			int64_t ts = w->trigger_time > 1000000000000000LL ? w->trigger_time / 1000000
+			             : w->timestamp > 0 && w->timestamp < 100000000000LL ? w->timestamp * 1000
+			                                                                : RECV_MS;
+			ck_assert_int_eq((int64_t)nget(g.msg[0], "ts"), ts);
+			ltbili__interact_word__free_unpacked(w, NULL);
+		}
+		got_free(&g);
+		lt_buf_free(&body);
+	}
+}
+END_TEST
+
 START_TEST(superchat_guard_like_fields)
 {
 	struct got g = {0};
@@ -1188,6 +1280,7 @@ int main(void)
 	tcase_add_test(tc, gift_fields);
 	tcase_add_test(tc, gift_v2_protobuf);
 	tcase_add_test(tc, interact_fields);
+	tcase_add_test(tc, interact_v2_matches_protobuf_c);
 	tcase_add_test(tc, superchat_guard_like_fields);
 	tcase_add_test(tc, guard_buy_synthetic_ids);
 	tcase_add_test(tc, stats_and_live);
