@@ -26,7 +26,8 @@
  * escape (both of which jsonb refuses) — is replaced by {}. Validation is one
  * linear pass that writes as it checks; a flat object that is already in
  * normalized form (what the decoders build) is recognized by a quicker
- * check and copied whole.
+ * check and copied whole, and one whose producer vouches for that form
+ * (lt_msg.extra_normal) without the check.
  *
  * lt_json_msg_parse is the reverse, built on cJSON (not on a hot path).
  */
@@ -573,9 +574,9 @@ static bool extra_flat(const uint8_t *s, size_t n)
  * when it is not a valid object. Returns the new end. A text already in
  * normalized flat form (extra_flat) is copied as it is; the rest takes the
  * full validating pass. */
-static uint8_t *put_extra(uint8_t *d, struct lt_str x)
+static uint8_t *put_extra(uint8_t *d, struct lt_str x, bool normal)
 {
-	if (extra_flat((const uint8_t *)x.p, x.len)) {
+	if ((normal && x.len >= 2) || extra_flat((const uint8_t *)x.p, x.len)) {
 		memcpy(d, x.p, x.len);
 		return d + x.len;
 	}
@@ -628,7 +629,7 @@ int lt_json_msg(struct lt_buf *out, const struct lt_msg *m)
 	d = PUT_LIT(d, ",\"ts\":");
 	d = put_i64(d, m->ts);
 	d = PUT_LIT(d, ",\"extra\":");
-	d = put_extra(d, m->extra);
+	d = put_extra(d, m->extra, m->extra_normal);
 	*d++ = '}';
 	out->len = (size_t)(d - out->data);
 	out->data[out->len] = 0;
@@ -957,7 +958,7 @@ int lt_json_msg_parse(const char *s, size_t n, struct lt_arena *arena, struct lt
 		size_t xl = 0;
 		bool strict = false;
 		if (copy) {
-			xl = (size_t)(put_extra(copy, raw) - copy);
+			xl = (size_t)(put_extra(copy, raw, false) - copy);
 			copy[xl] = 0;
 			strict = !(xl == 2 && memcmp(copy, "{}", 2) == 0 && cJSON_GetArraySize(extra) != 0);
 		}

@@ -73,6 +73,11 @@ struct lt_msg {
 	uint8_t platform;  /* enum lt_platform */
 	uint8_t type;      /* enum lt_msg_type */
 	uint8_t flags;     /* LT_MSGF_* */
+	/* Set by a producer that built extra itself in the encoder's normalized
+	 * flat form (keys and strings needing no escape, integers; see
+	 * lt_json_msg): the encoder copies it without checking it again. Not
+	 * carried on the wire; false (the zeroed default) means "check it". */
+	bool extra_normal;
 	int64_t ts;        /* ms since the epoch, UTC */
 	int64_t count;     /* gift/guard: items; like: likes; room_stats: the number */
 	int64_t value;     /* gift/superchat/guard: total value in the smallest unit */

@@ -111,6 +111,7 @@ struct lt_platform_conn {
 	struct lt_buf url, hdrs, target, out;
 	struct lt_buf inflated[LT_BILI_DEPTH_MAX];
 	struct lt_buf extra, key, b64, scratch;
+	bool extra_normal; /* extra holds keys, flat strings and integers only */
 	struct lt_inflate zs; /* protocol version 2 (zlib) */
 	struct br_cache br;
 	struct lt_arena pb_arena;   /* protobuf-c's allocations for one message */
@@ -388,8 +389,10 @@ static void synth(struct em *e, struct lt_msg *m, char out[17])
 
 static void emit(struct em *e, struct lt_msg *m)
 {
-	if (e->c->extra.len && !lt_buf_err(&e->c->extra))
+	if (e->c->extra.len && !lt_buf_err(&e->c->extra)) {
 		m->extra = (struct lt_str){(const char *)e->c->extra.data, (uint32_t)e->c->extra.len};
+		m->extra_normal = e->c->extra_normal;
+	}
 	lt_msg_clamp(m);
 	if (!m->msg_id.len) {
 		/* an over-long platform id of stray UTF-8 continuation bytes
@@ -401,13 +404,30 @@ static void emit(struct em *e, struct lt_msg *m)
 	e->io->emit(e->io->ud, m);
 }
 
-static void extra_str(struct lt_buf *x, const char *k, struct lt_str v)
+/* extra is built in c->extra from a key, strings and integers at a time;
+ * c->extra_normal says whether it is still in the encoder's normalized flat
+ * form (lt_msg.extra_normal), so that the encoder copies it as it is
+ * instead of checking every byte of it again. */
+static struct lt_buf *extra_begin(struct em *e)
 {
+	lt_buf_reset(&e->c->extra);
+	e->c->extra_normal = true;
+	return &e->c->extra;
+}
+
+/* k is a plain ASCII literal. lt_json_str writes valid UTF-8 with the
+ * characters that need one escaped; a value without a backslash is flat. */
+static void extra_str(struct em *e, const char *k, struct lt_str v)
+{
+	struct lt_buf *x = &e->c->extra;
 	lt_buf_putc(x, x->len ? ',' : '{');
 	lt_buf_putc(x, '"');
 	lt_buf_puts(x, k);
 	lt_buf_puts(x, "\":");
+	size_t at = x->len;
 	lt_json_str(x, v.p ? v.p : "", v.len);
+	if (!lt_buf_err(x) && memchr(x->data + at, '\\', x->len - at))
+		e->c->extra_normal = false;
 }
 
 static void extra_int(struct lt_buf *x, const char *k, int64_t v)
@@ -583,7 +603,7 @@ static int on_danmu(struct em *e, struct lt_jv root, struct lt_str cmd)
 	if (m.flags & LT_MSGF_ANONYMOUS)
 		m.user_id = LT_STR_NULL;
 	m.msg_id = d0.id;
-	lt_buf_reset(&e->c->extra);
+	extra_begin(e);
 	int64_t guard = jint(top[3], 0);
 	if (guard > 0)
 		extra_int(&e->c->extra, "guard_level", guard);
@@ -620,13 +640,12 @@ static int gift_emit(struct em *e, const struct gift *g, const char *cmd)
 	int64_t value = g->total > 0 ? g->total : mul_sat(g->price, num);
 	m.count = num;
 	m.value = value;
-	struct lt_buf *x = &e->c->extra;
-	lt_buf_reset(x);
-	extra_str(x, "gift_name", g->name);
+	struct lt_buf *x = extra_begin(e);
+	extra_str(e, "gift_name", g->name);
 	extra_int(x, "gift_id", g->gift_id);
 	extra_int(x, "count", num);
 	extra_int(x, "value", value);
-	extra_str(x, "currency", g->coin.len ? g->coin : LT_STR("gold"));
+	extra_str(e, "currency", g->coin.len ? g->coin : LT_STR("gold"));
 	extra_int(x, "price", g->price);
 	extra_end(x);
 	if (g->tid.len) {
@@ -818,10 +837,9 @@ static int interact_emit(struct em *e, int64_t uid, struct lt_str uname, int64_t
 	m.content = lt_str_c(interact_text(type));
 	if (type == LT_MSG_LIKE)
 		m.count = 1;
-	struct lt_buf *x = &e->c->extra;
-	lt_buf_reset(x);
+	struct lt_buf *x = extra_begin(e);
 	if (type == LT_MSG_OTHER) {
-		extra_str(x, "cmd", lt_str_c(cmd));
+		extra_str(e, "cmd", lt_str_c(cmd));
 		extra_int(x, "msg_type", msg_type);
 	}
 	extra_end(x);
@@ -1091,7 +1109,7 @@ static int on_like(struct em *e, struct lt_jv root, struct lt_str cmd)
 	m.user_name = jstr(e, v[1]);
 	m.content = jstr(e, v[2]);
 	m.count = 1;
-	lt_buf_reset(&e->c->extra);
+	extra_begin(e);
 	lt_buf_reset(&e->c->key);
 	lt_buf_puts(&e->c->key, "LIKE_INFO_V3_CLICK");
 	synth(e, &m, idb);
@@ -1123,11 +1141,10 @@ static int on_superchat(struct em *e, struct lt_jv root, struct lt_str cmd)
 	int64_t price = jint(v[5], 0);
 	m.count = 1;
 	m.value = mul_sat(price, 1000); /* CNY to gold, the gifts' smallest unit */
-	struct lt_buf *x = &e->c->extra;
-	lt_buf_reset(x);
+	struct lt_buf *x = extra_begin(e);
 	extra_int(x, "price", price);
 	extra_int(x, "value", m.value);
-	extra_str(x, "currency", LT_STR("gold"));
+	extra_str(e, "currency", LT_STR("gold"));
 	extra_end(x);
 	m.msg_id = jid(e, v[6]);
 	if (!m.msg_id.len) {
@@ -1163,13 +1180,12 @@ static int on_guard(struct em *e, struct lt_jv root, struct lt_str cmd)
 	int64_t num = jint(v[4], 1), price = jint(v[5], 0);
 	m.count = num;
 	m.value = mul_sat(price, num > 0 ? num : 1);
-	struct lt_buf *x = &e->c->extra;
-	lt_buf_reset(x);
-	extra_str(x, "gift_name", name);
+	struct lt_buf *x = extra_begin(e);
+	extra_str(e, "gift_name", name);
 	extra_int(x, "guard_level", jint(v[6], 0));
 	extra_int(x, "count", num);
 	extra_int(x, "value", m.value);
-	extra_str(x, "currency", LT_STR("gold"));
+	extra_str(e, "currency", LT_STR("gold"));
 	extra_end(x);
 	lt_buf_reset(&e->c->key);
 	/* no id of its own (USER_TOAST_MSG's payflow_id comes in another
@@ -1203,9 +1219,8 @@ static int on_stats(struct em *e, struct lt_jv root, struct lt_str cmd)
 		n = jint(jget(d, "num"), 0);
 	}
 	m.count = n;
-	struct lt_buf *x = &e->c->extra;
-	lt_buf_reset(x);
-	extra_str(x, "cmd", cmd);
+	struct lt_buf *x = extra_begin(e);
+	extra_str(e, "cmd", cmd);
 	extra_int(x, online ? "online_count" : "watched", n);
 	extra_end(x);
 	lt_buf_reset(&e->c->key);
@@ -1223,16 +1238,15 @@ static int on_live(struct em *e, struct lt_jv root, struct lt_str cmd)
 	bool start = cmd.p[0] == 'L';
 
 	msg_init(e, &m, start ? LT_MSG_LIVE_START : LT_MSG_LIVE_END);
-	struct lt_buf *x = &e->c->extra;
-	lt_buf_reset(x);
-	extra_str(x, "cmd", cmd);
+	struct lt_buf *x = extra_begin(e);
+	extra_str(e, "cmd", cmd);
 	if (start) {
 		int64_t t = jint(jget(root, "live_time"), 0);
 		if (s_to_ms(t))
 			m.ts = s_to_ms(t);
 		struct lt_str key = jid(e, jget(root, "live_key"));
 		if (key.len) {
-			extra_str(x, "live_key", key);
+			extra_str(e, "live_key", key);
 			lt_buf_reset(&e->c->key);
 			lt_buf_puts(&e->c->key, "LIVE:");
 			lt_buf_append(&e->c->key, key.p, key.len);
@@ -1355,9 +1369,8 @@ static int on_other(struct em *e, struct lt_jv root, struct lt_str cmd, const ch
 	char idb[17];
 
 	msg_init(e, &m, LT_MSG_OTHER);
-	struct lt_buf *x = &e->c->extra;
-	lt_buf_reset(x);
-	extra_str(x, "cmd", cmd);
+	struct lt_buf *x = extra_begin(e);
+	extra_str(e, "cmd", cmd);
 	struct lt_jv d = jget(root, "data");
 	if (!d.p || lt_jscan_value(d.p, d.n, &d, NULL) != LT_OK || d.n >= LT_MSG_EXTRA_MAX / 2) {
 		/* no data kept */
@@ -1375,6 +1388,7 @@ static int on_other(struct em *e, struct lt_jv root, struct lt_str cmd, const ch
 		cJSON_Delete(dj);
 	}
 	extra_end(x);
+	e->c->extra_normal = false; /* data as it came: the encoder checks it */
 	struct lt_str top = jid(e, jget(root, "msg_id"));
 	if (top.len) {
 		m.msg_id = top;

@@ -543,6 +543,53 @@ START_TEST(extra_flat_same_as_full_pass)
 }
 END_TEST
 
+/* A producer that builds extra as the decoders do (ASCII keys, strings
+ * through lt_json_str, integers) may set extra_normal when no string needed
+ * a backslash: the encoder then copies extra unchecked, and must write what
+ * its checks would have. Random strings of every awkward kind; and an empty
+ * extra is still {}. */
+START_TEST(extra_normal_same_as_checked)
+{
+	static const char *const strs[] = {"", "gold", "\xe7\x8e\xab\xe7\x91\xb0", "\xe2\x80\xa8", "\xc0", "a\"b",
+					   "\\", "a\tb", "\xf0\x9f\x98\x80", "\xed\xa0\x80", "\xf0\x9f\x98", "\x7f"};
+	for (int iter = 0; iter < 5000; iter++) {
+		struct lt_buf x = LT_BUF_INIT;
+		bool normal = true;
+		int members = 1 + (int)rnd_below(4);
+		for (int k = 0; k < members; k++) {
+			lt_buf_puts(&x, k ? ",\"k\":" : "{\"k\":");
+			if (rnd_below(2)) {
+				const char *v = strs[rnd_below(12)];
+				size_t at = x.len;
+				lt_json_str(&x, v, strlen(v) + (rnd_below(8) == 0)); /* sometimes with its NUL */
+				if (memchr(x.data + at, '\\', x.len - at))
+					normal = false;
+			} else {
+				lt_buf_printf(&x, "%lld", (long long)rnd_below(2000000) - 1000000);
+			}
+		}
+		lt_buf_putc(&x, '}');
+		struct lt_msg m = {0};
+		m.extra = (struct lt_str){(const char *)x.data, (uint32_t)x.len};
+		struct lt_buf a = LT_BUF_INIT, b = LT_BUF_INIT;
+		ck_assert_int_eq(lt_json_msg(&a, &m), LT_OK);
+		m.extra_normal = normal;
+		ck_assert_int_eq(lt_json_msg(&b, &m), LT_OK);
+		ck_assert_msg(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "%s: checked %s, copied %s",
+			      lt_buf_cstr(&x), lt_buf_cstr(&a), lt_buf_cstr(&b));
+		lt_buf_free(&a);
+		lt_buf_free(&b);
+		lt_buf_free(&x);
+	}
+	struct lt_msg m = {0};
+	m.extra_normal = true;
+	struct lt_buf b = LT_BUF_INIT;
+	ck_assert_int_eq(lt_json_msg(&b, &m), LT_OK);
+	ck_assert_ptr_nonnull(strstr(lt_buf_cstr(&b), ",\"extra\":{}}"));
+	lt_buf_free(&b);
+}
+END_TEST
+
 START_TEST(extra_depth)
 {
 	char in[256], want[256];
@@ -791,6 +838,7 @@ static Suite *json_suite(void)
 	tcase_add_test(tc, ts_random_against_printf);
 	tcase_add_test(tc, extra_kept_or_replaced);
 	tcase_add_test(tc, extra_flat_same_as_full_pass);
+	tcase_add_test(tc, extra_normal_same_as_checked);
 	tcase_add_test(tc, extra_depth);
 	tcase_add_test(tc, parse_roundtrip_random);
 	tcase_add_test(tc, parse_fills_fields);
