@@ -698,6 +698,29 @@ static const int8_t b64_map[256] = {
 #undef B64_ROW16
 };
 
+/* b64_map's values shifted to their place in a group of four, for
+ * b64_decode's whole groups; 0x80000000 marks a character that is not one. */
+#define B64_V(c)                                                                                  \
+	((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                  \
+	 : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                             \
+	 : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                             \
+	 : (c) == '+'               ? 62                                                         \
+	 : (c) == '/'               ? 63                                                         \
+				    : -1)
+#define B64_T(c, sh) (B64_V(c) < 0 ? 0x80000000u : (uint32_t)B64_V(c) << (sh))
+#define B64_R4(c, sh) B64_T((c), sh), B64_T((c) + 1, sh), B64_T((c) + 2, sh), B64_T((c) + 3, sh)
+#define B64_R16(c, sh) B64_R4((c), sh), B64_R4((c) + 4, sh), B64_R4((c) + 8, sh), B64_R4((c) + 12, sh)
+#define B64_R64(c, sh) B64_R16((c), sh), B64_R16((c) + 16, sh), B64_R16((c) + 32, sh), B64_R16((c) + 48, sh)
+#define B64_TAB(sh) {B64_R64(0, sh), B64_R64(64, sh), B64_R64(128, sh), B64_R64(192, sh)}
+static const uint32_t b64_t18[256] = B64_TAB(18), b64_t12[256] = B64_TAB(12), b64_t6[256] = B64_TAB(6),
+		      b64_t0[256] = B64_TAB(0);
+#undef B64_TAB
+#undef B64_R64
+#undef B64_R16
+#undef B64_R4
+#undef B64_T
+#undef B64_V
+
 static int b64_decode(struct lt_buf *out, struct lt_str s)
 {
 	const int8_t *map = b64_map;
@@ -710,17 +733,22 @@ static int b64_decode(struct lt_buf *out, struct lt_str s)
 	/* written through a local pointer: stores to out->data[out->len++]
 	 * would reload out->len after every byte (uint8_t aliases it) */
 	uint8_t *o = out->data;
-	/* whole groups of 4 characters to 3 bytes; the first group holding
-	 * padding or a bad character goes to the loop below */
+	/* whole groups of 4 characters to 3 bytes, each character's bits
+	 * already in place in its table (a bad one sets bit 31), the 3 bytes
+	 * stored as one 4-byte word (the fourth is overwritten by the next
+	 * group or left past the end: out has s.len bytes of room, and
+	 * 3 * (s.len / 4) + 1 <= s.len); the first group holding padding or a
+	 * bad character goes to the loop below */
 	for (; s.len - i >= 4; i += 4) {
 		const unsigned char *g = (const unsigned char *)s.p + i;
-		int a = map[g[0]], b = map[g[1]], c = map[g[2]], d = map[g[3]];
-		if ((a | b | c | d) < 0)
+		uint32_t v = b64_t18[g[0]] | b64_t12[g[1]] | b64_t6[g[2]] | b64_t0[g[3]];
+		if (v & 0x80000000u)
 			break;
-		uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-		o[0] = (uint8_t)(v >> 16);
-		o[1] = (uint8_t)(v >> 8);
-		o[2] = (uint8_t)v;
+		v <<= 8;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		v = __builtin_bswap32(v);
+#endif
+		memcpy(o, &v, 4);
 		o += 3;
 	}
 	for (; i < s.len && s.p[i] != '='; i++) {
@@ -906,18 +934,28 @@ static inline bool pb_varint(const uint8_t **pp, const uint8_t *end, int max, ui
 	return false;
 }
 
-static int pb_next(struct pb_rd *r)
+/* The next field into r; inline in each reader with the one-byte tag (all
+ * of InteractWord's but uinfo's) taken without the varint loop. */
+static inline __attribute__((always_inline)) int pb_next(struct pb_rd *r)
 {
 	uint64_t tag;
 
 	if (r->p >= r->end)
 		return PB_END;
-	if (!pb_varint(&r->p, r->end, 4, &tag) || (tag >> 3) == 0)
+	if (*r->p < 0x80)
+		tag = *r->p++;
+	else if (!pb_varint(&r->p, r->end, 4, &tag))
+		return PB_SLOW;
+	if ((tag >> 3) == 0)
 		return PB_SLOW;
 	r->field = (uint32_t)(tag >> 3);
 	r->wt = (int)(tag & 7);
 	switch (r->wt) {
 	case 0:
+		if (r->p < r->end && *r->p < 0x80) {
+			r->v = *r->p++;
+			return PB_FIELD;
+		}
 		return pb_varint(&r->p, r->end, 9, &r->v) ? PB_FIELD : PB_SLOW;
 	case 1:
 		if (r->end - r->p < 8)
@@ -931,7 +969,11 @@ static int pb_next(struct pb_rd *r)
 		return PB_FIELD;
 	case 2: {
 		uint64_t n;
-		if (!pb_varint(&r->p, r->end, 4, &n) || n > (uint64_t)(r->end - r->p))
+		if (r->p < r->end && *r->p < 0x80)
+			n = *r->p++;
+		else if (!pb_varint(&r->p, r->end, 4, &n))
+			return PB_SLOW;
+		if (n > (uint64_t)(r->end - r->p))
 			return PB_SLOW;
 		r->data = r->p;
 		r->len = (size_t)n;
