@@ -560,6 +560,16 @@ static const char *danmu_info0(struct lt_jv i0, struct danmu0 *d)
 	return it.bad ? NULL : it.close;
 }
 
+/* Whether s holds "***" (a masked name): memmem's set-up cost more than
+ * this loop over a name of a few bytes. */
+static bool has_stars(struct lt_str s)
+{
+	for (uint32_t i = 0; i + 3 <= s.len; i++)
+		if (s.p[i] == '*' && s.p[i + 1] == '*' && s.p[i + 2] == '*')
+			return true;
+	return false;
+}
+
 static int on_danmu(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
 	struct lt_jv top[4] = {{NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}}, user[2], v;
@@ -598,7 +608,7 @@ static int on_danmu(struct em *e, struct lt_jv root, struct lt_str cmd)
 	if (!m.user_name.len)
 		m.user_name = jstr(e, jget(jget(d0.user, "base"), "name"));
 	uid_str(uid, ub, &m);
-	if (uid <= 0 || (m.user_name.len && memmem(m.user_name.p, m.user_name.len, "***", 3)))
+	if (uid <= 0 || has_stars(m.user_name))
 		m.flags |= LT_MSGF_ANONYMOUS;
 	if (m.flags & LT_MSGF_ANONYMOUS)
 		m.user_id = LT_STR_NULL;
