@@ -485,17 +485,14 @@ struct lt_jv lt_jscan_at(struct lt_jv arr, int i)
 	return out;
 }
 
-/* The walk of lt_jit_elem fused into one loop, as lt_jscan_get_many. */
-void lt_jscan_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out)
+/* The walk of lt_jit_elem fused into one loop, as lt_jscan_get_many: p at
+ * the element at index at (at 0: just after the opening bracket; else just
+ * after the element before it). */
+static inline void at_many(const char *p, const char *end, int at, const int *idx, int n, struct lt_jv *out)
 {
 	int k = 0;
 
-	for (int i = 0; i < n; i++)
-		out[i] = (struct lt_jv){NULL, 0};
-	if (!lt_jv_is(arr, '[') || arr.n < 2)
-		return;
-	const char *p = arr.p + 1, *end = arr.p + arr.n;
-	for (int i = 0; k < n; i++) {
+	for (int i = at; k < n; i++) {
 		/* jit_sep: the separator before the next element */
 		p = skip_ws(p, end);
 		if (p >= end || *p == '}' || *p == ']')
@@ -516,6 +513,47 @@ void lt_jscan_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out
 		p = skip_value(p, end);
 		if (!p)
 			return;
+	}
+}
+
+void lt_jscan_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = (struct lt_jv){NULL, 0};
+	if (!lt_jv_is(arr, '[') || arr.n < 2)
+		return;
+	at_many(arr.p + 1, arr.p + arr.n, 0, idx, n, out);
+}
+
+void lt_jscan_at_many_after(const char *p, const char *end, int at, const int *idx, int n, struct lt_jv *out)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = (struct lt_jv){NULL, 0};
+	if (!p || p > end || at < 1)
+		return;
+	at_many(p, end, at, idx, n, out);
+}
+
+/* The rest of a walk with lt_jit_elem to the closing bracket, with its
+ * checks: the separator before each element, each element skipped. */
+const char *lt_jscan_array_end(const char *p, const char *end)
+{
+	if (!p || p > end)
+		return NULL;
+	for (;;) {
+		p = skip_ws(p, end);
+		if (p >= end)
+			return NULL;
+		if (*p == '}' || *p == ']')
+			return p + 1;
+		if (*p != ',')
+			return NULL;
+		p = skip_ws(p + 1, end);
+		if (p >= end)
+			return NULL;
+		p = skip_value(p, end);
+		if (!p)
+			return NULL;
 	}
 }
 

@@ -75,6 +75,14 @@ void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct 
 struct lt_jv lt_jscan_at(struct lt_jv arr, int i);
 /* out[k] = arr[idx[k]] for k < n (idx ascending), in one walk. */
 void lt_jscan_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *out);
+/* The same, going on inside an array whose walk got as far as p, just after
+ * its element at index at - 1 (at >= 1); end is the end of its input.
+ * Elements before at are not looked at. */
+void lt_jscan_at_many_after(const char *p, const char *end, int at, const int *idx, int n, struct lt_jv *out);
+/* p just after an element of an array: walk the rest of it as lt_jit_elem
+ * would (separators checked, elements skipped) and return the position just
+ * after its closing bracket; NULL where that walk would find it malformed. */
+const char *lt_jscan_array_end(const char *p, const char *end);
 
 static inline bool lt_jv_ok(struct lt_jv v) { return v.p != NULL; }
 static inline bool lt_jv_is(struct lt_jv v, char kind) { return v.p && v.p[0] == kind; }

@@ -328,6 +328,52 @@ START_TEST(danmu_fields)
 }
 END_TEST
 
+/* DANMU_MSG in shapes off the fused walk's path (no mode_info at [15], a
+ * short info[0], a malformed tail of info[0], a short info): the element
+ * walks decide, as before. Each: the message's content and id, or a bad
+ * message. */
+START_TEST(danmu_shapes)
+{
+	static const struct {
+		const char *info0, *rest, *content, *id; /* id NULL: synthetic; content NULL: bad */
+	} cases[] = {
+		{"[0,1,25,0,1732212345000,7,0,\"h\",0,0,0,\"\",0,\"{}\",\"{}\",{\"extra\":\"{\\\"id_str\\\":\\\"ab12\\\"}\"},{},0]",
+		 ",\"hi\",[42,\"n\"],[],[],[],0,3]", "hi", "ab12"},
+		{"[0,1,25,0,1732212345000,7,0,\"h\",0,0,0,\"\",0,\"{}\",\"{}\",\"not an object\",{},0]",
+		 ",\"hi\",[42,\"n\"],[],[],[],0,3]", "hi", NULL},
+		{"[0,1,25,0,1732212345000]", ",\"hi\",[42,\"n\"]]", "hi", NULL},
+		{"[0,1,25,0,1732212345000,7,0,\"h\",0,0,0,\"\",0,\"{}\",\"{}\",{\"extra\":\"{\\\"id_str\\\":\\\"ab12\\\"}\"},\"open]",
+		 ",\"hi\",[42,\"n\"]]", NULL, NULL},
+		{"[0,1,25,0,1732212345000,7,0,\"h\",0,0,0,\"\",0,\"{}\",\"{}\",{\"extra\":\"{\\\"id_str\\\":\\\"ab12\\\"}\"} 0]",
+		 ",\"hi\",[42,\"n\"]]", NULL, NULL},
+		{"[0,1,25,0,1732212345000,7,0,\"h\",0,0,0,\"\",0,\"{}\",\"{}\",{\"extra\":\"{\\\"id_str\\\":\\\"ab12\\\"}\",}]",
+		 ",\"hi\",[42,\"n\"]]", NULL, NULL},
+		{"[0,1,25,0,1732212345000,7,0,\"h\",0,0,0,\"\",0,\"{}\",\"{}\",{\"extra\":\"{\\\"id_str\\\":\\\"ab12\\\"}\"}]",
+		 ",\"hi\"", "hi", "ab12"},
+		{"[0,1,25,0,1732212345000,7,0,\"h\",0,0,0,\"\",0,\"{}\",\"{}\",{\"extra\":\"{\\\"id_str\\\":\\\"ab12\\\"}\"}]",
+		 "}", NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char body[1024];
+		snprintf(body, sizeof(body), "{\"cmd\":\"DANMU_MSG\",\"info\":[%s%s}", cases[i].info0, cases[i].rest);
+		struct got g = {0};
+		struct lt_platform_stats st;
+		decode_body(body, strlen(body), &g, &st);
+		if (!cases[i].content) {
+			ck_assert_msg(g.n == 0 && st.bad_messages == 1, "case %zu: want a bad message", i);
+		} else {
+			ck_assert_msg(g.n == 1 && st.bad_messages == 0, "case %zu: want a message", i);
+			ck_assert_str_eq(sget(g.msg[0], "content"), cases[i].content);
+			if (cases[i].id)
+				ck_assert_str_eq(sget(g.msg[0], "msg_id"), cases[i].id);
+			else
+				ck_assert_int_eq(strlen(sget(g.msg[0], "msg_id")), 16);
+		}
+		got_free(&g);
+	}
+}
+END_TEST
+
 START_TEST(danmu_suffix_id_str_anonymous)
 {
 	struct got g = {0};
@@ -1273,6 +1319,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, every_fixture);
 	tcase_add_test(tc, danmu_fields);
+	tcase_add_test(tc, danmu_shapes);
 	tcase_add_test(tc, danmu_suffix_id_str_anonymous);
 	tcase_add_test(tc, danmu_id_str_offsets);
 	tcase_add_test(tc, gift_v2_base64);

@@ -12,7 +12,8 @@
  * escapes, cut at every length, must give what a byte-by-byte reference
  * skipper gives (the same end, or malformed for both). lt_jscan_get_many
  * finds what a walk with lt_jit_member finds, lt_jscan_at_many what one
- * with lt_jit_elem finds, on random containers cut anywhere.
+ * with lt_jit_elem finds, on random containers cut anywhere; so do
+ * lt_jscan_at_many_after and lt_jscan_array_end, going on mid-array.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +338,79 @@ START_TEST(at_many_as_walker)
 }
 END_TEST
 
+/* lt_jscan_at_many_after and lt_jscan_array_end against a walk with
+ * lt_jit_elem that stops at element `from` - 1 and goes on from there: the
+ * same elements further on, the same end (or malformed for both), on
+ * random arrays cut anywhere. */
+START_TEST(after_and_end_as_walker)
+{
+	static const char *const seps[] = {",", ",", ",", " , ", "", ";", "\n,"};
+	static const int idx[][3] = {{1, 2, 3}, {1, 3, 5}, {2, 2, 4}, {3, 1, 6}, {5, 6, 7}};
+	struct lt_buf b = LT_BUF_INIT;
+
+	lt_buf_init(&b, 0);
+	for (int round = 0; round < 1000; round++) {
+		lt_buf_reset(&b);
+		lt_buf_putc(&b, '[');
+		for (int m = 1 + (int)(rnd() % 8); m > 0; m--) {
+			gen_value(&b, 3);
+			if (m > 1)
+				lt_buf_puts(&b, seps[rnd() % 7]);
+		}
+		lt_buf_puts(&b, rnd() % 6 ? "]" : "}");
+		lt_buf_puts(&b, ",1]");
+		for (size_t n = b.len; n > 0; n--) {
+			char *cp = malloc(n);
+			ck_assert_ptr_nonnull(cp);
+			memcpy(cp, b.data, n);
+			struct lt_jv arr = {cp, n}, v, got[3], want[3];
+			const int *ix = idx[rnd() % 5];
+			int nk = 1 + (int)(rnd() % 3), from = 1 + (int)(rnd() % 3);
+			/* the walker: up to element from - 1, which the caller reads
+			 * to its end (as on_danmu reads info[0]) */
+			struct lt_jit it;
+			const char *after = NULL;
+			lt_jit_begin(&it, arr);
+			for (int i = 0; i < from && lt_jit_elem(&it, &v); i++) {
+				if (i == from - 1) {
+					struct lt_jv exact;
+					if (lt_jscan_value(v.p, v.n, &exact, NULL) == LT_OK) {
+						after = exact.p + exact.n;
+						lt_jit_skip_to(&it, after);
+					}
+				}
+			}
+			if (!after) {
+				free(cp);
+				continue;
+			}
+			struct lt_jit rest = it;
+			for (int i = 0; i < nk; i++)
+				want[i] = (struct lt_jv){NULL, 0};
+			int k = 0;
+			for (int i = from; k < nk && lt_jit_elem(&it, &v); i++) {
+				while (k < nk && ix[k] < i)
+					k++;
+				if (k < nk && ix[k] == i)
+					want[k++] = v;
+			}
+			lt_jscan_at_many_after(after, cp + n, from, ix, nk, got);
+			for (int i = 0; i < nk; i++)
+				ck_assert_msg(got[i].p == want[i].p && got[i].n == want[i].n,
+				              "round %d len %zu from %d idx %d: %.*s", round, n, from, i, (int)n, cp);
+			while (lt_jit_elem(&rest, &v))
+				;
+			const char *end = lt_jscan_array_end(after, cp + n);
+			ck_assert_msg(end == (rest.bad ? NULL : rest.close), "round %d len %zu from %d: %.*s", round, n,
+			              from, (int)n, cp);
+			free(cp);
+		}
+	}
+	ck_assert_ptr_null(lt_jscan_array_end(NULL, NULL));
+	lt_buf_free(&b);
+}
+END_TEST
+
 START_TEST(getters)
 {
 	const char *doc = " {\"a\":1,\"b\":[10,\"x\\\"]\",{\"c\":[]},-7,2.5e3,\"42\"],\"k\\\"q\":true,\"d\":{\"e\":\"f\"}} tail";
@@ -443,6 +517,7 @@ int main(void)
 	tcase_add_test(tc, containers_random);
 	tcase_add_test(tc, get_many_as_walker);
 	tcase_add_test(tc, at_many_as_walker);
+	tcase_add_test(tc, after_and_end_as_walker);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
 }
