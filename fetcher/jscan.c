@@ -69,6 +69,14 @@ static uint64_t escaped64(uint64_t bs, uint64_t *carry)
 
 	if (!bs && !*carry)
 		return 0;
+	if (!(bs & ((bs << 1) | *carry))) {
+		/* no backslash next to another (nor escaped by the previous
+		 * block's): each escapes the byte after it, as in the \" of a
+		 * JSON text inside a string */
+		uint64_t esc = (bs << 1) | *carry;
+		*carry = bs >> 63;
+		return esc;
+	}
 	uint64_t starts = bs & ~(bs << 1);
 	uint64_t even_start_mask = even ^ *carry;
 	uint64_t even_starts = starts & even_start_mask;
