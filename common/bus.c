@@ -53,12 +53,15 @@ struct lt_bus_consumer {
 	uint8_t kind;
 	bool pull_open, pub_open;
 	_Atomic uint64_t received, received_bytes, acks_sent, ack_errors, ack_messages;
-	/* the ack list being gathered, under ack_mu; the tick aio publishes it */
+	/* the ack list being gathered, under ack_mu; the flusher thread
+	 * publishes it ACK_LINGER_MS after the previous list */
 	pthread_mutex_t ack_mu;
+	pthread_cond_t ack_cv; /* acks gathered, or stopping */
 	struct lt_buf acks;
 	uint32_t n_acks;
 	int64_t last_publish_ms;
-	nng_aio *tick;
+	pthread_t flusher;
+	bool flusher_started, stopping, sync_ready;
 };
 
 static int64_t mono_ms(void)
@@ -98,16 +101,30 @@ static void acks_publish(struct lt_bus_consumer *c)
 	lt_wire_acks_begin(&c->acks, c->kind);
 }
 
-/* Every ACK_LINGER_MS: publish what waits. Re-arms itself until stopped. */
-static void tick_cb(void *arg)
+/* The flusher: sleeps while no ack waits; when some do, publishes them
+ * ACK_LINGER_MS after the previous list. Its own thread on a condition
+ * variable rather than a periodic NNG sleep aio: NNG's timer thread spins
+ * up to a millisecond around each expiry, and a 10 ms tick made an idle
+ * processor or persister use 5% of a core. */
+static void *flusher_main(void *arg)
 {
 	struct lt_bus_consumer *c = arg;
-	if (nng_aio_result(c->tick) != 0)
-		return; /* stopped (close) */
 	pthread_mutex_lock(&c->ack_mu);
-	acks_publish(c);
+	while (!c->stopping) {
+		if (c->n_acks == 0) {
+			pthread_cond_wait(&c->ack_cv, &c->ack_mu);
+			continue;
+		}
+		int64_t due = c->last_publish_ms + ACK_LINGER_MS;
+		if (mono_ms() >= due) {
+			acks_publish(c);
+			continue;
+		}
+		struct timespec ts = {(time_t)(due / 1000), (long)(due % 1000) * 1000000};
+		pthread_cond_timedwait(&c->ack_cv, &c->ack_mu, &ts);
+	}
 	pthread_mutex_unlock(&c->ack_mu);
-	nng_sleep_aio(ACK_LINGER_MS, c->tick);
+	return NULL;
 }
 
 /* An IPC socket file left by a killed process makes listen fail with
@@ -161,6 +178,12 @@ int lt_bus_consumer_open(const char *listen, const char *ack_url, uint8_t consum
 	}
 	c->kind = consumer_kind;
 	pthread_mutex_init(&c->ack_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* mono_ms's clock */
+	pthread_cond_init(&c->ack_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->sync_ready = true;
 	lt_buf_init(&c->acks, 0);
 	if (lt_wire_acks_begin(&c->acks, c->kind) != LT_OK) {
 		rc = lt_error_set(e, LT_ENOMEM, "bus: out of memory");
@@ -189,11 +212,15 @@ int lt_bus_consumer_open(const char *listen, const char *ack_url, uint8_t consum
 				  "bus: cannot listen on %s: %s", ack_url, nng_strerror(rv));
 		goto fail;
 	}
-	if ((rv = nng_aio_alloc(&c->aio, NULL, NULL)) != 0 || (rv = nng_aio_alloc(&c->tick, tick_cb, c)) != 0) {
+	if ((rv = nng_aio_alloc(&c->aio, NULL, NULL)) != 0) {
 		rc = lt_error_set(e, LT_ENOMEM, "bus: aio: %s", nng_strerror(rv));
 		goto fail;
 	}
-	nng_sleep_aio(ACK_LINGER_MS, c->tick);
+	if ((rv = pthread_create(&c->flusher, NULL, flusher_main, c)) != 0) {
+		rc = lt_error_set(e, LT_ENOMEM, "bus: cannot start the ack thread: %s", strerror(rv));
+		goto fail;
+	}
+	c->flusher_started = true;
 	free(ack_owned);
 	*out = c;
 	return LT_OK;
@@ -244,9 +271,11 @@ int lt_bus_consumer_ack(struct lt_bus_consumer *c, const char *source_id, uint64
 	int rc = lt_wire_acks_add(&c->acks, source_id, sl, seq);
 	if (rc == LT_OK) {
 		c->n_acks++;
-		/* After a quiet spell at once; in a stream, the tick's job. */
+		/* After a quiet spell at once; in a stream, the flusher's job. */
 		if (c->n_acks >= ACK_LIST_MAX || mono_ms() - c->last_publish_ms >= ACK_LINGER_MS)
 			acks_publish(c);
+		else if (c->n_acks == 1)
+			pthread_cond_signal(&c->ack_cv);
 	} else {
 		atomic_fetch_add(&c->ack_errors, 1);
 		rc = rc == LT_ENOMEM ? LT_ENOMEM : LT_EIO;
@@ -284,11 +313,16 @@ void lt_bus_consumer_close(struct lt_bus_consumer *c)
 		return;
 	if (c->aio)
 		nng_aio_stop(c->aio);
-	if (c->tick)
-		nng_aio_stop(c->tick);
+	if (c->flusher_started) {
+		pthread_mutex_lock(&c->ack_mu);
+		c->stopping = true;
+		pthread_cond_signal(&c->ack_cv);
+		pthread_mutex_unlock(&c->ack_mu);
+		pthread_join(c->flusher, NULL);
+	}
 	if (c->pub_open) {
 		pthread_mutex_lock(&c->ack_mu);
-		acks_publish(c); /* what waits for the tick */
+		acks_publish(c); /* what waits for the flusher */
 		pthread_mutex_unlock(&c->ack_mu);
 	}
 	if (c->pull_open)
@@ -301,10 +335,11 @@ void lt_bus_consumer_close(struct lt_bus_consumer *c)
 			nng_msg_free(m);
 		nng_aio_free(c->aio);
 	}
-	if (c->tick)
-		nng_aio_free(c->tick);
 	lt_buf_free(&c->acks);
-	pthread_mutex_destroy(&c->ack_mu);
+	if (c->sync_ready) {
+		pthread_mutex_destroy(&c->ack_mu);
+		pthread_cond_destroy(&c->ack_cv);
+	}
 	free(c);
 }
 
