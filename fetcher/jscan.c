@@ -429,22 +429,18 @@ struct lt_jv lt_jscan_get(struct lt_jv obj, const char *key)
 
 /* The walk of lt_jit_member fused into one loop (the same checks in the same
  * order), with the position in a register instead of the walker struct: the
- * handlers' lookups walk every member of most message bodies. */
-void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct lt_jv *out)
+ * handlers' lookups walk every member of most message bodies. p just after
+ * the opening brace (first) or just after a member's value. */
+static inline void get_many(const char *p, const char *end, bool first, const char *const *keys, int n,
+                            struct lt_jv *out)
 {
 	size_t len[32];
 	int found = 0;
-	bool first = true;
 
-	if (n > 32)
-		n = 32;
 	for (int i = 0; i < n; i++) {
 		out[i] = (struct lt_jv){NULL, 0};
 		len[i] = strlen(keys[i]);
 	}
-	if (!lt_jv_is(obj, '{') || obj.n < 2)
-		return;
-	const char *p = obj.p + 1, *end = obj.p + obj.n;
 	while (found < n) {
 		/* jit_sep: the separator before the next member */
 		p = skip_ws(p, end);
@@ -484,6 +480,58 @@ void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct 
 		if (!p)
 			return;
 	}
+}
+
+void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct lt_jv *out)
+{
+	if (n > 32)
+		n = 32;
+	if (!lt_jv_is(obj, '{') || obj.n < 2) {
+		for (int i = 0; i < n; i++)
+			out[i] = (struct lt_jv){NULL, 0};
+		return;
+	}
+	get_many(obj.p + 1, obj.p + obj.n, true, keys, n, out);
+}
+
+void lt_jscan_get_many_after(const char *p, const char *end, const char *const *keys, int n, struct lt_jv *out)
+{
+	if (n > 32)
+		n = 32;
+	if (!p || p > end) {
+		for (int i = 0; i < n; i++)
+			out[i] = (struct lt_jv){NULL, 0};
+		return;
+	}
+	get_many(p, end, false, keys, n, out);
+}
+
+bool lt_jscan_first_member(struct lt_jv obj, const char *key, struct lt_jv *val, const char **after)
+{
+	if (!lt_jv_is(obj, '{') || obj.n < 2)
+		return false;
+	const char *end = obj.p + obj.n, *p = skip_ws(obj.p + 1, end);
+	/* lt_jit_member's checks for the first member, as get_many makes them */
+	if (p >= end || *p != '"')
+		return false;
+	const char *k = p + 1, *kend = skip_str(p, end);
+	if (!kend)
+		return false;
+	const char *q = skip_ws(kend, end);
+	if (q >= end || *q != ':')
+		return false;
+	q = skip_ws(q + 1, end);
+	if (q >= end)
+		return false;
+	size_t kn = (size_t)(kend - 1 - k);
+	if (kn != strlen(key) || memcmp(key, k, kn) != 0)
+		return false;
+	const char *a = skip_value(q, end);
+	if (!a)
+		return false;
+	*val = (struct lt_jv){q, (size_t)(end - q)};
+	*after = a;
+	return true;
 }
 
 struct lt_jv lt_jscan_at(struct lt_jv arr, int i)

@@ -71,6 +71,15 @@ void lt_jit_skip_to(struct lt_jit *it, const char *after);
 struct lt_jv lt_jscan_get(struct lt_jv obj, const char *key);
 /* out[i] = obj[keys[i]] for i < n (n <= 32), in one walk. */
 void lt_jscan_get_many(struct lt_jv obj, const char *const *keys, int n, struct lt_jv *out);
+/* The same, going on inside an object whose walk got as far as p, just
+ * after a member's value; end is the end of its input. Members before p are
+ * not looked at. */
+void lt_jscan_get_many_after(const char *p, const char *end, const char *const *keys, int n, struct lt_jv *out);
+/* If obj's first member is key: true with *val its value (open) and *after
+ * the position just after that value, from which lt_jscan_get_many_after
+ * finds any other key as lt_jscan_get_many on obj would. false if the first
+ * member is another key, or obj or that value is malformed. */
+bool lt_jscan_first_member(struct lt_jv obj, const char *key, struct lt_jv *val, const char **after);
 /* arr[i]; missing if out of range. */
 struct lt_jv lt_jscan_at(struct lt_jv arr, int i);
 /* out[k] = arr[idx[k]] for k < n (idx ascending), in one walk. */

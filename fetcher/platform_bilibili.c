@@ -283,6 +283,7 @@ struct em {
 	const struct lt_platform_io *io;
 	int64_t recv_ms;
 	unsigned *ev;
+	const char *after_cmd; /* just after the body's first member, "cmd" (or NULL) */
 };
 
 /* Hot-path JSON access (jscan): views into the message body, strings with
@@ -290,6 +291,17 @@ struct em {
 static struct lt_jv jget(struct lt_jv o, const char *k)
 {
 	return lt_jscan_get(o, k);
+}
+
+/* root[k] for a handler (k is never "cmd"): the walk goes on from just after
+ * cmd when on_message found it first, as a walk from the start would. */
+static struct lt_jv jroot(struct em *e, struct lt_jv root, const char *k)
+{
+	struct lt_jv v;
+	if (!e->after_cmd)
+		return lt_jscan_get(root, k);
+	lt_jscan_get_many_after(e->after_cmd, root.p + root.n, &k, 1, &v);
+	return v;
 }
 
 static int64_t jint(struct lt_jv v, int64_t def)
@@ -615,7 +627,7 @@ static int on_danmu(struct em *e, struct lt_jv root, struct lt_str cmd)
 	char ub[24], idb[17];
 
 	(void)cmd;
-	struct lt_jv info = jget(root, "info");
+	struct lt_jv info = jroot(e, root, "info");
 	if (!danmu_fast(info, top, &d0)) {
 		d0 = (struct danmu0){{NULL, 0}, {NULL, 0}, {NULL, 0}, LT_STR_NULL};
 		for (int i = 0; i < 4; i++)
@@ -719,7 +731,7 @@ static int on_gift(struct em *e, struct lt_jv root, struct lt_str cmd)
 	struct gift g;
 
 	(void)cmd;
-	struct lt_jv d = jget(root, "data");
+	struct lt_jv d = jroot(e, root, "data");
 	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
 	lt_jscan_get_many(d, keys, 10, v);
@@ -846,7 +858,7 @@ static void pb_free(void *ud, void *p)
 
 static int on_gift_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	struct lt_str pb = pb_field(e, jget(root, "data"));
+	struct lt_str pb = pb_field(e, jroot(e, root, "data"));
 	struct lt_buf *b = &e->c->b64;
 
 	(void)cmd;
@@ -938,7 +950,7 @@ static int on_interact(struct em *e, struct lt_jv root, struct lt_str cmd)
 	struct lt_jv v[5];
 
 	(void)cmd;
-	struct lt_jv d = jget(root, "data");
+	struct lt_jv d = jroot(e, root, "data");
 	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
 	lt_jscan_get_many(d, keys, 5, v);
@@ -1150,7 +1162,7 @@ static bool iw_fast(const uint8_t *p, size_t n, struct iw *w)
 
 static int on_interact_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 {
-	struct lt_str pb = pb_field(e, jget(root, "data"));
+	struct lt_str pb = pb_field(e, jroot(e, root, "data"));
 	struct lt_buf *b = &e->c->b64;
 	struct iw f;
 
@@ -1194,7 +1206,7 @@ static int on_like(struct em *e, struct lt_jv root, struct lt_str cmd)
 	char ub[24], idb[17];
 
 	(void)cmd;
-	struct lt_jv d = jget(root, "data");
+	struct lt_jv d = jroot(e, root, "data");
 	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
 	lt_jscan_get_many(d, keys, 3, v);
@@ -1219,7 +1231,7 @@ static int on_superchat(struct em *e, struct lt_jv root, struct lt_str cmd)
 	char ub[24], sb[17];
 
 	(void)cmd;
-	struct lt_jv d = jget(root, "data");
+	struct lt_jv d = jroot(e, root, "data");
 	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
 	lt_jscan_get_many(d, keys, 7, v);
@@ -1259,7 +1271,7 @@ static int on_guard(struct em *e, struct lt_jv root, struct lt_str cmd)
 	char ub[24], idb[17];
 
 	(void)cmd;
-	struct lt_jv d = jget(root, "data");
+	struct lt_jv d = jroot(e, root, "data");
 	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
 	lt_jscan_get_many(d, keys, 8, v);
@@ -1300,7 +1312,7 @@ static int on_stats(struct em *e, struct lt_jv root, struct lt_str cmd)
 	char idb[17];
 	bool online = cmd.len && cmd.p[0] == 'O';
 
-	struct lt_jv d = jget(root, "data");
+	struct lt_jv d = jroot(e, root, "data");
 	if (!lt_jv_is(d, '{'))
 		return LT_EPROTO;
 	msg_init(e, &m, LT_MSG_ROOM_STATS);
@@ -1335,10 +1347,10 @@ static int on_live(struct em *e, struct lt_jv root, struct lt_str cmd)
 	struct lt_buf *x = extra_begin(e);
 	extra_str(e, "cmd", cmd);
 	if (start) {
-		int64_t t = jint(jget(root, "live_time"), 0);
+		int64_t t = jint(jroot(e, root, "live_time"), 0);
 		if (s_to_ms(t))
 			m.ts = s_to_ms(t);
-		struct lt_str key = jid(e, jget(root, "live_key"));
+		struct lt_str key = jid(e, jroot(e, root, "live_key"));
 		if (key.len) {
 			extra_str(e, "live_key", key);
 			lt_buf_reset(&e->c->key);
@@ -1348,15 +1360,15 @@ static int on_live(struct em *e, struct lt_jv root, struct lt_str cmd)
 			m.msg_id = (struct lt_str){(const char *)e->c->key.data, (uint32_t)e->c->key.len};
 		}
 	} else {
-		int64_t t = jint(jget(root, "send_time"), 0);
+		int64_t t = jint(jroot(e, root, "send_time"), 0);
 		if (t > 0)
 			m.ts = t;
-		extra_int(x, "round", jint(jget(root, "round"), 0));
+		extra_int(x, "round", jint(jroot(e, root, "round"), 0));
 		*e->ev |= LT_PEV_LIVE_END;
 	}
 	extra_end(x);
 	if (!m.msg_id.len) {
-		struct lt_str top = jid(e, jget(root, "msg_id"));
+		struct lt_str top = jid(e, jroot(e, root, "msg_id"));
 		if (top.len) {
 			m.msg_id = top;
 		} else {
@@ -1465,7 +1477,7 @@ static int on_other(struct em *e, struct lt_jv root, struct lt_str cmd, const ch
 	msg_init(e, &m, LT_MSG_OTHER);
 	struct lt_buf *x = extra_begin(e);
 	extra_str(e, "cmd", cmd);
-	struct lt_jv d = jget(root, "data");
+	struct lt_jv d = jroot(e, root, "data");
 	if (!d.p || lt_jscan_value(d.p, d.n, &d, NULL) != LT_OK || d.n >= LT_MSG_EXTRA_MAX / 2) {
 		/* no data kept */
 	} else if (json_canonical(d.p, d.p + d.n)) {
@@ -1483,7 +1495,7 @@ static int on_other(struct em *e, struct lt_jv root, struct lt_str cmd, const ch
 	}
 	extra_end(x);
 	e->c->extra_normal = false; /* data as it came: the encoder checks it */
-	struct lt_str top = jid(e, jget(root, "msg_id"));
+	struct lt_str top = jid(e, jroot(e, root, "msg_id"));
 	if (top.len) {
 		m.msg_id = top;
 	} else {
@@ -1536,7 +1548,13 @@ static void on_message(struct em *e, const uint8_t *p, size_t n)
 	root = (struct lt_jv){(const char *)p + skip, n - skip};
 	if (!lt_jv_is(root, '{'))
 		goto out;
-	struct lt_str cmd = jstr(e, jget(root, "cmd"));
+	/* cmd comes first in every body: its walk is not made again by the
+	 * handler's lookups of the members after it */
+	struct lt_jv cv;
+	e->after_cmd = NULL;
+	if (!lt_jscan_first_member(root, "cmd", &cv, &e->after_cmd))
+		cv = jget(root, "cmd");
+	struct lt_str cmd = jstr(e, cv);
 	if (!cmd.len)
 		goto out;
 	const char *colon = memchr(cmd.p, ':', cmd.len);

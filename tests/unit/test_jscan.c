@@ -13,7 +13,8 @@
  * skipper gives (the same end, or malformed for both). lt_jscan_get_many
  * finds what a walk with lt_jit_member finds, lt_jscan_at_many what one
  * with lt_jit_elem finds, on random containers cut anywhere; so do
- * lt_jscan_at_many_after and lt_jscan_array_end, going on mid-array.
+ * lt_jscan_at_many_after and lt_jscan_array_end, going on mid-array, and
+ * lt_jscan_get_many_after after lt_jscan_first_member.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,24 @@ START_TEST(get_many_as_walker)
 			for (int i = 0; i < nk; i++)
 				ck_assert_msg(got[i].p == want[i].p && got[i].n == want[i].n, "round %d len %zu key %d: %.*s",
 				              round, n, i, (int)n, cp);
+			/* a first member named keys[0]: the others found after it
+			 * as in one walk (keys[0] itself is never asked again) */
+			struct lt_jv fv;
+			const char *after;
+			if (lt_jscan_first_member((struct lt_jv){cp, n}, keys[0], &fv, &after)) {
+				ck_assert_ptr_eq(fv.p, want[0].p);
+				ck_assert_int_eq(fv.n, want[0].n);
+				struct lt_jv exact;
+				ck_assert_int_eq(lt_jscan_value(fv.p, fv.n, &exact, NULL), LT_OK);
+				ck_assert_ptr_eq(after, exact.p + exact.n);
+				if (nk > 1) {
+					lt_jscan_get_many_after(after, cp + n, keys + 1, nk - 1, got);
+					ref_get_many((struct lt_jv){cp, n}, keys + 1, nk - 1, want);
+					for (int i = 0; i < nk - 1; i++)
+						ck_assert_msg(got[i].p == want[i].p && got[i].n == want[i].n,
+						              "after: round %d len %zu key %d: %.*s", round, n, i + 1, (int)n, cp);
+				}
+			}
 			free(cp);
 		}
 	}
