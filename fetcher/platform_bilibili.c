@@ -326,14 +326,28 @@ static struct lt_str jid(struct em *e, struct lt_jv v)
 }
 
 /* v in decimal, written at the end of buf[24]; a view of it. */
+static const char digits2[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* (two digits per division: ids, uids and ns times are long) */
 static struct lt_str i64_str(int64_t v, char buf[24])
 {
 	char *p = buf + 24;
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
+	while (u >= 100) {
+		const char *d = digits2 + 2 * (u % 100);
+		u /= 100;
+		*--p = d[1];
+		*--p = d[0];
+	}
+	if (u >= 10) {
+		*--p = digits2[2 * u + 1];
+		*--p = digits2[2 * u];
+	} else {
+		*--p = (char)('0' + u);
+	}
 	if (v < 0)
 		*--p = '-';
 	return (struct lt_str){p, (uint32_t)(buf + 24 - p)};
@@ -901,14 +915,14 @@ static int interact_type(int64_t t)
 	}
 }
 
-static const char *interact_text(int type)
+static struct lt_str interact_text(int type)
 {
 	switch (type) {
-	case LT_MSG_ENTER: return "进入直播间";
-	case LT_MSG_FOLLOW: return "关注了主播";
-	case LT_MSG_SHARE: return "分享了直播间";
-	case LT_MSG_LIKE: return "为主播点赞了";
-	default: return "";
+	case LT_MSG_ENTER: return LT_STR("进入直播间");
+	case LT_MSG_FOLLOW: return LT_STR("关注了主播");
+	case LT_MSG_SHARE: return LT_STR("分享了直播间");
+	case LT_MSG_LIKE: return LT_STR("为主播点赞了");
+	default: return LT_STR("");
 	}
 }
 
@@ -926,7 +940,7 @@ static int interact_emit(struct em *e, int64_t uid, struct lt_str uname, int64_t
 		m.ts = trigger_ns / 1000000;
 	else if (s_to_ms(ts_s))
 		m.ts = s_to_ms(ts_s);
-	m.content = lt_str_c(interact_text(type));
+	m.content = interact_text(type);
 	if (type == LT_MSG_LIKE)
 		m.count = 1;
 	struct lt_buf *x = extra_begin(e);
