@@ -60,6 +60,17 @@ static uint64_t mask64(const char *p, __m128i c)
 	return m;
 }
 
+/* Whether any of the 64 bytes at p is c: one movemask instead of four (most
+ * blocks of a container have no backslash). */
+static bool any64(const char *p, __m128i c)
+{
+	__m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), c);
+	__m128i b = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)), c);
+	__m128i d = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 32)), c);
+	__m128i e = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 48)), c);
+	return _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(d, e))) != 0;
+}
+
 /* The bytes of a 64-byte block that a backslash escapes, from the backslash
  * bits bs: those after an odd run of backslashes. *carry says the previous
  * block ended in an odd run and is updated for the next block. */
@@ -242,7 +253,7 @@ static const char *skip_container(const char *p, const char *end)
 	uint64_t carry = 0, in_str = 0; /* the previous block ended in an odd
 	                                 * backslash run / inside a string */
 	while (end - p >= 64) {
-		uint64_t bs = mask64(p, vb), c0 = carry;
+		uint64_t bs = any64(p, vb) ? mask64(p, vb) : 0, c0 = carry;
 		uint64_t str = prefix_xor(mask64(p, vq) & ~escaped64(bs, &c0)) ^ in_str;
 		if (bs & ~str)
 			break;
