@@ -496,6 +496,19 @@ static const char *find_id_key(const char *p, const char *end)
 	const char *last = end - ID_KEY_LEN; /* the last possible start */
 #if defined(__SSE2__)
 	const __m128i vi = _mm_set1_epi8('i'), vu = _mm_set1_epi8('_');
+	/* 32 starts a step while there is room, their candidates tested
+	 * together: the key is rare, a kilobyte of extra has one */
+	while (last - p >= 32) {
+		__m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
+		__m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)(p + 4));
+		__m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 18));
+		__m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 20));
+		__m128i c0 = _mm_and_si128(_mm_cmpeq_epi8(a0, vi), _mm_cmpeq_epi8(b0, vu));
+		__m128i c1 = _mm_and_si128(_mm_cmpeq_epi8(a1, vi), _mm_cmpeq_epi8(b1, vu));
+		if (_mm_movemask_epi8(_mm_or_si128(c0, c1)))
+			break; /* the 16-byte loop below finds it in order */
+		p += 32;
+	}
 	while (last - p >= 16) {
 		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
 		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 4));
