@@ -20,6 +20,15 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
+/* p just after a value: true if a comma follows at once and the next value
+ * (or key) right after it, as in compact JSON. The separator checks of the
+ * walkers then come to p + 1 without their whitespace steps: a comma is not
+ * whitespace nor a closing bracket, and p[1] > ' ' is no whitespace. */
+static inline bool comma_tight(const char *p, const char *end)
+{
+	return end - p >= 2 && p[0] == ',' && (unsigned char)p[1] > ' ';
+}
+
 /* The characters a number is made of: digits, - + . e E. */
 static const uint8_t num_char[256] = {
 	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -369,6 +378,10 @@ static inline __attribute__((always_inline)) bool jit_sep(struct lt_jit *it)
 			return jit_fail(it);
 		it->p = q;
 	}
+	if (!it->first && comma_tight(it->p, it->end)) {
+		it->p++;
+		return true;
+	}
 	it->p = skip_ws(it->p, it->end);
 	if (it->p >= it->end)
 		return jit_fail(it);
@@ -454,15 +467,19 @@ static inline void get_many(const char *p, const char *end, bool first, const ch
 	}
 	while (found < n) {
 		/* jit_sep: the separator before the next member */
-		p = skip_ws(p, end);
-		if (p >= end || *p == '}' || *p == ']')
-			return;
-		if (!first) {
-			if (*p != ',')
+		if (!first && comma_tight(p, end)) {
+			p++;
+		} else {
+			p = skip_ws(p, end);
+			if (p >= end || *p == '}' || *p == ']')
 				return;
-			p = skip_ws(p + 1, end);
-			if (p >= end)
-				return;
+			if (!first) {
+				if (*p != ',')
+					return;
+				p = skip_ws(p + 1, end);
+				if (p >= end)
+					return;
+			}
 		}
 		first = false;
 		/* lt_jit_member: the key, the colon, the value's start */
@@ -561,15 +578,19 @@ static inline void at_many(const char *p, const char *end, int at, const int *id
 
 	for (int i = at; k < n; i++) {
 		/* jit_sep: the separator before the next element */
-		p = skip_ws(p, end);
-		if (p >= end || *p == '}' || *p == ']')
-			return;
-		if (i > 0) {
-			if (*p != ',')
+		if (i > 0 && comma_tight(p, end)) {
+			p++;
+		} else {
+			p = skip_ws(p, end);
+			if (p >= end || *p == '}' || *p == ']')
 				return;
-			p = skip_ws(p + 1, end);
-			if (p >= end)
-				return;
+			if (i > 0) {
+				if (*p != ',')
+					return;
+				p = skip_ws(p + 1, end);
+				if (p >= end)
+					return;
+			}
 		}
 		while (k < n && idx[k] < i)
 			k++;
@@ -608,16 +629,20 @@ const char *lt_jscan_array_end(const char *p, const char *end)
 	if (!p || p > end)
 		return NULL;
 	for (;;) {
-		p = skip_ws(p, end);
-		if (p >= end)
-			return NULL;
-		if (*p == '}' || *p == ']')
-			return p + 1;
-		if (*p != ',')
-			return NULL;
-		p = skip_ws(p + 1, end);
-		if (p >= end)
-			return NULL;
+		if (comma_tight(p, end)) {
+			p++;
+		} else {
+			p = skip_ws(p, end);
+			if (p >= end)
+				return NULL;
+			if (*p == '}' || *p == ']')
+				return p + 1;
+			if (*p != ',')
+				return NULL;
+			p = skip_ws(p + 1, end);
+			if (p >= end)
+				return NULL;
+		}
 		p = skip_value(p, end);
 		if (!p)
 			return NULL;
