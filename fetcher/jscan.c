@@ -592,12 +592,14 @@ static inline void at_many(const char *p, const char *end, int at, const int *id
 					return;
 			}
 		}
-		while (k < n && idx[k] < i)
-			k++;
-		if (k < n && idx[k] == i)
-			out[k++] = (struct lt_jv){p, (size_t)(end - p)};
-		if (k >= n)
-			return;
+		if (i >= idx[k]) {
+			while (k < n && idx[k] < i)
+				k++;
+			if (k < n && idx[k] == i)
+				out[k++] = (struct lt_jv){p, (size_t)(end - p)};
+			if (k >= n)
+				return;
+		}
 		p = skip_value(p, end);
 		if (!p)
 			return;
