@@ -451,6 +451,16 @@ struct lt_jv lt_jscan_get(struct lt_jv obj, const char *key)
 	return out;
 }
 
+/* memcmp(key, k, n) == 0 for the short keys of message bodies, without the
+ * call (n >= 1 and key[0] == k[0] already). */
+static inline bool same_key(const char *key, const char *k, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (key[i] != k[i])
+			return false;
+	return true;
+}
+
 /* The walk of lt_jit_member fused into one loop (the same checks in the same
  * order), with the position in a register instead of the walker struct: the
  * handlers' lookups walk every member of most message bodies. p just after
@@ -496,7 +506,7 @@ static inline void get_many(const char *p, const char *end, bool first, const ch
 			return;
 		size_t kn = (size_t)(kend - 1 - k);
 		for (int i = 0; i < n; i++) {
-			if (len[i] == kn && !out[i].p && (kn == 0 || keys[i][0] == k[0]) && memcmp(keys[i], k, kn) == 0) {
+			if (len[i] == kn && !out[i].p && (kn == 0 || keys[i][0] == k[0]) && same_key(keys[i], k, kn)) {
 				out[i] = (struct lt_jv){q, (size_t)(end - q)};
 				found++;
 				break;
