@@ -120,6 +120,7 @@ struct lt_delivery {
 	uint32_t open_count;
 	int64_t open_deadline;	   /* first record + linger_ms */
 	int64_t open_max_deadline; /* first record + linger_max_ms */
+	int64_t open_few_deadline; /* first record + few_linger_ms(): a batch of few records waits this long */
 	bool open_held;		   /* past open_deadline, waiting for an ack */
 
 	struct ent *ring;
@@ -365,10 +366,25 @@ static int seal(struct lt_delivery *d)
 	return LT_OK;
 }
 
+/* A batch that holds fewer than FEW_RECORDS records at linger_ms waits for
+ * company up to four times linger_ms (within linger_max_ms): a quiet room at
+ * 100 msg/s otherwise sends one record per batch, and each batch costs the
+ * fetcher about ten thread wake-ups (its worker, NNG's sends to both kinds
+ * and their acks); that was most of its CPU. A busy room fills a batch with
+ * dozens of records within linger_ms and is not delayed. */
+#define FEW_RECORDS 4
+
+static int64_t few_linger_ms(const struct lt_delivery *d)
+{
+	int64_t ms = 4 * (int64_t)d->linger_ms;
+	return ms < d->linger_max_ms ? ms : d->linger_max_ms;
+}
+
 static void open_deadlines(struct lt_delivery *d, int64_t now)
 {
 	d->open_deadline = now + d->linger_ms;
 	d->open_max_deadline = now + d->linger_max_ms;
+	d->open_few_deadline = now + few_linger_ms(d);
 	d->open_held = false;
 }
 
@@ -394,6 +410,8 @@ static bool open_due(struct lt_delivery *d, int64_t now)
 		return false;
 	if (now >= d->open_max_deadline)
 		return true;
+	if (d->open_count < FEW_RECORDS && now < d->open_few_deadline)
+		return false;
 	for (int k = 0; k < NKINDS; k++)
 		if (d->required[k] && kind_backlog(d, k) == 0)
 			return true;
@@ -449,6 +467,8 @@ int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
 	d->st.pushed++;
 	if ((int)d->open_count >= d->batch_max || d->open.len >= d->batch_bytes_max)
 		seal(d); /* on LT_EAGAIN the batch stays open; the next push reports it */
+	else if (d->open_count == FEW_RECORDS)
+		pthread_cond_signal(&d->wake); /* it waits for company no longer */
 out:
 	pthread_mutex_unlock(&d->mu);
 	return rc;
@@ -744,6 +764,10 @@ static int64_t next_wake(struct lt_delivery *d, int64_t now)
 		/* Past linger_ms a held batch waits for an ack (which signals
 		 * the worker) or for linger_max_ms. */
 		int64_t o = now < d->open_deadline ? d->open_deadline : d->open_max_deadline;
+		/* a batch of few records waits for company (push wakes the
+		 * worker when it has FEW_RECORDS) */
+		if (d->open_count < FEW_RECORDS && now < d->open_few_deadline)
+			o = d->open_few_deadline;
 		if (o < w)
 			w = o;
 	}
@@ -836,7 +860,9 @@ static void *worker(void *arg)
 		if (d->open_count > 0 && now >= d->open_deadline) {
 			bool held = d->open_held;
 			if (!open_due(d, now)) {
-				d->open_held = true;
+				/* held for an ack, unless only waiting for company */
+				if (d->open_count >= FEW_RECORDS || now >= d->open_few_deadline)
+					d->open_held = true;
 			} else if (seal(d) != LT_OK) {
 				d->open_deadline = now + (d->linger_ms > 10 ? d->linger_ms : 10);
 				d->open_max_deadline = d->open_deadline;
@@ -913,9 +939,17 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 	d->st.acks++;
 	infl_remove(d, k, abs);
 	int64_t now = mono_ms();
+	/* Wake the worker only if the ack may let it do something now: seal a
+	 * batch held for it, send what waits for room in the window, resend
+	 * after a silence. In a quiet room nothing waits, and a wake-up per
+	 * ack was a third of the worker's (and so the fetcher's) switches. */
+	bool wake = (d->open_count > 0 && d->open_held) || d->closing;
+	for (int kk = 0; kk < NKINDS && !wake; kk++)
+		wake = d->required[kk] && d->cursor[kk] < ring_end(d);
 	if (e->tries[k] == 1 && !e->recovered)
 		rtt_sample(d, k, now - e->sent_ms[k]);
 	if (now - d->last_ack_ms[k] > d->ack_timeout_ms) {
+		wake = true;
 		/* The kind was silent for longer than the ack timeout and is back
 		 * (a consumer restarted, Redis or PostgreSQL came back): what it
 		 * did not ack meanwhile was most likely dropped, so send it again
@@ -930,7 +964,8 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 	d->kind_redials[k] = 0;
 	if (e->acked == ALL_KINDS)
 		ent_done(d, e);
-	pthread_cond_signal(&d->wake);
+	if (wake)
+		pthread_cond_signal(&d->wake);
 }
 
 static void ack_cb(void *arg)

@@ -413,6 +413,59 @@ END_TEST
 /* Nagle-like sealing: while no consumer kind has acked everything sent, a
  * batch that is not full keeps filling up to linger_max_ms; when the
  * consumers keep up, a record waits only linger_ms. */
+/* A quiet room: a record every 8 ms, consumers that keep up. A batch of
+ * fewer than four records waits up to 4 x linger_ms for company instead of
+ * going out after linger_ms with one or two; a batch that reaches four
+ * records goes at linger_ms, or at once when it is past it. */
+START_TEST(quiet_rooms_batch_a_few_records)
+{
+	struct rig *r = rig_new("dlv-few");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	/* linger 10 ms: few records wait up to 40 ms */
+	struct lt_delivery_opts o = {.linger_ms = 10, .linger_max_ms = 100, .ack_timeout_ms = 5000};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	struct lt_delivery_stats st;
+	pause_ms(300);
+
+	const int n = 50;
+	int64_t t0 = now_ms();
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(push_range(d, i, i + 1), LT_OK);
+		pause_ms(8);
+	}
+	int64_t took = now_ms() - t0;
+	ck_assert_int_eq(lt_delivery_drain(d, 20000), LT_OK);
+	lt_delivery_stats(d, &st);
+	printf("quiet room: %d records in %lld ms went out in %" PRIu64 " batches (%" PRIu64 " held)\n", n,
+	       (long long)took, st.batches_sealed, st.batches_held);
+	/* about four records a batch (one per 24-32 ms), not one or two */
+	ck_assert_uint_le(st.batches_sealed, (uint64_t)(took / 20 + 2));
+	ck_assert_uint_lt(st.batches_sealed, (uint64_t)n / 3);
+	ck_assert_uint_eq(st.batches_held, 0);
+	ck_assert_uint_eq(r->tp.distinct, n);
+	ck_assert_uint_eq(r->tq.distinct, n);
+
+	/* four records at once go out after linger_ms, not 40 ms */
+	uint64_t before = st.batches_sealed;
+	pause_ms(100);
+	t0 = now_ms();
+	ck_assert_int_eq(push_range(d, n, n + 4), LT_OK);
+	do {
+		pause_ms(1);
+		lt_delivery_stats(d, &st);
+	} while (st.batches_sealed == before && now_ms() - t0 < 1000);
+	int64_t sealed_after = now_ms() - t0;
+	printf("quiet room: four records sealed after %lld ms\n", (long long)sealed_after);
+	ck_assert_uint_eq(st.batches_sealed, before + 1);
+	ck_assert_int_lt(sealed_after, 30);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
 START_TEST(slow_consumers_get_bigger_batches)
 {
 	struct rig *r = rig_new("dlv-nagle");
@@ -1249,6 +1302,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, withheld_acks_are_resent);
 	tcase_add_test(tc, back_from_silence_resends_at_once);
 	tcase_add_test(tc, slow_consumers_get_bigger_batches);
+	tcase_add_test(tc, quiet_rooms_batch_a_few_records);
 	tcase_add_test(tc, resend_timeout_follows_round_trip);
 	tcase_add_test(tc, consumer_restart);
 	tcase_add_test(tc, sender_reopen_resends_spool);
