@@ -32,7 +32,7 @@ void lt_buf_reset(struct lt_buf *b)
 		b->data[0] = 0;
 }
 
-int lt_buf_reserve(struct lt_buf *b, size_t n)
+int lt_buf_reserve_grow(struct lt_buf *b, size_t n)
 {
 	if (b->err)
 		return b->err;

@@ -29,8 +29,19 @@ void lt_buf_init(struct lt_buf *b, size_t limit);
 void lt_buf_free(struct lt_buf *b);
 /* Forget the contents and the error, keep the memory. */
 void lt_buf_reset(struct lt_buf *b);
-/* Make room for n more bytes; returns LT_OK or the sticky error. */
-int lt_buf_reserve(struct lt_buf *b, size_t n);
+/* The out-of-line part of lt_buf_reserve: check, grow (or fail). */
+int lt_buf_reserve_grow(struct lt_buf *b, size_t n);
+
+/* Make room for n more bytes; returns LT_OK or the sticky error. Inline for
+ * the per-message reservations of the encoders and decoders: when the room
+ * is there (and under the limit) this is a test; anything else goes to
+ * lt_buf_reserve_grow, which decides as before. */
+static inline int lt_buf_reserve(struct lt_buf *b, size_t n)
+{
+	if (n < b->cap - b->len && !b->err && (!b->limit || b->len + n <= b->limit))
+		return 0; /* LT_OK */
+	return lt_buf_reserve_grow(b, n);
+}
 
 /* The out-of-line part of lt_buf_append: grow (or fail) and append. */
 void lt_buf_append_grow(struct lt_buf *b, const void *p, size_t n);
