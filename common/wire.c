@@ -177,6 +177,7 @@ int lt_wire_msg_decode(const uint8_t *p, size_t n, struct lt_msg *m)
 	t.platform = p[1];
 	t.type = p[2];
 	t.flags = p[3];
+	t.extra_normal = false; /* not on the wire: a decoded extra is checked again */
 	t.ts = (int64_t)get64(p + 4);
 	t.count = (int64_t)get64(p + 12);
 	t.value = (int64_t)get64(p + 20);

@@ -198,6 +198,15 @@ START_TEST(record_roundtrip_alone)
 	ck_assert_int_eq(lt_wire_msg_encode(&b, &m), LT_OK);
 	ck_assert_int_eq(lt_wire_msg_decode(b.data, b.len, &d), LT_OK);
 	assert_msg_eq(&d, &m);
+	/* extra_normal is not on the wire: a decoded message always has its
+	 * extra checked again by the encoder, whatever the sender said and
+	 * whatever the caller's struct held before */
+	m.extra_normal = true;
+	lt_buf_reset(&b);
+	ck_assert_int_eq(lt_wire_msg_encode(&b, &m), LT_OK);
+	memset(&d, 0x45, sizeof(d));
+	ck_assert_int_eq(lt_wire_msg_decode(b.data, b.len, &d), LT_OK);
+	ck_assert(!d.extra_normal);
 	/* Every proper prefix and one extra byte are refused. */
 	for (size_t n = 0; n < b.len; n++)
 		ck_assert_int_eq(lt_wire_msg_decode(b.data, n, &d), LT_EPROTO);
