@@ -624,8 +624,8 @@ START_TEST(interact_fields)
 }
 END_TEST
 
-/* INTERACT_WORD_V2 payloads of every shape the in-place reader takes or
- * hands to protobuf-c (duplicates, a sub-message twice, wrong wire types,
+/* INTERACT_WORD_V2 payloads of odd shapes (duplicates, a sub-message
+ * twice, wrong wire types,
  * unknown fields of every wire type, field 0, a NUL in a string, 10-byte
  * varints, truncation, an oversize payload): the message must be what
  * protobuf-c's unpack gives, or a bad message where it gives nothing. */
