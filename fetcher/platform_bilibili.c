@@ -872,7 +872,10 @@ static struct lt_str pb_field(struct em *e, struct lt_jv d)
 }
 
 /* protobuf-c allocates every string and sub-message separately: from an
- * arena reset per message instead (its limit bounds a hostile payload). */
+ * arena reset per message instead (its limit bounds a hostile payload).
+ * So an unpacked message is never given back with *_free_unpacked, whose
+ * walk over every field would only call pb_free: the next reset (or
+ * lt_arena_free at close) takes it all. */
 static void *pb_alloc(void *ud, size_t n)
 {
 	return lt_arena_alloc(ud, n);
@@ -911,7 +914,6 @@ static int on_gift_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 		};
 		gift_emit(e, &g, "SEND_GIFT_V2");
 	}
-	ltbili__send_gift_broadcast__free_unpacked(sg, &e->c->pb_alloc);
 	return LT_OK;
 }
 
@@ -1006,7 +1008,6 @@ static int on_interact_v2(struct em *e, struct lt_jv root, struct lt_str cmd)
 			uname = w->uinfo->base_info->uname;
 	}
 	interact_emit(e, uid, lt_str_c(uname), w->msg_type, w->timestamp, w->trigger_time, "INTERACT_WORD_V2");
-	ltbili__interact_word__free_unpacked(w, &e->c->pb_alloc);
 	return LT_OK;
 }
 
