@@ -410,9 +410,6 @@ START_TEST(withheld_acks_are_resent)
 }
 END_TEST
 
-/* Nagle-like sealing: while no consumer kind has acked everything sent, a
- * batch that is not full keeps filling up to linger_max_ms; when the
- * consumers keep up, a record waits only linger_ms. */
 /* A quiet room: a record every 8 ms, consumers that keep up. A batch of
  * fewer than four records waits up to 4 x linger_ms for company instead of
  * going out after linger_ms with one or two; a batch that reaches four
@@ -466,6 +463,9 @@ START_TEST(quiet_rooms_batch_a_few_records)
 }
 END_TEST
 
+/* Nagle-like sealing: while no consumer kind has acked everything sent, a
+ * batch that is not full keeps filling up to linger_max_ms; when the
+ * consumers keep up, a record waits only linger_ms. */
 START_TEST(slow_consumers_get_bigger_batches)
 {
 	struct rig *r = rig_new("dlv-nagle");

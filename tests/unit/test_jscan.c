@@ -321,23 +321,31 @@ static void ref_at_many(struct lt_jv arr, const int *idx, int n, struct lt_jv *o
 	}
 }
 
-START_TEST(at_many_as_walker)
+/* A random array of min_elems to min_elems + 7 values, with odd separators
+ * now and then and sometimes the wrong closing bracket, then ",1]": into b. */
+static void gen_array(struct lt_buf *b, int min_elems)
 {
 	static const char *const seps[] = {",", ",", ",", " , ", "", ";", "\n,"};
+
+	lt_buf_reset(b);
+	lt_buf_putc(b, '[');
+	for (int m = min_elems + (int)(rnd() % 8); m > 0; m--) {
+		gen_value(b, 3);
+		if (m > 1)
+			lt_buf_puts(b, seps[rnd() % 7]);
+	}
+	lt_buf_puts(b, rnd() % 6 ? "]" : "}");
+	lt_buf_puts(b, ",1]");
+}
+
+START_TEST(at_many_as_walker)
+{
 	static const int idx[][3] = {{0, 1, 2}, {1, 3, 5}, {0, 0, 4}, {2, 1, 6}, {5, 6, 7}};
 	struct lt_buf b = LT_BUF_INIT;
 
 	lt_buf_init(&b, 0);
 	for (int round = 0; round < 1000; round++) {
-		lt_buf_reset(&b);
-		lt_buf_putc(&b, '[');
-		for (int m = (int)(rnd() % 8); m > 0; m--) {
-			gen_value(&b, 3);
-			if (m > 1)
-				lt_buf_puts(&b, seps[rnd() % 7]);
-		}
-		lt_buf_puts(&b, rnd() % 6 ? "]" : "}");
-		lt_buf_puts(&b, ",1]");
+		gen_array(&b, 0);
 		for (size_t n = b.len; n > 0; n--) {
 			char *cp = malloc(n);
 			ck_assert_ptr_nonnull(cp);
@@ -363,21 +371,12 @@ END_TEST
  * random arrays cut anywhere. */
 START_TEST(after_and_end_as_walker)
 {
-	static const char *const seps[] = {",", ",", ",", " , ", "", ";", "\n,"};
 	static const int idx[][3] = {{1, 2, 3}, {1, 3, 5}, {2, 2, 4}, {3, 1, 6}, {5, 6, 7}};
 	struct lt_buf b = LT_BUF_INIT;
 
 	lt_buf_init(&b, 0);
 	for (int round = 0; round < 1000; round++) {
-		lt_buf_reset(&b);
-		lt_buf_putc(&b, '[');
-		for (int m = 1 + (int)(rnd() % 8); m > 0; m--) {
-			gen_value(&b, 3);
-			if (m > 1)
-				lt_buf_puts(&b, seps[rnd() % 7]);
-		}
-		lt_buf_puts(&b, rnd() % 6 ? "]" : "}");
-		lt_buf_puts(&b, ",1]");
+		gen_array(&b, 1);
 		for (size_t n = b.len; n > 0; n--) {
 			char *cp = malloc(n);
 			ck_assert_ptr_nonnull(cp);
