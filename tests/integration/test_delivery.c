@@ -697,7 +697,11 @@ static long kill_and_recover(const char *tag, int batch_max, int pace_us, long k
 
 	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
 	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
-	struct lt_delivery *d = open_sender(r, 1, &(struct lt_delivery_opts){.ack_timeout_ms = 300});
+	/* A resend timeout well above an ack's round trip on a busy machine:
+	 * with 300 ms, a CI run under load once resent a recovered batch whose
+	 * ack was late, and the persister saw it twice (legitimately: delivery
+	 * is at least once). Here every record must arrive exactly once. */
+	struct lt_delivery *d = open_sender(r, 1, &(struct lt_delivery_opts){.ack_timeout_ms = 3000});
 	struct lt_delivery_stats st;
 	lt_delivery_stats(d, &st);
 	long lost = p - (long)st.recovered_records;
