@@ -17,6 +17,9 @@
 #      persister, and times each message from lt_delivery_push to its
 #      arrival on a subscriber of the room channel (p50/p90/p99/p99.9/max);
 #   3. peak RSS (VmHWM) of the processor and the persister after all that.
+# Each throughput run also prints the CPU microseconds per message that the
+# processor, Redis, the persister, PostgreSQL and the producer spent on it
+# (from /proc and Redis's INFO cpu): on 2 cores, 50,000 msg/s leaves 40 µs.
 # The load average before and after is printed with the figures: the
 # machine may be shared.
 set -uo pipefail
@@ -37,20 +40,45 @@ echo "machine: $(nproc) CPUs, load average $(cut -d ' ' -f 1-3 /proc/loadavg) be
 lt_pipe_start_persister
 lt_pipe_start_processor
 
-# run NAME ROOM FLAGS...: one lt-producer at full speed; prints its figures.
+# CPU seconds (user + system) of a process, "0" if it is gone.
+cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Redis's own CPU seconds (INFO cpu), PostgreSQL's summed over its processes
+# on this machine (the server tests/run or servers.sh started; a machine with
+# other clusters counts theirs too).
+redis_cpu_s() { lt_pipe_redis INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.2f", s}'; }
+pg_cpu_s() {
+	local s=0 p
+	for p in $(pgrep -x postgres); do s=$(awk -v s="$s" '{printf "%.2f", s + ($14 + $15) / 100}' "/proc/$p/stat" 2>/dev/null || echo "$s"); done
+	echo "$s"
+}
+cpu_snapshot() { echo "$(cpu_s "$processor_pid") $(redis_cpu_s) $(cpu_s "$persister_pid") $(pg_cpu_s)"; }
+
+# run NAME ROOM FLAGS...: one lt-producer at full speed; prints its figures and
+# the CPU seconds each part of the pipeline spent on them, per message.
 run() {
-	local name=$1 room=$2 out
+	local name=$1 room=$2 out before after
 	shift 2
 	out=$tmp/$name.json
-	"$build/tests/support/lt-producer" --source "bench-$tag-$name" --room "$room" --count "$n" \
+	before=$(cpu_snapshot)
+	/usr/bin/time -f "%U %S" -o "$tmp/$name.time" \
+		"$build/tests/support/lt-producer" --source "bench-$tag-$name" --room "$room" --count "$n" \
 		--users 1000 --plant benchword --plant-every 10 --spool "$tmp/spool-$name" \
 		--drain-timeout 300000 "$@" >"$out" 2>"$tmp/$name.err" || fail "$name: producer: $(cat "$tmp/$name.err")"
-	python3 - "$out" "$name" <<'PY'
+	after=$(cpu_snapshot)
+	python3 - "$out" "$name" "$before" "$after" "$tmp/$name.time" <<'PY'
 import json, sys
 p = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 print("%-26s %7d msgs: pushed in %6.2f s, all acked after %6.2f s = %7.0f msg/s (batches %d, resent %d)"
       % (sys.argv[2], p["sent"], p["push_seconds"], p["total_seconds"], p["sent"] / p["total_seconds"],
          p["delivery"]["batches"], p["delivery"]["resent"]))
+b = [float(x) for x in sys.argv[3].split()]
+a = [float(x) for x in sys.argv[4].split()]
+prod = sum(float(x) for x in open(sys.argv[5]).read().split()[:2])
+parts = [a[i] - b[i] for i in range(4)] + [prod]
+names = ["processor", "redis", "persister", "postgres", "producer"]
+us = 1e6 / p["sent"]
+print("%-26s CPU us per message: %s; total %.1f" % ("", ", ".join("%s %.1f" % (n, c * us) for n, c in zip(names, parts)),
+                                                    sum(parts) * us))
 PY
 }
 
