@@ -380,6 +380,13 @@ static int64_t few_linger_ms(const struct lt_delivery *d)
 	return ms < d->linger_max_ms ? ms : d->linger_max_ms;
 }
 
+/* Whether the open batch still waits for company (push wakes the worker
+ * when it reaches FEW_RECORDS). */
+static bool waits_for_company(const struct lt_delivery *d, int64_t now)
+{
+	return d->open_count < FEW_RECORDS && now < d->open_few_deadline;
+}
+
 static void open_deadlines(struct lt_delivery *d, int64_t now)
 {
 	d->open_deadline = now + d->linger_ms;
@@ -410,7 +417,7 @@ static bool open_due(struct lt_delivery *d, int64_t now)
 		return false;
 	if (now >= d->open_max_deadline)
 		return true;
-	if (d->open_count < FEW_RECORDS && now < d->open_few_deadline)
+	if (waits_for_company(d, now))
 		return false;
 	for (int k = 0; k < NKINDS; k++)
 		if (d->required[k] && kind_backlog(d, k) == 0)
@@ -764,9 +771,7 @@ static int64_t next_wake(struct lt_delivery *d, int64_t now)
 		/* Past linger_ms a held batch waits for an ack (which signals
 		 * the worker) or for linger_max_ms. */
 		int64_t o = now < d->open_deadline ? d->open_deadline : d->open_max_deadline;
-		/* a batch of few records waits for company (push wakes the
-		 * worker when it has FEW_RECORDS) */
-		if (d->open_count < FEW_RECORDS && now < d->open_few_deadline)
+		if (waits_for_company(d, now))
 			o = d->open_few_deadline;
 		if (o < w)
 			w = o;
@@ -861,7 +866,7 @@ static void *worker(void *arg)
 			bool held = d->open_held;
 			if (!open_due(d, now)) {
 				/* held for an ack, unless only waiting for company */
-				if (d->open_count >= FEW_RECORDS || now >= d->open_few_deadline)
+				if (!waits_for_company(d, now))
 					d->open_held = true;
 			} else if (seal(d) != LT_OK) {
 				d->open_deadline = now + (d->linger_ms > 10 ? d->linger_ms : 10);
