@@ -76,7 +76,7 @@ void lt_bus_batch_free(struct lt_bus_batch *b);
  * publish that fails later is counted in ack_errors. */
 int lt_bus_consumer_ack(struct lt_bus_consumer *c, const char *source_id, uint64_t seq);
 
-/* Publish the acks gathered so far now, instead of at the next tick. A
+/* Publish the acks gathered so far now, instead of up to 10 ms later. A
  * consumer calls it when it has acked all it had in hand (its receive queue
  * is empty): the acks of one apply cycle then go out as one list, and no
  * fetcher waits up to 10 ms for them (a fetcher holds a batch that is not
