@@ -944,17 +944,9 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 	d->st.acks++;
 	infl_remove(d, k, abs);
 	int64_t now = mono_ms();
-	/* Wake the worker only if the ack may let it do something now: seal a
-	 * batch held for it, send what waits for room in the window, resend
-	 * after a silence. In a quiet room nothing waits, and a wake-up per
-	 * ack was a third of the worker's (and so the fetcher's) switches. */
-	bool wake = (d->open_count > 0 && d->open_held) || d->closing;
-	for (int kk = 0; kk < NKINDS && !wake; kk++)
-		wake = d->required[kk] && d->cursor[kk] < ring_end(d);
 	if (e->tries[k] == 1 && !e->recovered)
 		rtt_sample(d, k, now - e->sent_ms[k]);
 	if (now - d->last_ack_ms[k] > d->ack_timeout_ms) {
-		wake = true;
 		/* The kind was silent for longer than the ack timeout and is back
 		 * (a consumer restarted, Redis or PostgreSQL came back): what it
 		 * did not ack meanwhile was most likely dropped, so send it again
@@ -969,8 +961,7 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 	d->kind_redials[k] = 0;
 	if (e->acked == ALL_KINDS)
 		ent_done(d, e);
-	if (wake)
-		pthread_cond_signal(&d->wake);
+	pthread_cond_signal(&d->wake);
 }
 
 static void ack_cb(void *arg)

@@ -16,7 +16,7 @@
  *   costs a consumer a receive, a decode and an ack whatever its size). A
  *   batch of fewer than four records waits for company up to 4 x linger_ms
  *   (within linger_max_ms): a quiet room then sends a few records a batch
- *   instead of one, which halved a 100 msg/s fetcher's thread wake-ups. A
+ *   instead of one, which cuts a 100 msg/s fetcher's thread wake-ups. A
  *   sealed batch gets the next seq of this
  *   source and is at once appended to the room's spool (spool_dir/<source>/,
  *   see spool.h; write(2) to the page cache, fdatasync if opts.fsync) and put
