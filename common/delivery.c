@@ -367,16 +367,21 @@ static int seal(struct lt_delivery *d)
 }
 
 /* A batch that holds fewer than FEW_RECORDS records at linger_ms waits for
- * company up to four times linger_ms (within linger_max_ms): a quiet room at
- * 100 msg/s otherwise sends one record per batch, and each batch costs the
- * fetcher about ten thread wake-ups (its worker, NNG's sends to both kinds
- * and their acks); that was most of its CPU. A busy room fills a batch with
- * dozens of records within linger_ms and is not delayed. */
+ * company up to four times linger_ms, and at least FEW_LINGER_MIN_MS (within
+ * linger_max_ms): a quiet room at 100 msg/s otherwise sends one record per
+ * batch, and each batch costs the fetcher about ten thread wake-ups (its
+ * worker, NNG's sends to both kinds and their acks); that was most of its
+ * CPU. A busy room fills a batch with dozens of records within linger_ms and
+ * is not delayed. The floor keeps a quiet room's batching when linger_ms is
+ * short: the 2 ms default is chosen for latency in busy rooms. */
 #define FEW_RECORDS 4
+#define FEW_LINGER_MIN_MS 20
 
 static int64_t few_linger_ms(const struct lt_delivery *d)
 {
 	int64_t ms = 4 * (int64_t)d->linger_ms;
+	if (ms < FEW_LINGER_MIN_MS)
+		ms = FEW_LINGER_MIN_MS;
 	return ms < d->linger_max_ms ? ms : d->linger_max_ms;
 }
 
@@ -1120,7 +1125,7 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 	if (d->batch_max > (int)LT_WIRE_BATCH_MAX_RECORDS)
 		d->batch_max = LT_WIRE_BATCH_MAX_RECORDS;
 	d->batch_bytes_max = o->batch_bytes_max ? o->batch_bytes_max : (1u << 20);
-	d->linger_ms = o->linger_ms ? o->linger_ms : 5;
+	d->linger_ms = o->linger_ms ? o->linger_ms : 2;
 	d->linger_max_ms = o->linger_max_ms ? o->linger_max_ms : 50;
 	if (d->linger_max_ms < d->linger_ms)
 		d->linger_max_ms = d->linger_ms;

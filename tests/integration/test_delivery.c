@@ -410,6 +410,27 @@ START_TEST(withheld_acks_are_resent)
 }
 END_TEST
 
+/* n records, one every 8 ms, into d; returns the batches sealed for them
+ * after checking that every record arrived. */
+static uint64_t quiet_room(struct rig *r, struct lt_delivery *d, int n, int64_t *took)
+{
+	struct lt_delivery_stats st;
+	int64_t t0 = now_ms();
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(push_range(d, i, i + 1), LT_OK);
+		pause_ms(8);
+	}
+	*took = now_ms() - t0;
+	ck_assert_int_eq(lt_delivery_drain(d, 20000), LT_OK);
+	lt_delivery_stats(d, &st);
+	printf("quiet room: %d records in %lld ms went out in %" PRIu64 " batches (%" PRIu64 " held)\n", n,
+	       (long long)*took, st.batches_sealed, st.batches_held);
+	ck_assert_uint_eq(st.batches_held, 0);
+	ck_assert_uint_eq(r->tp.distinct, (uint64_t)n);
+	ck_assert_uint_eq(r->tq.distinct, (uint64_t)n);
+	return st.batches_sealed;
+}
+
 /* A quiet room: a record every 8 ms, consumers that keep up. A batch of
  * fewer than four records waits up to 4 x linger_ms for company instead of
  * going out after linger_ms with one or two; a batch that reaches four
@@ -426,27 +447,17 @@ START_TEST(quiet_rooms_batch_a_few_records)
 	pause_ms(300);
 
 	const int n = 50;
-	int64_t t0 = now_ms();
-	for (int i = 0; i < n; i++) {
-		ck_assert_int_eq(push_range(d, i, i + 1), LT_OK);
-		pause_ms(8);
-	}
-	int64_t took = now_ms() - t0;
-	ck_assert_int_eq(lt_delivery_drain(d, 20000), LT_OK);
-	lt_delivery_stats(d, &st);
-	printf("quiet room: %d records in %lld ms went out in %" PRIu64 " batches (%" PRIu64 " held)\n", n,
-	       (long long)took, st.batches_sealed, st.batches_held);
+	int64_t took;
+	uint64_t sealed = quiet_room(r, d, n, &took);
 	/* about four records a batch (one per 24-32 ms), not one or two */
-	ck_assert_uint_le(st.batches_sealed, (uint64_t)(took / 20 + 2));
-	ck_assert_uint_lt(st.batches_sealed, (uint64_t)n / 3);
-	ck_assert_uint_eq(st.batches_held, 0);
-	ck_assert_uint_eq(r->tp.distinct, n);
-	ck_assert_uint_eq(r->tq.distinct, n);
+	ck_assert_uint_le(sealed, (uint64_t)(took / 20 + 2));
+	ck_assert_uint_lt(sealed, (uint64_t)n / 3);
+	lt_delivery_stats(d, &st);
 
 	/* four records at once go out after linger_ms, not 40 ms */
 	uint64_t before = st.batches_sealed;
 	pause_ms(100);
-	t0 = now_ms();
+	int64_t t0 = now_ms();
 	ck_assert_int_eq(push_range(d, n, n + 4), LT_OK);
 	do {
 		pause_ms(1);
@@ -456,6 +467,29 @@ START_TEST(quiet_rooms_batch_a_few_records)
 	printf("quiet room: four records sealed after %lld ms\n", (long long)sealed_after);
 	ck_assert_uint_eq(st.batches_sealed, before + 1);
 	ck_assert_int_lt(sealed_after, 30);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
+/* The default linger_ms is short (2 ms, for latency in busy rooms), but a
+ * quiet room's batch of few records still waits at least 20 ms for company:
+ * at 125 msg/s about three records a batch, not one. */
+START_TEST(quiet_rooms_batch_at_default_linger)
+{
+	struct rig *r = rig_new("dlv-few-default");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	struct lt_delivery *d = open_sender(r, 1, &(struct lt_delivery_opts){.ack_timeout_ms = 5000});
+	pause_ms(300);
+	const int n = 50;
+	int64_t took;
+	uint64_t sealed = quiet_room(r, d, n, &took);
+	/* one batch per 20-24 ms at most, far fewer than one per record */
+	ck_assert_uint_le(sealed, (uint64_t)(took / 16 + 2));
+	ck_assert_uint_lt(sealed, (uint64_t)n / 2);
 	cons_stop(p0);
 	cons_stop(q0);
 	lt_delivery_close(d);
@@ -705,7 +739,7 @@ static long kill_and_recover(const char *tag, int batch_max, int pace_us, long k
 	struct lt_delivery_stats st;
 	lt_delivery_stats(d, &st);
 	long lost = p - (long)st.recovered_records;
-	printf("killed sender (one push per %d us, batch_max %d, linger 5-50 ms): pushed %ld, recovered %" PRIu64
+	printf("killed sender (one push per %d us, batch_max %d, linger 2-50 ms): pushed %ld, recovered %" PRIu64
 	       ", lost %ld\n",
 	       pace_us, batch_max, p, st.recovered_records, lost);
 	/* A push that returned just before the kill may not be counted yet. */
@@ -735,7 +769,8 @@ END_TEST
 
 START_TEST(killed_sender_slow_traffic)
 {
-	/* 1000/s: batches seal by time, after linger_ms (5 ms) or, while an
+	/* 1000/s: batches seal by time, after linger_ms (2 ms; 20 ms for a
+	 * batch of fewer than four records) or, while an
 	 * ack is outstanding, at most linger_max_ms (50 ms): only that much
 	 * traffic, well under batch_max, is ever open. */
 	long lost = kill_and_recover("dlv-kill-slow", 128, 1000, 400);
@@ -1307,6 +1342,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, back_from_silence_resends_at_once);
 	tcase_add_test(tc, slow_consumers_get_bigger_batches);
 	tcase_add_test(tc, quiet_rooms_batch_a_few_records);
+	tcase_add_test(tc, quiet_rooms_batch_at_default_linger);
 	tcase_add_test(tc, resend_timeout_follows_round_trip);
 	tcase_add_test(tc, consumer_restart);
 	tcase_add_test(tc, sender_reopen_resends_spool);
