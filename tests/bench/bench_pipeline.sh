@@ -42,15 +42,27 @@ lt_pipe_start_processor
 
 # CPU seconds (user + system) of a process, "0" if it is gone.
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# Redis's own CPU seconds (INFO cpu), PostgreSQL's summed over its processes
-# on this machine (the server tests/run or servers.sh started; a machine with
-# other clusters counts theirs too).
-redis_cpu_s() { lt_pipe_redis INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.2f", s}'; }
+# Redis's CPU seconds (INFO cpu: its own and that of its finished children,
+# the AOF rewrites that the appended traffic sets off). PostgreSQL's: the
+# postmaster of LIVETAP_PG_DSN's cluster (its own time and that of the
+# backends it has reaped) plus its live children, so other clusters on the
+# machine do not count and a backend that exits mid-run is not lost; where
+# the postmaster cannot be read (another user's cluster), every postgres
+# process on the machine.
+redis_cpu_s() { lt_pipe_redis INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys)(_children)?:/ {s += $2} END {printf "%.2f", s}'; }
+pg_master=$(head -n 1 "$(lt_pipe_psql 'SHOW data_directory' 2>/dev/null)/postmaster.pid" 2>/dev/null || true)
+[ -n "$pg_master" ] && [ -r "/proc/$pg_master/stat" ] || pg_master=""
 pg_cpu_s() {
 	local s=0 p
-	for p in $(pgrep -x postgres); do s=$(awk -v s="$s" '{printf "%.2f", s + ($14 + $15) / 100}' "/proc/$p/stat" 2>/dev/null || echo "$s"); done
+	if [ -n "$pg_master" ]; then
+		s=$(awk '{printf "%.2f", ($14 + $15 + $16 + $17) / 100}' "/proc/$pg_master/stat" 2>/dev/null || echo 0)
+		for p in $(pgrep -P "$pg_master"); do s=$(awk -v s="$s" '{printf "%.2f", s + ($14 + $15) / 100}' "/proc/$p/stat" 2>/dev/null || echo "$s"); done
+	else
+		for p in $(pgrep -x postgres); do s=$(awk -v s="$s" '{printf "%.2f", s + ($14 + $15) / 100}' "/proc/$p/stat" 2>/dev/null || echo "$s"); done
+	fi
 	echo "$s"
 }
+redis_forks() { lt_pipe_redis INFO stats | tr -d '\r' | awk -F: '/^total_forks:/ {print $2}'; }
 cpu_snapshot() { echo "$(cpu_s "$processor_pid") $(redis_cpu_s) $(cpu_s "$persister_pid") $(pg_cpu_s)"; }
 
 # run NAME ROOM FLAGS...: one lt-producer at full speed; prints its figures and
@@ -99,9 +111,16 @@ echo "   (PostgreSQL holds all $rows rows of the two runs that included it)"
 echo "-- latency, send -> PUBLISH (bench_latency)"
 k=4
 for r in $lat_rates; do
+	forks=$(redis_forks)
 	"$build/tests/bench/bench_latency" --processors "$LIVETAP_PROCESSOR_LISTEN" \
 		--persisters "$LIVETAP_PERSISTER_LISTEN" --room "9${tag}$k" --rate "$r" --seconds 10 --warmup 1 ||
 		fail "bench_latency at $r msg/s"
+	# A fork stops Redis for its duration (18 ms seen with 660 MB of data),
+	# which shows in the tail: say so when one happened.
+	if [ "$(redis_forks)" != "$forks" ]; then
+		echo "   (Redis forked for an AOF rewrite during this run; the last fork took" \
+			"$(lt_pipe_redis INFO stats | tr -d '\r' | awk -F: '/^latest_fork_usec:/ {printf "%.1f", $2 / 1000}') ms)"
+	fi
 	k=$((k + 1))
 done
 
