@@ -46,6 +46,8 @@
 #define RECONN_MAX_MS	 1000
 #define LINK_DOWN_MS	 3000 /* a dialer without a pipe this long is replaced */
 #define LINK_PIPES	 4    /* pipes of one link tracked at once (NNG: one per dialer) */
+#define ACK_LINK_WAIT_MS 500  /* hold a kind's sends this long for its ack links (acks_settling) */
+#define ACK_LINK_POLL_MS 5
 
 static const uint8_t wire_kind[NKINDS] = {LT_WIRE_CONSUMER_PROCESSOR, LT_WIRE_CONSUMER_PERSISTER};
 
@@ -81,6 +83,8 @@ struct link {
 	int pipes;
 	uint32_t pipe_ids[LINK_PIPES];
 	int64_t down_since; /* mono ms since when it has no pipe; 0 while it has one */
+	int64_t up_since;   /* mono ms of its last first pipe */
+	int pair;	    /* index of the same consumer's other link (push <-> ack); -1: none */
 };
 
 struct lt_delivery {
@@ -132,6 +136,7 @@ struct lt_delivery {
 	int n_infl[NKINDS];
 	int64_t blocked_until[NKINDS];
 	int64_t last_ack_ms[NKINDS]; /* mono ms of the kind's last matching ack */
+	bool ack_wait;		     /* this pass held a kind for its ack links */
 	/* Ack round trips of first sends (not resends: their acks are
 	 * ambiguous), smoothed as TCP does (RFC 6298), in microseconds; the
 	 * resend timeout rto_ms is srtt + 4 rttvar within [ack_timeout_ms,
@@ -581,6 +586,29 @@ static void send_cb(void *arg)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* Whether kind k's sends wait for its ack links: a consumer's push link got
+ * its pipe less than ACK_LINK_WAIT_MS ago and its ack link has none yet. The
+ * push and the ack sub dial (and redial, each on its own back-off) apart; an
+ * ack list a consumer publishes before our sub pipe exists is lost (pub/sub
+ * keeps nothing), and the batch it acked goes out again after the resend
+ * timeout. At start-up, when the spool's batches go out at once, the
+ * consumer saw them twice. An ack link that stays down longer is a broken
+ * consumer, and waiting for it gains nothing. Called with d->mu held; takes
+ * link_mu. */
+static bool acks_settling(struct lt_delivery *d, int k, int64_t now)
+{
+	bool wait = false;
+	pthread_mutex_lock(&d->link_mu);
+	for (int i = 0; i < d->n_links && !wait; i++) {
+		const struct link *l = &d->links[i];
+		if (l->kind != k || l->sock.id == d->sub.id || l->pair < 0 || l->pipes == 0)
+			continue;
+		wait = d->links[l->pair].pipes == 0 && now - l->up_since < ACK_LINK_WAIT_MS;
+	}
+	pthread_mutex_unlock(&d->link_mu);
+	return wait;
+}
+
 /* One pass over kind k: resends that are due, then new sends while the
  * in-flight list has room. Returns true if it stopped at SENDS_PER_PASS with
  * more to do. */
@@ -589,6 +617,10 @@ static bool pump_kind(struct lt_delivery *d, int k, int64_t now, int *budget)
 	uint8_t bit = (uint8_t)(1u << k);
 	if (!d->required[k] || d->sbusy[k] || now < d->blocked_until[k])
 		return false;
+	if (acks_settling(d, k, now)) {
+		d->ack_wait = true;
+		return false;
+	}
 	for (int i = 0; i < d->n_infl[k]; i++) {
 		uint64_t abs = d->infl[k][i];
 		struct ent *e = ring_at(d, abs);
@@ -670,6 +702,8 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			struct link *l = &d->links[i];
 			if (did <= 0 || l->dialer_id != (uint32_t)did || l->pipes >= LINK_PIPES)
 				continue;
+			if (l->pipes == 0)
+				l->up_since = now;
 			l->pipe_ids[l->pipes++] = pid;
 			l->down_since = 0;
 			break;
@@ -772,6 +806,8 @@ static void links_check(struct lt_delivery *d, int64_t now)
 static int64_t next_wake(struct lt_delivery *d, int64_t now)
 {
 	int64_t w = d->m.next_ms > now ? d->m.next_ms : now + METRICS_EVERY_MS;
+	if (d->ack_wait && now + ACK_LINK_POLL_MS < w)
+		w = now + ACK_LINK_POLL_MS; /* pipe_cb does not wake the worker */
 	if (d->open_count > 0) {
 		/* Past linger_ms a held batch waits for an ack (which signals
 		 * the worker) or for linger_max_ms. */
@@ -888,6 +924,7 @@ static void *worker(void *arg)
 		links_check(d, now);
 		int budget = SENDS_PER_PASS;
 		bool more = false;
+		d->ack_wait = false;
 		for (int k = 0; k < NKINDS; k++)
 			more |= pump_kind(d, k, now, &budget);
 		if (more) {
@@ -1073,7 +1110,19 @@ static int link_add(struct lt_delivery *d, nng_socket s, int k, const char *url,
 	if (!u)
 		return ack ? lt_error_set(e, LT_ECONN, "delivery: bad consumer URL %s", url)
 			   : lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
-	d->links[d->n_links++] = (struct link){.sock = s, .url = u, .kind = k, .down_since = mono_ms()};
+	int me = d->n_links++;
+	d->links[me] = (struct link){.sock = s, .url = u, .kind = k, .down_since = mono_ms(), .pair = -1};
+	if (ack) {
+		/* the consumer's push link, added before (same kind and URL) */
+		for (int i = 0; i < me; i++) {
+			struct link *p = &d->links[i];
+			if (p->kind == k && p->pair < 0 && p->sock.id != s.id && !strcmp(p->url, url)) {
+				p->pair = me;
+				d->links[me].pair = i;
+				break;
+			}
+		}
+	}
 	return LT_OK;
 }
 

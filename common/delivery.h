@@ -24,7 +24,10 @@
  *   one persister (NNG push load-balances over every URL of a kind), receives
  *   acks on a sub socket dialed to every consumer's ack URL (bus.h), and
  *   resends a batch to a kind that has not acked it after the kind's resend
- *   timeout, doubling up to ack_timeout_max_ms. The resend timeout is the
+ *   timeout, doubling up to ack_timeout_max_ms. A consumer whose push link
+ *   has just connected gets nothing until its ack link has too (at most
+ *   500 ms): an ack published before that would be lost and the batch sent
+ *   twice. The resend timeout is the
  *   kind's smoothed ack round trip plus four deviations (RFC 6298, from acks
  *   of first sends only), never below ack_timeout_ms nor above
  *   ack_timeout_max_ms, so a consumer that is slow but alive is not sent

@@ -474,6 +474,56 @@ START_TEST(quiet_rooms_batch_a_few_records)
 }
 END_TEST
 
+/* A consumer's batches wait for its ack link: pub/sub keeps nothing, so an
+ * ack list published before the sender's sub pipe exists is lost and the
+ * batch is sent again. The persister here publishes its acks where the
+ * sender does not look (its ack link never connects): its sends wait about
+ * ACK_LINK_WAIT_MS (500 ms) after its push link connected, then go out all
+ * the same. The processor's ack link connects at once and its sends do not
+ * wait. */
+START_TEST(sends_wait_for_ack_link)
+{
+	struct rig *r = rig_new("dlv-acklink");
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = calloc(1, sizeof(*q0));
+	struct lt_error e = {0};
+	char *elsewhere = url_in(r->dir, "pers0-acks-elsewhere");
+	ck_assert_int_eq(lt_bus_consumer_open(r->pers_url, elsewhere, LT_WIRE_CONSUMER_PERSISTER, &q0->c, &e), LT_OK);
+	q0->t = &r->tq;
+	ck_assert_int_eq(pthread_create(&q0->thr, NULL, cons_main, q0), 0);
+	pause_ms(100);
+
+	int64_t t0 = now_ms();
+	struct lt_delivery *d = open_sender(r, 1, &(struct lt_delivery_opts){.ack_timeout_ms = 10000});
+	ck_assert_int_eq(push_range(d, 0, 10), LT_OK);
+	lt_delivery_flush(d);
+	int64_t tp = -1, tq = -1;
+	while (now_ms() - t0 < 5000 && (tp < 0 || tq < 0)) {
+		pthread_mutex_lock(&r->tp.mu);
+		if (tp < 0 && r->tp.distinct == 10)
+			tp = now_ms() - t0;
+		pthread_mutex_unlock(&r->tp.mu);
+		pthread_mutex_lock(&r->tq.mu);
+		if (tq < 0 && r->tq.distinct == 10)
+			tq = now_ms() - t0;
+		pthread_mutex_unlock(&r->tq.mu);
+		pause_ms(2);
+	}
+	printf("ack link: processor had the records after %lld ms, the persister without an ack link after %lld ms\n",
+	       (long long)tp, (long long)tq);
+	ck_assert_int_ge(tp, 0);
+	ck_assert_int_ge(tq, 0);
+	ck_assert_int_lt(tp, 400);
+	ck_assert_int_ge(tq, 450);
+	ck_assert_int_lt(tq, 3000);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	free(elsewhere);
+	rig_free(r);
+}
+END_TEST
+
 /* The default linger_ms is short (2 ms, for latency in busy rooms), but a
  * quiet room's batch of few records still waits at least 20 ms for company:
  * at 125 msg/s about three records a batch, not one. */
@@ -1343,6 +1393,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, slow_consumers_get_bigger_batches);
 	tcase_add_test(tc, quiet_rooms_batch_a_few_records);
 	tcase_add_test(tc, quiet_rooms_batch_at_default_linger);
+	tcase_add_test(tc, sends_wait_for_ack_link);
 	tcase_add_test(tc, resend_timeout_follows_round_trip);
 	tcase_add_test(tc, consumer_restart);
 	tcase_add_test(tc, sender_reopen_resends_spool);
