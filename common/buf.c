@@ -92,6 +92,30 @@ void lt_buf_printf(struct lt_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+size_t lt_buf_fmt_i64(char *out, int64_t v)
+{
+	char tmp[LT_BUF_I64_MAX];
+	size_t n = 0, len = 0;
+	/* in unsigned arithmetic, so INT64_MIN negates without overflow */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		out[len++] = '-';
+	while (n)
+		out[len++] = tmp[--n];
+	out[len] = '\0';
+	return len;
+}
+
+void lt_buf_i64(struct lt_buf *b, int64_t v)
+{
+	char t[LT_BUF_I64_MAX];
+	lt_buf_append(b, t, lt_buf_fmt_i64(t, v));
+}
+
 void lt_buf_u8(struct lt_buf *b, uint8_t v) { lt_buf_append(b, &v, 1); }
 
 void lt_buf_u16le(struct lt_buf *b, uint16_t v)

@@ -450,7 +450,7 @@ int lt_ops_word(struct lt_ops *o, const struct lt_proc_msg *pm, const char *word
 		return LT_OK;
 	memcpy(w, word, len);
 	w[len] = '\0';
-	snprintf(bucket, sizeof(bucket), "%lld", (long long)(pm->ts / 10000));
+	lt_buf_fmt_i64(bucket, pm->ts / 10000);
 	return ops_add(o, pm, K_WORD, bucket, w, 1, 0, NULL, 0, NULL);
 }
 
@@ -468,9 +468,9 @@ int lt_ops_once(struct lt_ops *o, const struct lt_proc_msg *pm, const char *mark
 
 int lt_ops_checkin(struct lt_ops *o, const struct lt_proc_msg *pm, const char *key, int64_t day, int ttl_s)
 {
-	char f[24];
+	char f[LT_BUF_I64_MAX];
 
-	snprintf(f, sizeof(f), "%lld", (long long)day);
+	lt_buf_fmt_i64(f, day);
 	return ops_add(o, pm, K_CHECKIN, key, f, day, ttl_s, NULL, 0, NULL);
 }
 
@@ -489,8 +489,13 @@ int lt_ops_session(struct lt_ops *o, const struct lt_proc_msg *pm, const char *f
 
 static void plan_contribs(const struct lt_ops *o, const struct op *op, struct lt_buf *cout)
 {
-	for (int32_t c = op->head; c >= 0; c = o->c[c].next)
-		lt_buf_printf(cout, "%s%d:%lld", c == op->head ? "" : ",", o->c[c].idx, (long long)o->c[c].amt);
+	for (int32_t c = op->head; c >= 0; c = o->c[c].next) {
+		if (c != op->head)
+			lt_buf_putc(cout, ',');
+		lt_buf_i64(cout, o->c[c].idx);
+		lt_buf_putc(cout, ':');
+		lt_buf_i64(cout, o->c[c].amt);
+	}
 	lt_buf_putc(cout, ';');
 }
 
@@ -535,11 +540,17 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *out, struct lt_buf *c
 		if (!first)
 			lt_buf_putc(out, ',');
 		first = 0;
-		lt_buf_printf(out, "[\"%s\",", kind_name[op->kind]);
+		lt_buf_append(out, "[\"", 2);
+		lt_buf_puts(out, kind_name[op->kind]);
+		lt_buf_append(out, "\",", 2);
 		lt_json_str(out, op->key, strlen(op->key));
 		lt_buf_putc(out, ',');
 		lt_json_str(out, op->field, strlen(op->field));
-		lt_buf_printf(out, ",%lld,%d,null", (long long)op->total, op->ttl);
+		lt_buf_putc(out, ',');
+		lt_buf_i64(out, op->total);
+		lt_buf_putc(out, ',');
+		lt_buf_i64(out, op->ttl);
+		lt_buf_append(out, ",null", 5);
 		plan_contribs(o, op, cout);
 		if (op->extra) {
 			lt_buf_putc(out, ',');
@@ -554,17 +565,21 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *out, struct lt_buf *c
 		first = 0;
 		lt_buf_append(out, "[\"hash\",", 8);
 		lt_json_str(out, g->key, strlen(g->key));
-		lt_buf_printf(out, ",\"\",0,%d,null,[", g->ttl);
+		lt_buf_append(out, ",\"\",0,", 6);
+		lt_buf_i64(out, g->ttl);
+		lt_buf_append(out, ",null,[", 7);
 		for (int32_t k = g->head; k >= 0; k = o->ops[k].gnext) {
 			const struct op *op = &o->ops[k];
 			if (k != g->head)
 				lt_buf_putc(out, ',');
 			lt_json_str(out, op->field, strlen(op->field));
-			lt_buf_printf(out, ",\"%c\",", hkind[op->kind]);
+			lt_buf_append(out, ",\"", 2);
+			lt_buf_putc(out, hkind[op->kind]);
+			lt_buf_append(out, "\",", 2);
 			if (op->kind == K_HSET)
 				lt_json_str(out, op->extra, op->extra_len);
 			else
-				lt_buf_printf(out, "%lld", (long long)op->total);
+				lt_buf_i64(out, op->total);
 			plan_contribs(o, op, cout);
 		}
 		lt_buf_append(out, "],[", 3);
@@ -577,7 +592,8 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *out, struct lt_buf *c
 			lt_json_str(out, op->key, strlen(op->key));
 			lt_buf_putc(out, ',');
 			lt_json_str(out, op->field, strlen(op->field));
-			lt_buf_printf(out, ",%d", op->ttl);
+			lt_buf_putc(out, ',');
+			lt_buf_i64(out, op->ttl);
 		}
 		lt_buf_append(out, "]]", 2);
 	}
@@ -982,7 +998,7 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 		p->lens[4 + 3 * i] = m->msg_id.len;
 		p->argv[5 + 3 * i] = (const char *)p->json.data + p->json_off[i];
 		p->lens[5 + 3 * i] = p->json_off[i + 1] - p->json_off[i];
-		p->lens[6 + 3 * i] = (size_t)snprintf(p->sets[i], sizeof(p->sets[i]), "%lld", (long long)set);
+		p->lens[6 + 3 * i] = lt_buf_fmt_i64(p->sets[i], set);
 		p->argv[6 + 3 * i] = p->sets[i];
 	}
 	return (int)(4 + 3 * n);
@@ -1123,6 +1139,25 @@ static int apply_pipelined(struct lt_processor *p, int64_t now, const char *src)
 	return rc;
 }
 
+/* "platform:room" into out (cap bytes), cut as snprintf's "%s:%.*s" would
+ * cut it (also at a NUL in the room id), without printf: once per record. */
+static void room_key(char *out, size_t cap, const char *platform, const char *room, size_t len)
+{
+	size_t pl = strlen(platform), n = 0;
+	len = room ? strnlen(room, len) : 0;
+	if (cap == 0)
+		return;
+	pl = pl < cap - 1 ? pl : cap - 1;
+	memcpy(out, platform, pl);
+	n = pl;
+	if (n < cap - 1)
+		out[n++] = ':';
+	len = len < cap - 1 - n ? len : cap - 1 - n;
+	if (len)
+		memcpy(out + n, room, len);
+	out[n + len] = '\0';
+}
+
 /* Decode one batch and append its good records to p->items: a record that
  * does not decode, or that lt_sanitize_msg refuses, is counted and skipped
  * (one log line per batch names its source); a repaired one is counted and
@@ -1162,8 +1197,7 @@ static int collect(struct lt_processor *p, const uint8_t *batch, size_t len, int
 		x->m = m;
 		x->order = (uint32_t)p->nitems;
 		x->synth[0] = '\0';
-		snprintf(x->room, sizeof(x->room), "%s:%.*s", lt_platform_name(m.platform), (int)m.room.len,
-			 m.room.p ? m.room.p : "");
+		room_key(x->room, sizeof(x->room), lt_platform_name(m.platform), m.room.p, m.room.len);
 		if (m.msg_id.len == 0) {
 			/* from the record as sent, as every consumer computes it */
 			lt_msg_synth_id(&m, x->synth);

@@ -4,7 +4,6 @@
  */
 #include "processor/userstats.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static int us_on_message(void *state, struct lt_proc_msg *pm, struct lt_ops *o)
@@ -18,10 +17,13 @@ static int us_on_message(void *state, struct lt_proc_msg *pm, struct lt_ops *o)
 	(void)state;
 	if ((m->flags & LT_MSGF_ANONYMOUS) || m->user_id.len == 0 || m->user_id.len > LT_MSG_USER_ID_MAX)
 		return LT_OK;
-	snprintf(uid, sizeof(uid), "%.*s", (int)m->user_id.len, m->user_id.p);
+	/* memcpy, not snprintf: this runs for every message */
+	memcpy(uid, m->user_id.p, m->user_id.len);
+	uid[m->user_id.len] = '\0';
 	if (memchr(uid, '\0', m->user_id.len))
 		return LT_OK; /* an id with a NUL byte cannot be a key we can name */
-	snprintf(key, sizeof(key), "user:%s", uid);
+	memcpy(key, "user:", 5);
+	memcpy(key + 5, uid, m->user_id.len + 1);
 	switch (m->type) {
 	case LT_MSG_CHAT:
 	case LT_MSG_SUPERCHAT:
@@ -43,7 +45,9 @@ static int us_on_message(void *state, struct lt_proc_msg *pm, struct lt_ops *o)
 		break;
 	}
 	if (m->user_name.len) {
-		snprintf(name, sizeof(name), "%.*s", (int)m->user_name.len, m->user_name.p);
+		size_t nl = m->user_name.len < LT_MSG_USER_NAME_MAX ? m->user_name.len : LT_MSG_USER_NAME_MAX;
+		memcpy(name, m->user_name.p, nl);
+		name[nl] = '\0';
 		rc |= lt_ops_hset(o, pm, key, "name", name, ttl);
 	}
 	rc |= lt_ops_hmin(o, pm, key, "first_seen", pm->ts, ttl);

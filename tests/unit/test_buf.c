@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_buf: the growable buffer's sticky error and limit, its integer
- * writers' byte order, and the bounds-checked reader lt_rd (common/buf.c).
+ * writers' byte order and decimal text, and the bounds-checked reader lt_rd
+ * (common/buf.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +143,42 @@ START_TEST(integers_byte_order)
 END_TEST
 
 /* Every reader refuses to cross the end, and leaves the cursor alone. */
+/* lt_buf_fmt_i64 / lt_buf_i64 write what "%lld" writes, for the edges and
+ * for numbers around every power of ten. */
+START_TEST(decimal_like_printf)
+{
+	const int64_t edge[] = {0, 1, -1, 9, 10, -10, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1732212345123LL,
+				-173221234512LL};
+	char want[32], got[LT_BUF_I64_MAX];
+	struct lt_buf b;
+	lt_buf_init(&b, 0);
+	for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+		snprintf(want, sizeof(want), "%lld", (long long)edge[i]);
+		ck_assert_uint_eq(lt_buf_fmt_i64(got, edge[i]), strlen(want));
+		ck_assert_str_eq(got, want);
+	}
+	int64_t p = 1;
+	for (int e = 0; e < 19; e++) {
+		if (e > 0)
+			p *= 10; /* up to 10^18 */
+		for (int64_t d = -1; d <= 1; d++) {
+			int64_t v = p + d;
+			snprintf(want, sizeof(want), "%lld", (long long)v);
+			ck_assert_uint_eq(lt_buf_fmt_i64(got, v), strlen(want));
+			ck_assert_str_eq(got, want);
+			snprintf(want, sizeof(want), "%lld", (long long)-v);
+			lt_buf_fmt_i64(got, -v);
+			ck_assert_str_eq(got, want);
+		}
+	}
+	lt_buf_i64(&b, -42);
+	lt_buf_putc(&b, ',');
+	lt_buf_i64(&b, INT64_MAX);
+	ck_assert_str_eq(lt_buf_cstr(&b), "-42,9223372036854775807");
+	lt_buf_free(&b);
+}
+END_TEST
+
 START_TEST(reader_bounds)
 {
 	const uint8_t data[7] = {1, 2, 3, 4, 5, 6, 7};
@@ -192,6 +230,7 @@ int main(void)
 	tcase_add_test(tc, limit_is_sticky);
 	tcase_add_test(tc, fast_path_and_grow);
 	tcase_add_test(tc, integers_byte_order);
+	tcase_add_test(tc, decimal_like_printf);
 	tcase_add_test(tc, reader_bounds);
 	suite_add_tcase(s, tc);
 	return lt_test_run_suite(s);
