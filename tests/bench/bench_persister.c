@@ -10,7 +10,9 @@
  *   LIVETAP_PG_DSN=… build/tests/bench/bench_persister [ROWS [BATCH_ROWS]]
  *
  * ROWS defaults to 200000, BATCH_ROWS (persister.batch_rows) to the
- * persister's default.
+ * persister's default. The first batch opens a live session in each of the
+ * 12 rooms (3 platforms x 4 room ids) before the first chat, so that every
+ * later message belongs to one, as during a broadcast.
  * Then the same batches again, to measure the duplicate path (nothing new),
  * then as many new rows through two persisters at once (each with its own
  * connection, as when fetchers push to several persisters).
@@ -136,7 +138,13 @@ static void build(struct lt_buf *out, uint64_t k, int64_t t0, const char *source
 		m.user_name = lt_str_c(names[i]);
 		m.ts = t0 + (int64_t)(n * 3);
 		unsigned kind = (unsigned)((h >> 8) % 100);
-		if (kind < 80) {
+		if (k == 0 && i < 12) {
+			m.platform = (uint8_t)(1 + i % 3);
+			snprintf(rooms[i], sizeof rooms[i], "%u", 21452505u + (unsigned)(i / 3));
+			m.room = lt_str_c(rooms[i]);
+			m.type = LT_MSG_LIVE_START;
+			m.ts = t0 - 1000;
+		} else if (kind < 80) {
 			m.type = LT_MSG_CHAT;
 			m.content =
 			    lt_str_c(chat_lines[(h >> 30) % (sizeof chat_lines / sizeof chat_lines[0])]);
