@@ -4,14 +4,19 @@
  *
  * One connection, (re)made with exponential backoff and jitter after a
  * failure; on each new connection the migrations are applied and the TEMP
- * staging table is created, and the insert statement below is prepared on its
- * first use (parsed and planned once per connection, not per transaction).
- * lt_pgsink_apply writes a run of queued batches in one transaction: text
- * COPY into the staging table, sessions opened and closed by
+ * staging table is created, and the insert statements below are prepared on
+ * their first use (parsed and planned once per connection, not per
+ * transaction). lt_pgsink_apply writes a run of queued batches in one
+ * transaction: text COPY into the staging table (a message that comes twice
+ * in the run is staged once), sessions opened and closed by
  * live_start/live_end, then one statement that inserts into live_messages
- * with ON CONFLICT DO NOTHING and, from the RETURNING rows only (the rows that
- * were new), updates user_statistics, gift_records, the sessions' counters
- * and checkins; the error notes go to error_logs in the same transaction.
+ * and, from the RETURNING rows only (the rows that were new), updates
+ * user_statistics, gift_records, the sessions' counters and checkins; the
+ * error notes go to error_logs in the same transaction. The insert is a plain
+ * one while rows are expected to be new; if PostgreSQL finds one already
+ * stored (unique_violation), the transaction is rolled back and written again
+ * with ON CONFLICT DO NOTHING, which is then used until a write meets no
+ * stored row.
  * Nothing is acknowledged here: the caller acks after LT_OK, which means
  * COMMIT succeeded.
  */
@@ -87,6 +92,7 @@ struct lt_pgsink_stats {
 	uint64_t connect_failures;
 	uint64_t commits;
 	uint64_t rollbacks;
+	uint64_t fallbacks; /* writes done again with ON CONFLICT after a unique_violation */
 };
 void lt_pgsink_stats(const struct lt_pgsink *s, struct lt_pgsink_stats *out);
 

@@ -387,6 +387,159 @@ START_TEST(test_sessions)
 }
 END_TEST
 
+START_TEST(test_same_message_in_two_batches_of_one_write)
+{
+	/* Two sources deliver the same message, in batches written together:
+	 * stored once (the first, as ON CONFLICT DO NOTHING would keep it) and
+	 * counted once. */
+	struct lt_msg a[2] = {
+	    mk(LT_MSG_CHAT, "r20", "d1", "u1", "alice", "first", T0),
+	    mk(LT_MSG_GIFT, "r20", "d2", "u1", "alice", "gift", T0 + 1),
+	};
+	a[1].count = 2;
+	a[1].value = 200;
+	struct lt_msg b[3] = {
+	    mk(LT_MSG_CHAT, "r20", "d3", "u2", "bob", "new", T0 + 2),
+	    mk(LT_MSG_CHAT, "r20", "d1", "u1", "alice", "second", T0),
+	    mk(LT_MSG_GIFT, "r20", "d2", "u1", "alice", "gift", T0 + 1),
+	};
+	b[2].count = 2;
+	b[2].value = 200;
+	ck_assert_int_eq(add("src-x", 1, a, 2), LT_OK);
+	ck_assert_int_eq(add("src-y", 1, b, 3), LT_OK);
+	flush_ok();
+	ck_assert_int_eq(fx.nacks, 2);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages"), 3);
+	char *c = q_str1("SELECT content FROM live_messages WHERE msg_id = $1", "d1");
+	ck_assert_str_eq(c, "first");
+	free(c);
+	struct lt_persister_stats st;
+	lt_persister_stats(fx.p, &st);
+	ck_assert_uint_eq(st.rows_new, 3);
+	ck_assert_uint_eq(st.rows_dup, 2);
+	ck_assert_int_eq(q_long("SELECT messages * 1000 + gifts * 100 + gift_value FROM user_statistics"
+				" WHERE user_id = 'u1'"),
+			 1 * 1000 + 2 * 100 + 200);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM gift_records"), 1);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM error_logs"), 0);
+	/* the same key with another ts is another message */
+	struct lt_msg later = mk(LT_MSG_CHAT, "r20", "d1", "u1", "alice", "later", T0 + 5);
+	struct lt_msg later2[2] = {later, later};
+	ck_assert_int_eq(add("src-x", 2, later2, 2), LT_OK);
+	flush_ok();
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE msg_id = 'd1'"), 2);
+}
+END_TEST
+
+/* The messages of the stored-meanwhile tests: one that another writer
+ * stores too (k0), and new ones around it. */
+static int meanwhile_msgs(struct lt_msg *m)
+{
+	m[0] = mk(LT_MSG_CHAT, "r21", "k1", "u1", "a", "签到", T0);
+	m[1] = mk(LT_MSG_CHAT, "r21", "k0", "u1", "a", "hello", T0 + 1);
+	m[2] = mk(LT_MSG_GIFT, "r21", "k2", "u2", "b", "gift", T0 + 2);
+	m[2].count = 1;
+	m[2].value = 100;
+	m[3] = mk(LT_MSG_CHAT, "r21", "k3", "u2", "b", "bye", T0 + 3);
+	return 4;
+}
+
+static const char insert_k0[] =
+    "INSERT INTO live_messages (platform, room_id, ts, msg_id, type, user_id, content)"
+    " VALUES ('bilibili', 'r21', timestamptz 'epoch' + 1773144000001 * interval '1 millisecond', 'k0',"
+    " 'chat', 'u1', 'hello')";
+
+/* After the write of meanwhile_msgs: k0 was not counted again, the rest
+ * was, and nothing was taken for bad data. */
+static void meanwhile_check(void)
+{
+	ck_assert_int_eq(fx.nacks, 1);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r21'"), 4);
+	struct lt_persister_stats st;
+	lt_persister_stats(fx.p, &st);
+	ck_assert_uint_eq(st.rows_new, 3);
+	ck_assert_uint_eq(st.rows_dup, 1);
+	ck_assert_uint_eq(st.records_bad, 0);
+	ck_assert_int_eq(q_long("SELECT messages FROM user_statistics WHERE user_id = 'u1'"), 1);
+	ck_assert_int_eq(
+	    q_long("SELECT messages * 1000 + gift_value FROM user_statistics WHERE user_id = 'u2'"),
+	    1 * 1000 + 100);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM gift_records"), 1);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM checkins"), 1);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM error_logs"), 0);
+	/* then new messages only: written as usual */
+	struct lt_msg m = mk(LT_MSG_CHAT, "r21", "k4", "u1", "a", "more", T0 + 4);
+	ck_assert_int_eq(add("src-k", 2, &m, 1), LT_OK);
+	flush_ok();
+	ck_assert_int_eq(q_long("SELECT messages FROM user_statistics WHERE user_id = 'u1'"), 2);
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE room_id = 'r21'"), 5);
+}
+
+START_TEST(test_stored_before_counts_once)
+{
+	/* A message another persister stored before this write: the plain
+	 * insert meets it (unique_violation), and the write is done again
+	 * with ON CONFLICT DO NOTHING; not refused as bad data. */
+	struct lt_error e;
+	ck_assert_int_eq(lt_persister_partitions(fx.p, NULL, &e), LT_OK); /* connects, migrates */
+	q_ok(insert_k0);
+	struct lt_msg m[4];
+	int n = meanwhile_msgs(m);
+	ck_assert_int_eq(add("src-k", 1, m, n), LT_OK);
+	flush_ok();
+	meanwhile_check();
+}
+END_TEST
+
+static void *flush_thread(void *arg)
+{
+	struct lt_error e = {0};
+	*(int *)arg = lt_persister_flush(fx.p, true, on_ack, NULL, &e);
+	return NULL;
+}
+
+START_TEST(test_stored_meanwhile_counts_once)
+{
+	/* Another connection inserts the same message and commits while this
+	 * write waits for it: PostgreSQL reports unique_violation once the
+	 * other commits, and the write is done again, counting it once. */
+	struct lt_error e;
+	ck_assert_int_eq(lt_persister_partitions(fx.p, NULL, &e), LT_OK);
+	PGconn *other = PQconnectdb(lt_test_pg_dsn());
+	ck_assert_msg(PQstatus(other) == CONNECTION_OK, "%s", PQerrorMessage(other));
+	char sql[200];
+	snprintf(sql, sizeof sql, "SET search_path TO %s", fx.schema);
+	PQclear(PQexec(other, sql));
+	PGresult *r = PQexec(other, "BEGIN");
+	PQclear(r);
+	r = PQexec(other, insert_k0);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	struct lt_msg m[4];
+	int n = meanwhile_msgs(m);
+	ck_assert_int_eq(add("src-k", 1, m, n), LT_OK);
+	int rc = -1;
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, flush_thread, &rc), 0);
+	/* until the write waits for the other's row (at most 10 s) */
+	long waiting = 0;
+	for (int i = 0; i < 1000 && waiting == 0; i++) {
+		waiting =
+		    q_long("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'");
+		if (waiting == 0)
+			usleep(10000);
+	}
+	ck_assert_int_gt(waiting, 0);
+	r = PQexec(other, "COMMIT");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(other);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(rc, LT_OK);
+	meanwhile_check();
+}
+END_TEST
+
 static void retention3(struct lt_persister_opts *o)
 {
 	o->retention_days = 3;
@@ -927,6 +1080,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_dedup_same_batch_twice);
 	tcase_add_test(tc, test_derived_only_from_new_rows);
 	tcase_add_test(tc, test_sessions);
+	tcase_add_test(tc, test_same_message_in_two_batches_of_one_write);
+	tcase_add_test(tc, test_stored_before_counts_once);
+	tcase_add_test(tc, test_stored_meanwhile_counts_once);
 	tcase_add_test(tc, test_default_partition_then_partition);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_postgres_refuses_one_record);
