@@ -387,6 +387,70 @@ START_TEST(test_sessions)
 }
 END_TEST
 
+/* Row by row, the session a message belongs to: the latest of its room that
+ * started at or before it and had not ended before it. The persister looks
+ * per room of a batch first; this is what it must agree with. */
+static const char row_by_row_session[] =
+    "SELECT count(*) FROM live_messages m WHERE m.session_id IS DISTINCT FROM"
+    " (SELECT ls.id FROM live_sessions ls WHERE ls.platform = m.platform AND ls.room_id = m.room_id"
+    "    AND ls.started_at <= m.ts AND (ls.ended_at IS NULL OR ls.ended_at >= m.ts)"
+    "  ORDER BY ls.started_at DESC LIMIT 1)";
+
+START_TEST(test_session_per_room_as_row_by_row)
+{
+	struct lt_error e;
+	ck_assert_int_eq(lt_persister_partitions(fx.p, NULL, &e), LT_OK); /* connects, migrates */
+	/* Sessions already stored, in every shape the per-room lookup tells
+	 * apart (times in seconds after T0; the batch spans 0..9 s):
+	 *   sa: none; sb: one open since before, covering everything;
+	 *   sc: one ended at 2 s, the next started at 5 s, still open;
+	 *   sd: one ended at 3 s; se: one started at 3 s;
+	 *   sf: two open ones covering everything (the later one wins);
+	 *   sg: one ended before the batch, one starting after it;
+	 *   sh: one covering the batch exactly (started at 0 s, ended at 9 s). */
+	q_ok("CREATE TEMP TABLE ss (room text, st bigint, en bigint)");
+	q_ok("INSERT INTO ss VALUES ('sb', -3600, NULL), ('sc', -3600, 2), ('sc', 5, NULL), ('sd', -3600, 3),"
+	     " ('se', 3, NULL), ('sf', -7200, NULL), ('sf', -3600, NULL), ('sg', -7200, -3600),"
+	     " ('sg', 3600, NULL), ('sh', 0, 9)");
+	q_ok("INSERT INTO live_sessions (platform, room_id, started_at, ended_at)"
+	     " SELECT 'bilibili', room, timestamptz 'epoch' + (1773144000 + st) * interval '1 second',"
+	     "        timestamptz 'epoch' + (1773144000 + en) * interval '1 second' FROM ss");
+	static const char *const rooms[] = {"sa", "sb", "sc", "sd", "se", "sf", "sg", "sh"};
+	static char ids[80][16];
+	struct lt_msg m[80];
+	int n = 0;
+	for (int r = 0; r < 8; r++)
+		for (int i = 0; i < 10; i++, n++) {
+			snprintf(ids[n], sizeof ids[0], "%s-%d", rooms[r], i);
+			m[n] = mk(LT_MSG_CHAT, rooms[r], ids[n], "u1", "a", "x", T0 + i * 1000);
+		}
+	/* one batch; then one more message per room, in a write whose span
+	 * is a single instant */
+	ck_assert_int_eq(add("src-sr", 1, m, n), LT_OK);
+	flush_ok();
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages"), 80);
+	ck_assert_int_eq(q_long(row_by_row_session), 0);
+	/* not vacuous: rows with and without sessions, and several sessions */
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages WHERE session_id IS NULL"),
+			 10 + 2 + 6 + 3 + 10);
+	ck_assert_int_eq(q_long("SELECT count(DISTINCT session_id) FROM live_messages"), 7);
+	struct lt_msg one[8];
+	static char ids1[8][16];
+	for (int r = 0; r < 8; r++) {
+		snprintf(ids1[r], sizeof ids1[0], "%s-x", rooms[r]);
+		one[r] = mk(LT_MSG_CHAT, rooms[r], ids1[r], "u1", "a", "x", T0 + 4000);
+	}
+	ck_assert_int_eq(add("src-sr", 2, one, 8), LT_OK);
+	flush_ok();
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_messages"), 88);
+	ck_assert_int_eq(q_long(row_by_row_session), 0);
+	/* the sessions' counters follow their messages */
+	ck_assert_int_eq(q_long("SELECT count(*) FROM live_sessions s WHERE s.messages <>"
+				" (SELECT count(*) FROM live_messages m WHERE m.session_id = s.id)"),
+			 0);
+}
+END_TEST
+
 START_TEST(test_same_message_in_two_batches_of_one_write)
 {
 	/* Two sources deliver the same message, in batches written together:
@@ -1080,6 +1144,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_dedup_same_batch_twice);
 	tcase_add_test(tc, test_derived_only_from_new_rows);
 	tcase_add_test(tc, test_sessions);
+	tcase_add_test(tc, test_session_per_room_as_row_by_row);
 	tcase_add_test(tc, test_same_message_in_two_batches_of_one_write);
 	tcase_add_test(tc, test_stored_before_counts_once);
 	tcase_add_test(tc, test_stored_meanwhile_counts_once);
