@@ -511,6 +511,85 @@ START_TEST(hotword_windows_follow_the_model)
 }
 END_TEST
 
+/* More distinct hot words in one call than apply.lua puts in one command
+ * (it reads and writes a bucket or a window 1000 words at a time): every
+ * chunk is counted, a second batch adds to the stored counts, and a tick
+ * that takes the bucket out of 1m empties 1m and trend:1m while 5m keeps
+ * its counts, as in the model (which holds up to 1024 words: it follows the
+ * first NM, the others have the same counts, hence the same scores). */
+/* every word's score in every window and trend set is the first word's */
+static void same_scores(redisContext *c, const char *room, const char *const *words, int nwords)
+{
+	static const char *const sets[] = {"1m", "5m", "30m", "trend:1m", "trend:5m"};
+	char key[160];
+
+	for (size_t k = 0; k < sizeof(sets) / sizeof(sets[0]); k++) {
+		snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:%s", room, sets[k]);
+		double want = zscore(c, key, words[0]);
+		for (int i = 1; i < nwords; i++)
+			ck_assert_msg(zscore(c, key, words[i]) == want, "%s %s: %g, %s: %g", key, words[i],
+				      zscore(c, key, words[i]), words[0], want);
+	}
+}
+
+START_TEST(hotwords_more_than_a_chunk)
+{
+	enum { NW = 1100, NM = 1000 };
+	static char words[NW][8], ids[NW][16];
+	static const char *wp[NW];
+	static struct lt_msg ms[NW];
+	char room[64], key[160];
+	int64_t now = (lt_clock_wall_ms() / 10000) * 10000 + 5000;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	struct lt_hotwords *h;
+	redisContext *c = rconn();
+	struct lt_buf b = LT_BUF_INIT;
+
+	ck_assert_int_eq(lt_hotwords_new(&h), LT_OK);
+	room_name(room, sizeof(room), "hwc");
+	for (int i = 0; i < NW; i++) {
+		snprintf(words[i], sizeof(words[i]), "zq%c%c%c", 'a' + i / 676, 'a' + i / 26 % 26, 'a' + i % 26);
+		wp[i] = words[i];
+	}
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < NW; i++) {
+			snprintf(ids[i], sizeof(ids[i]), "c%d-%d", round, i);
+			ms[i] = mk(room, LT_MSG_CHAT, ids[i], "u", "u", words[i], now - 1000);
+			if (i < NM)
+				ck_assert_int_eq(lt_hotwords_add(h, words[i], now - 1000, 1, now), LT_OK);
+		}
+		batch(&b, ms, NW, (uint64_t)round + 1);
+		ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	}
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:30m", room);
+	ck_assert_int_eq(integer(c, "ZCARD %s", key), NW);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:trend:1m", room);
+	ck_assert_int_eq(integer(c, "ZCARD %s", key), NW);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:b:%lld", room, (long long)((now - 1000) / 10000));
+	ck_assert_int_eq(integer(c, "HLEN %s", key), NW);
+	ck_assert_int_eq(hget_ll(c, key, words[NW - 1]), 2);
+	compare_model(c, room, h, wp, NM);
+	same_scores(c, room, wp, NW);
+
+	now += 65000;
+	ck_assert_int_eq(lt_processor_tick(p, now), LT_OK);
+	lt_hotwords_tick(h, now);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:1m", room);
+	ck_assert_int_eq(integer(c, "EXISTS %s", key), 0);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:trend:1m", room);
+	ck_assert_int_eq(integer(c, "ZCARD %s", key), 0);
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:hotwords:5m", room);
+	ck_assert_int_eq(integer(c, "ZCARD %s", key), NW);
+	compare_model(c, room, h, wp, NM);
+	same_scores(c, room, wp, NW);
+
+	lt_hotwords_free(h);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
 START_TEST(malformed_input)
 {
 	char room[64], key[160];
@@ -1448,6 +1527,7 @@ int main(void)
 	tcase_add_test(tc, overlap_and_inner_duplicates);
 	tcase_add_test(tc, partly_new_batch_hash_fields);
 	tcase_add_test(tc, hotword_windows_follow_the_model);
+	tcase_add_test(tc, hotwords_more_than_a_chunk);
 	tcase_add_test(tc, malformed_input);
 	tcase_add_test(tc, redis_down_and_noscript);
 	tcase_add_test(tc, plugins_keywords_checkin_fortune);
