@@ -10,7 +10,9 @@
 -- ARGV[4], ARGV[5], ARGV[6], ... = per message: msg_id, normalized JSON,
 --   marker set (ts / 600000)
 -- Returns {messages, new messages, ops applied, then the microseconds spent
--- in each phase: markers, tick, ops, hash fields, trend}.
+-- in each phase: markers, tick (moving the cursors, reading the buckets they
+-- pass), ops (with every hot-word bucket and window write), hash fields,
+-- trend}.
 --
 -- Exactly once. First, per message, its marker: msg_id is added to the set
 -- live:{ROOM}:seen:<ts/600000> (kept 2 hours after its last use); a message
@@ -36,7 +38,8 @@
 --                   value (one ZADD per sorted set). Contributions: one per
 --                   field.
 --   zincr           ZINCRBY key sum field
---   word            one hot word (field) in 10-second bucket `key`
+--   word            one hot word (field) in 10-second bucket `key`; all of
+--                   them are written after the loop (see Hot words)
 --   pub             PUBLISH extra on live:{ROOM}[:key], if new
 --   once            if new and SET key NX EX ttl: PUBLISH extra on the room
 --   checkin         daily check-in of user hash key on day `total`
@@ -55,13 +58,25 @@
 -- an occurrence added later to a bucket at or before the cursor is not added
 -- to that window (it already left it). Windows are thus exact sums of their
 -- last 6 / 30 / 180 buckets, current to the tick (one second).
+-- A call gathers its hot-word changes in Lua and writes them per key, not
+-- per word: a redis.call costs more than the small commands it runs here
+-- (argv objects, the reply encoded and parsed back into Lua, propagation).
+-- Each bucket: one HMGET of its words and one HSET of their new totals, one
+-- PEXPIRE. Each window: the tick's subtractions and the ops' additions
+-- summed per word, one ZMSCORE and one ZADD of the new scores (per 1000
+-- words, as every unpack here, far below Lua's C stack limit); a window the
+-- tick took something from is then swept of members at or below 0
+-- (ZREMRANGEBYSCORE), and such a member counts as absent before the ops'
+-- additions, as when the tick did a ZINCRBY per word and swept before them.
 --
 -- Trend: live:{ROOM}:hotwords:trend:1m and :trend:5m score each word by
 -- (r_w - r_30) / (r_30 + 1), where r_w = window count / window minutes and
 -- r_30 the same over 30 minutes, the room's baseline: 0 for a word as
 -- frequent as usual, large for a word that is suddenly everywhere. Only the
 -- words whose counts changed in this call are rescored, so the cost follows
--- the traffic, not the vocabulary (hotwords.c holds the same formula).
+-- the traffic, not the vocabulary (hotwords.c holds the same formula); their
+-- window counts are those just written, and only the windows a word was not
+-- written to are read (ZMSCORE).
 
 local base = KEYS[1]
 local pre = base .. ':'
@@ -161,37 +176,57 @@ local allfresh = (nfresh == nmsg)
 
 local t_marked = usec()
 
--- 2. hot-word tick: move the cursors, subtract the buckets they pass
-local touched = {}
-local ntouched = 0
+-- 2. hot-word tick: move the cursors, read the buckets they pass; the
+-- windows are written with the ops' additions, after the ops (see Hot words).
+-- Words are numbered in the order first met (hw_words[i], hw_index[word] =
+-- i) and the per-window amounts kept in arrays indexed by that number:
+-- cheaper in Lua than a table keyed by word per window, walked without
+-- pairs(), and the order of the writes does not depend on hashing.
+local hw_words, hw_index = {}, {}
+local function hw_word(word)
+  local i = hw_index[word]
+  if i == nil then
+    i = #hw_words + 1
+    hw_words[i] = word
+    hw_index[word] = i
+  end
+  return i
+end
 local nowb = math.floor(now / BUCKET_MS)
 local cursor = {}
-for _, w in ipairs(WINDOWS) do
+local tickd, addd = {}, {}  -- per window: word number -> amount to take out / add
+local swept = {}            -- per window: the tick took something out of it
+local buckets = {}          -- bucket number -> HGETALL reply, read once
+for wi, w in ipairs(WINDOWS) do
   local name, span = w[1], w[2]
   local ckey = pre .. 'hotwords:cur:' .. name
-  local wkey = pre .. 'hotwords:' .. name
   local target = nowb - span
   local cur = tonumber(redis.call('GET', ckey))
+  local sub = {}
   if cur == nil then
     cur = target
     redis.call('SET', ckey, cur, 'EX', HW_TTL)
   elseif cur < target then
     local from = cur + 1
     if from < target - 200 then from = target - 200 end
-    local sub = false
     for b = from, target do
-      local kv = redis.call('HGETALL', pre .. 'hotwords:b:' .. b)
+      local kv = buckets[b]
+      if kv == nil then
+        kv = redis.call('HGETALL', pre .. 'hotwords:b:' .. b)
+        buckets[b] = kv
+      end
       for j = 1, #kv, 2 do
-        redis.call('ZINCRBY', wkey, -tonumber(kv[j + 1]), kv[j])
-        if not touched[kv[j]] then touched[kv[j]] = true; ntouched = ntouched + 1 end
-        sub = true
+        local i = hw_word(kv[j])
+        sub[i] = (sub[i] or 0) + tonumber(kv[j + 1])
+        swept[wi] = true
       end
     end
-    if sub then redis.call('ZREMRANGEBYSCORE', wkey, '-inf', 0) end
     cur = target
     redis.call('SET', ckey, cur, 'EX', HW_TTL)
   end
-  cursor[name] = cur
+  cursor[wi] = cur
+  tickd[wi] = sub
+  addd[wi] = {}
 end
 
 local t_ticked = usec()
@@ -259,6 +294,7 @@ local function cur_session()
 end
 
 local groups, expire_later = {}, {}
+local bucketw, bucketorder = {}, {}
 local mirrors, mirror_keys, mirror_ttl = {}, {}, {}
 local applied = 0
 for _, op in ipairs(plan) do
@@ -275,24 +311,28 @@ for _, op in ipairs(plan) do
     groups[#groups + 1] = op
     ttl = 0
   elseif kind == 'word' then
+    -- gathered here, written after the loop: one HMGET and one HSET per
+    -- bucket, one ZMSCORE and one ZADD per window
     local n = sum(op)
     if n > 0 then
-      local b = tonumber(key)
-      local bkey = pre .. 'hotwords:b:' .. key
-      redis.call('HINCRBY', bkey, field, n)
-      if not expire[bkey] then
-        expire[bkey] = true
-        -- relative to the caller's clock (injected in tests), not Redis's
-        local ms = (b + 1) * BUCKET_MS + HW_TTL * 1000 - now
-        if ms < 1000 then ms = 1000 end
-        redis.call('PEXPIRE', bkey, ms)
+      local bw = bucketw[key]
+      if bw == nil then
+        bw = {b = tonumber(key), idx = {}, add = {}}
+        bucketw[key] = bw
+        bucketorder[#bucketorder + 1] = key
       end
-      for _, w in ipairs(WINDOWS) do
-        if b > cursor[w[1]] then
-          redis.call('ZINCRBY', pre .. 'hotwords:' .. w[1], n, field)
-        end
+      local i = hw_word(field)
+      local prev = bw.add[i]
+      if prev == nil then
+        bw.idx[#bw.idx + 1] = i
+        bw.add[i] = n
+      else
+        bw.add[i] = prev + n
       end
-      if not touched[field] then touched[field] = true; ntouched = ntouched + 1 end
+      local b = bw.b
+      if b > cursor[1] then addd[1][i] = (addd[1][i] or 0) + n end
+      if b > cursor[2] then addd[2][i] = (addd[2][i] or 0) + n end
+      if b > cursor[3] then addd[3][i] = (addd[3][i] or 0) + n end
     end
     ttl = 0
   elseif kind == 'pub' then
@@ -363,6 +403,78 @@ for _, op in ipairs(plan) do
       end
     end
   end
+end
+
+-- hot-word buckets: each bucket's fresh words read with one HMGET and
+-- written back with one HSET of the new totals (integers well below 2^53,
+-- exact as %.17g); the TTL is set once per bucket and call
+for _, key in ipairs(bucketorder) do
+  local bw = bucketw[key]
+  local bkey = pre .. 'hotwords:b:' .. key
+  local idx, add = bw.idx, bw.add
+  for from = 1, #idx, 1000 do
+    local to = math.min(from + 999, #idx)
+    local names, nn = {}, 0
+    for j = from, to do
+      nn = nn + 1
+      names[nn] = hw_words[idx[j]]
+    end
+    local got = redis.call('HMGET', bkey, unpack(names, 1, nn))
+    local hs = {}
+    for q = 1, nn do
+      hs[2 * q - 1] = names[q]
+      hs[2 * q] = (tonumber(got[q]) or 0) + add[idx[from + q - 1]]
+    end
+    redis.call('HSET', bkey, unpack(hs, 1, 2 * nn))
+  end
+  -- relative to the caller's clock (injected in tests), not Redis's
+  local ms = (bw.b + 1) * BUCKET_MS + HW_TTL * 1000 - now
+  if ms < 1000 then ms = 1000 end
+  redis.call('PEXPIRE', bkey, ms)
+end
+
+-- windows: one ZMSCORE of the words that change and one ZADD of their new
+-- scores. The tick used to ZINCRBY each word down and then remove every
+-- member at or below 0 (ZREMRANGEBYSCORE -inf 0) before this call's
+-- additions: so in a window the tick took something from, a score at or
+-- below 0 counts as absent before the additions, and the same sweep follows
+-- the ZADD (it removes the words written as 0, and any other member at or
+-- below 0, as before). Elsewhere the additions go on the stored score as
+-- ZINCRBY did. The new scores (false: absent) are kept for the trend.
+local nhw = #hw_words
+local score = {}
+for wi, w in ipairs(WINDOWS) do
+  local sub, a, sweep = tickd[wi], addd[wi], swept[wi]
+  local known = {}
+  score[wi] = known
+  local list, nl = {}, 0
+  for i = 1, nhw do
+    if sub[i] ~= nil or a[i] ~= nil then
+      nl = nl + 1
+      list[nl] = i
+    end
+  end
+  local wkey = pre .. 'hotwords:' .. w[1]
+  for from = 1, nl, 1000 do
+    local to = math.min(from + 999, nl)
+    local names, nn = {}, 0
+    for j = from, to do
+      nn = nn + 1
+      names[nn] = hw_words[list[j]]
+    end
+    local got = redis.call('ZMSCORE', wkey, unpack(names, 1, nn))
+    local zs = {}
+    for q = 1, nn do
+      local i = list[from + q - 1]
+      local v = (tonumber(got[q]) or 0) - (sub[i] or 0)
+      if sweep and v <= 0 then v = 0 end
+      v = v + (a[i] or 0)
+      zs[2 * q - 1], zs[2 * q] = v, names[q]
+      if sweep and v <= 0 then known[i] = false else known[i] = v end
+    end
+    redis.call('ZADD', wkey, unpack(zs, 1, 2 * nn))
+  end
+  if sweep then redis.call('ZREMRANGEBYSCORE', wkey, '-inf', 0) end
 end
 
 local t_ops = usec()
@@ -474,41 +586,62 @@ end
 local t_deferred = usec()
 
 -- 4. rescore the trend of every word whose window counts changed
-if ntouched > 0 then
-  local w1, w5, w30 = pre .. 'hotwords:1m', pre .. 'hotwords:5m', pre .. 'hotwords:30m'
+if nhw > 0 then
   local t1, t5 = pre .. 'hotwords:trend:1m', pre .. 'hotwords:trend:5m'
-  local words = {}
-  for word, _ in pairs(touched) do words[#words + 1] = word end
-  -- in chunks, so that unpack stays far below Lua's C stack limit
-  for from = 1, #words, 1000 do
-    local chunk = {}
-    for j = from, math.min(from + 999, #words) do chunk[#chunk + 1] = words[j] end
-    local s1 = redis.call('ZMSCORE', w1, unpack(chunk))
-    local s5 = redis.call('ZMSCORE', w5, unpack(chunk))
-    local s30 = redis.call('ZMSCORE', w30, unpack(chunk))
-    local add1, add5, rem1, rem5 = {}, {}, {}, {}
-    for j, word in ipairs(chunk) do
-      local c1, c5, c30 = tonumber(s1[j]) or 0, tonumber(s5[j]) or 0, tonumber(s30[j]) or 0
-      local r30 = c30 / 30
-      if c1 > 0 then
-        add1[#add1 + 1] = (c1 - r30) / (r30 + 1)
-        add1[#add1 + 1] = word
-      else
-        rem1[#rem1 + 1] = word
-      end
-      if c5 > 0 then
-        add5[#add5 + 1] = (c5 / 5 - r30) / (r30 + 1)
-        add5[#add5 + 1] = word
-      else
-        rem5[#rem5 + 1] = word
+  -- the scores the windows were written with are known; fetch only the
+  -- others (a word the tick took out of 1m only, or one added behind every
+  -- cursor), in chunks so that unpack stays far below Lua's C stack limit
+  for wi, w in ipairs(WINDOWS) do
+    local known, miss, nm = score[wi], {}, 0
+    for i = 1, nhw do
+      if known[i] == nil then
+        nm = nm + 1
+        miss[nm] = i
       end
     end
-    if #add1 > 0 then redis.call('ZADD', t1, unpack(add1)) end
-    if #add5 > 0 then redis.call('ZADD', t5, unpack(add5)) end
-    if #rem1 > 0 then redis.call('ZREM', t1, unpack(rem1)) end
-    if #rem5 > 0 then redis.call('ZREM', t5, unpack(rem5)) end
+    local wkey = pre .. 'hotwords:' .. w[1]
+    for from = 1, nm, 1000 do
+      local to = math.min(from + 999, nm)
+      local names, nn = {}, 0
+      for j = from, to do
+        nn = nn + 1
+        names[nn] = hw_words[miss[j]]
+      end
+      local got = redis.call('ZMSCORE', wkey, unpack(names, 1, nn))
+      for q = 1, nn do
+        known[miss[from + q - 1]] = tonumber(got[q]) or false
+      end
+    end
   end
-  for _, k in ipairs({w1, w5, w30, t1, t5}) do
+  local k1, k5, k30 = score[1], score[2], score[3]
+  for from = 1, nhw, 1000 do
+    local add1, add5, rem1, rem5 = {}, {}, {}, {}
+    local n1, n5, r1, r5 = 0, 0, 0, 0
+    for i = from, math.min(from + 999, nhw) do
+      local word = hw_words[i]
+      local c1, c5, c30 = k1[i] or 0, k5[i] or 0, k30[i] or 0
+      local r30 = c30 / 30
+      if c1 > 0 then
+        add1[n1 + 1], add1[n1 + 2] = (c1 - r30) / (r30 + 1), word
+        n1 = n1 + 2
+      else
+        r1 = r1 + 1
+        rem1[r1] = word
+      end
+      if c5 > 0 then
+        add5[n5 + 1], add5[n5 + 2] = (c5 / 5 - r30) / (r30 + 1), word
+        n5 = n5 + 2
+      else
+        r5 = r5 + 1
+        rem5[r5] = word
+      end
+    end
+    if n1 > 0 then redis.call('ZADD', t1, unpack(add1, 1, n1)) end
+    if n5 > 0 then redis.call('ZADD', t5, unpack(add5, 1, n5)) end
+    if r1 > 0 then redis.call('ZREM', t1, unpack(rem1, 1, r1)) end
+    if r5 > 0 then redis.call('ZREM', t5, unpack(rem5, 1, r5)) end
+  end
+  for _, k in ipairs({pre .. 'hotwords:1m', pre .. 'hotwords:5m', pre .. 'hotwords:30m', t1, t5}) do
     redis.call('EXPIRE', k, HW_TTL)
   end
 end
