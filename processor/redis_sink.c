@@ -109,11 +109,11 @@ static int load_script(struct lt_redis_sink *s)
 
 /* The encodings that livetap's Redis is configured with (docker-compose,
  * tests/support/servers.sh). A small sorted set is kept as a listpack,
- * whose every ZINCRBY / ZMSCORE / ZADD scans it and parses each score
- * (strtod for the trend's fractions); hot-word windows and trend sets are
- * updated by every batch, and with Redis's default of 128 entries the
- * trend phase of apply.lua cost 5x as much (bench_processor). Hash buckets
- * of hot words (hundreds of words each) pay the same for HINCRBY. Checked
+ * whose every ZMSCORE / ZADD scans it and parses each score (strtod for
+ * the trend's fractions); hot-word windows and trend sets are updated by
+ * every batch, and with Redis's default of 128 entries the trend phase of
+ * apply.lua cost 5x as much (bench_processor). Hash buckets of hot words
+ * (hundreds of words each) pay the same for HMGET / HSET. Checked
  * once, logged as a hint: CONFIG may be renamed away, and it is the
  * operator's server. */
 #define ZSET_LISTPACK_ADVISED 16
