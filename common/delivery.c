@@ -83,7 +83,7 @@ struct link {
 	int pipes;
 	uint32_t pipe_ids[LINK_PIPES];
 	int64_t down_since; /* mono ms since when it has no pipe; 0 while it has one */
-	int64_t up_since;   /* mono ms of its last first pipe */
+	int64_t changed_ms; /* mono ms it got its first pipe or lost its last (or was made) */
 	int pair;	    /* index of the same consumer's other link (push <-> ack); -1: none */
 };
 
@@ -586,24 +586,27 @@ static void send_cb(void *arg)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* Whether kind k's sends wait for its ack links: a consumer's push link got
- * its pipe less than ACK_LINK_WAIT_MS ago and its ack link has none yet. The
- * push and the ack sub dial (and redial, each on its own back-off) apart; an
- * ack list a consumer publishes before our sub pipe exists is lost (pub/sub
- * keeps nothing), and the batch it acked goes out again after the resend
- * timeout. At start-up, when the spool's batches go out at once, the
- * consumer saw them twice. An ack link that stays down longer is a broken
- * consumer, and waiting for it gains nothing. Called with d->mu held; takes
- * link_mu. */
+/* Whether kind k's sends wait for its ack links: a consumer's ack link has
+ * no pipe and its push link got or lost its pipe (or was opened) less than
+ * ACK_LINK_WAIT_MS ago. The push and the ack sub dial (and redial, each on
+ * its own back-off) apart; an ack list a consumer publishes before our sub
+ * pipe exists is lost (pub/sub keeps nothing), and the batch it acked goes
+ * out again after the resend timeout. At start-up, when the spool's batches
+ * go out at once, the consumer saw them twice. A push link that is still
+ * connecting counts too: NNG keeps what is sent meanwhile and hands it over
+ * as soon as the pipe is there, maybe before the ack link's. A consumer
+ * whose links stay down, or whose ack link stays down, longer than that is
+ * gone or broken, and waiting for it would only hold up the kind's other
+ * consumers. Called with d->mu held; takes link_mu. */
 static bool acks_settling(struct lt_delivery *d, int k, int64_t now)
 {
 	bool wait = false;
 	pthread_mutex_lock(&d->link_mu);
 	for (int i = 0; i < d->n_links && !wait; i++) {
 		const struct link *l = &d->links[i];
-		if (l->kind != k || l->sock.id == d->sub.id || l->pair < 0 || l->pipes == 0)
+		if (l->kind != k || l->sock.id == d->sub.id || l->pair < 0 || d->links[l->pair].pipes > 0)
 			continue;
-		wait = d->links[l->pair].pipes == 0 && now - l->up_since < ACK_LINK_WAIT_MS;
+		wait = now - l->changed_ms < ACK_LINK_WAIT_MS;
 	}
 	pthread_mutex_unlock(&d->link_mu);
 	return wait;
@@ -703,7 +706,7 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			if (did <= 0 || l->dialer_id != (uint32_t)did || l->pipes >= LINK_PIPES)
 				continue;
 			if (l->pipes == 0)
-				l->up_since = now;
+				l->changed_ms = now;
 			l->pipe_ids[l->pipes++] = pid;
 			l->down_since = 0;
 			break;
@@ -716,7 +719,7 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 					continue;
 				l->pipe_ids[j] = l->pipe_ids[--l->pipes];
 				if (l->pipes == 0)
-					l->down_since = now;
+					l->down_since = l->changed_ms = now;
 				goto out;
 			}
 		}
@@ -1111,7 +1114,8 @@ static int link_add(struct lt_delivery *d, nng_socket s, int k, const char *url,
 		return ack ? lt_error_set(e, LT_ECONN, "delivery: bad consumer URL %s", url)
 			   : lt_error_set(e, LT_ENOMEM, "delivery: out of memory");
 	int me = d->n_links++;
-	d->links[me] = (struct link){.sock = s, .url = u, .kind = k, .down_since = mono_ms(), .pair = -1};
+	int64_t now = mono_ms();
+	d->links[me] = (struct link){.sock = s, .url = u, .kind = k, .down_since = now, .changed_ms = now, .pair = -1};
 	if (ack) {
 		/* the consumer's push link, added before (same kind and URL) */
 		for (int i = 0; i < me; i++) {
