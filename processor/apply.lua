@@ -405,6 +405,19 @@ for _, op in ipairs(plan) do
   end
 end
 
+-- fn(names, nn, from) for the words hw_words[idx[from]], ... of idx[1..n],
+-- at most 1000 at a time, so that unpack stays far below Lua's C stack limit
+local function word_chunks(idx, n, fn)
+  for from = 1, n, 1000 do
+    local names, nn = {}, 0
+    for j = from, math.min(from + 999, n) do
+      nn = nn + 1
+      names[nn] = hw_words[idx[j]]
+    end
+    fn(names, nn, from)
+  end
+end
+
 -- hot-word buckets: each bucket's fresh words read with one HMGET and
 -- written back with one HSET of the new totals (integers well below 2^53,
 -- exact as %.17g); the TTL is set once per bucket and call
@@ -412,13 +425,7 @@ for _, key in ipairs(bucketorder) do
   local bw = bucketw[key]
   local bkey = pre .. 'hotwords:b:' .. key
   local idx, add = bw.idx, bw.add
-  for from = 1, #idx, 1000 do
-    local to = math.min(from + 999, #idx)
-    local names, nn = {}, 0
-    for j = from, to do
-      nn = nn + 1
-      names[nn] = hw_words[idx[j]]
-    end
+  word_chunks(idx, #idx, function(names, nn, from)
     local got = redis.call('HMGET', bkey, unpack(names, 1, nn))
     local hs = {}
     for q = 1, nn do
@@ -426,7 +433,7 @@ for _, key in ipairs(bucketorder) do
       hs[2 * q] = (tonumber(got[q]) or 0) + add[idx[from + q - 1]]
     end
     redis.call('HSET', bkey, unpack(hs, 1, 2 * nn))
-  end
+  end)
   -- relative to the caller's clock (injected in tests), not Redis's
   local ms = (bw.b + 1) * BUCKET_MS + HW_TTL * 1000 - now
   if ms < 1000 then ms = 1000 end
@@ -455,13 +462,7 @@ for wi, w in ipairs(WINDOWS) do
     end
   end
   local wkey = pre .. 'hotwords:' .. w[1]
-  for from = 1, nl, 1000 do
-    local to = math.min(from + 999, nl)
-    local names, nn = {}, 0
-    for j = from, to do
-      nn = nn + 1
-      names[nn] = hw_words[list[j]]
-    end
+  word_chunks(list, nl, function(names, nn, from)
     local got = redis.call('ZMSCORE', wkey, unpack(names, 1, nn))
     local zs = {}
     for q = 1, nn do
@@ -473,7 +474,7 @@ for wi, w in ipairs(WINDOWS) do
       if sweep and v <= 0 then known[i] = false else known[i] = v end
     end
     redis.call('ZADD', wkey, unpack(zs, 1, 2 * nn))
-  end
+  end)
   if sweep then redis.call('ZREMRANGEBYSCORE', wkey, '-inf', 0) end
 end
 
@@ -590,7 +591,7 @@ if nhw > 0 then
   local t1, t5 = pre .. 'hotwords:trend:1m', pre .. 'hotwords:trend:5m'
   -- the scores the windows were written with are known; fetch only the
   -- others (a word the tick took out of 1m only, or one added behind every
-  -- cursor), in chunks so that unpack stays far below Lua's C stack limit
+  -- cursor)
   for wi, w in ipairs(WINDOWS) do
     local known, miss, nm = score[wi], {}, 0
     for i = 1, nhw do
@@ -600,18 +601,12 @@ if nhw > 0 then
       end
     end
     local wkey = pre .. 'hotwords:' .. w[1]
-    for from = 1, nm, 1000 do
-      local to = math.min(from + 999, nm)
-      local names, nn = {}, 0
-      for j = from, to do
-        nn = nn + 1
-        names[nn] = hw_words[miss[j]]
-      end
+    word_chunks(miss, nm, function(names, nn, from)
       local got = redis.call('ZMSCORE', wkey, unpack(names, 1, nn))
       for q = 1, nn do
         known[miss[from + q - 1]] = tonumber(got[q]) or false
       end
-    end
+    end)
   end
   local k1, k5, k30 = score[1], score[2], score[3]
   for from = 1, nhw, 1000 do
