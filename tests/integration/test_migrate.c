@@ -247,6 +247,85 @@ START_TEST(test_default_rows_move_into_new_partition)
 }
 END_TEST
 
+/* The single value of a one-row query, as text the caller frees. */
+static char *q_text(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+	ck_assert_int_eq(PQntuples(r), 1);
+	char *v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+/* Table t has one index, its primary key, on (platform, room_id, ts, msg_id). */
+static void assert_time_ordered_key(PGconn *c, const char *t)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass", t);
+	ck_assert_msg(q_long(c, sql) == 1, "%s has %ld indexes", t, q_long(c, sql));
+	snprintf(sql, sizeof sql,
+		 "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = '%s'::regclass AND "
+		 "indisprimary",
+		 t);
+	char *def = q_text(c, sql);
+	ck_assert_msg(strstr(def, "(platform, room_id, ts, msg_id)") != NULL, "%s: %s", t, def);
+	free(def);
+}
+
+/* 003 on a database that already holds rows (in a day partition and in the
+ * default one): they stay, every table and partition keeps exactly one key,
+ * with ts before msg_id, that still refuses a duplicate, and per-room time
+ * ranges are read through it. */
+START_TEST(test_time_ordered_keys_upgrade)
+{
+	char schema[64];
+	PGconn *c = connect_fresh(schema);
+	struct lt_error e;
+	ck_assert_int_ge(lt_migrate_embedded_count, 3);
+	ck_assert_int_eq(lt_migrate_embedded[2].version, 3);
+	ck_assert_int_eq(lt_migrate_apply_list(c, lt_migrate_embedded, 2, &e), LT_OK);
+	ck_assert_int_eq(q_long(c, "SELECT livetap_ensure_partition('2025-03-05')::int"), 1);
+	q_ok(c, "INSERT INTO live_messages (platform, room_id, ts, msg_id, type) VALUES "
+		"('bilibili', '1', '2025-03-04 12:00:00+00', 'a', 'chat'),"
+		"('bilibili', '1', '2025-03-05 12:00:00+00', 'b', 'chat'),"
+		"('bilibili', '1', '2025-03-05 13:00:00+00', 'c', 'gift')");
+	q_ok(c, "INSERT INTO gift_records (platform, room_id, msg_id, ts, user_id) VALUES "
+		"('bilibili', '1', 'c', '2025-03-05 13:00:00+00', 'u')");
+	ck_assert_int_eq(lt_migrate_apply(c, &e), LT_OK);
+	ck_assert_int_eq(lt_migrate_current(c), lt_migrate_embedded[lt_migrate_embedded_count - 1].version);
+
+	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM live_messages"), 3);
+	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM gift_records"), 1);
+	assert_time_ordered_key(c, "live_messages");
+	assert_time_ordered_key(c, "live_messages_default");
+	assert_time_ordered_key(c, "live_messages_p20250305");
+	assert_time_ordered_key(c, "gift_records");
+	ck_assert_int_eq(q_long(c, "SELECT livetap_ensure_partition('2025-03-06')::int"), 1);
+	assert_time_ordered_key(c, "live_messages_p20250306");
+
+	/* the same message twice: refused, and skipped by ON CONFLICT */
+	PGresult *r = PQexec(c, "INSERT INTO live_messages (platform, room_id, ts, msg_id, type) VALUES "
+				"('bilibili', '1', '2025-03-05 12:00:00+00', 'b', 'chat')");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23505");
+	PQclear(r);
+	q_ok(c, "INSERT INTO live_messages (platform, room_id, ts, msg_id, type) VALUES "
+		"('bilibili', '1', '2025-03-05 12:00:00+00', 'b', 'chat'),"
+		"('bilibili', '1', '2025-03-05 12:00:00+00', 'd', 'chat') ON CONFLICT DO NOTHING");
+	ck_assert_int_eq(q_long(c, "SELECT count(*) FROM live_messages"), 4);
+
+	q_ok(c, "SET enable_seqscan = off");
+	char *plan =
+	    q_text(c, "EXPLAIN (COSTS OFF, FORMAT JSON) SELECT msg_id FROM live_messages_p20250305 "
+		      "WHERE platform = 'bilibili' AND room_id = '1' AND ts >= '2025-03-05 12:30:00+00' "
+		      "ORDER BY ts");
+	ck_assert_msg(strstr(plan, "live_messages_p20250305_pkey") != NULL, "%s", plan);
+	free(plan);
+	drop_schema(c, schema);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("migrate");
@@ -258,6 +337,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_concurrent_apply);
 	tcase_add_test(tc, test_rooms_notify);
 	tcase_add_test(tc, test_default_rows_move_into_new_partition);
+	tcase_add_test(tc, test_time_ordered_keys_upgrade);
 	suite_add_tcase(s, tc);
 	return s;
 }
