@@ -157,7 +157,7 @@ static const char close_sql[] =
 	"                            currency, session_id)"                                                  \
 	"  SELECT platform, room_id, msg_id, ts, user_id, user_name, coalesce(extra->>'gift_name', ''),"     \
 	"         count, value, coalesce(extra->>'currency', ''), session_id"                                \
-	"  FROM ins WHERE type IN ('gift', 'guard') ORDER BY platform, room_id, msg_id, ts"                  \
+	"  FROM ins WHERE type IN ('gift', 'guard') ORDER BY platform, room_id, ts, msg_id"                  \
 	"  ON CONFLICT DO NOTHING RETURNING 1),"                                                             \
 	" ss AS ("                                                                                           \
 	"  UPDATE live_sessions ls SET messages = ls.messages + a.messages, gifts = ls.gifts + a.gifts,"     \
