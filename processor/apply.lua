@@ -5,10 +5,21 @@
 --   script touches; all of them carry the same {ROOM} hash tag, so they live
 --   in KEYS[1]'s cluster slot.
 -- ARGV[1] = now (ms, the processor's clock; injected in tests)
--- ARGV[2] = the plan: a JSON array of ops (built by processor.c, see below)
--- ARGV[3] = the ops' contributions, in plan order, each ended by ';'
+-- ARGV[2] = the ops' contributions, in plan order, each ended by ';'
+-- ARGV[3] = n, the number of messages
 -- ARGV[4], ARGV[5], ARGV[6], ... = per message: msg_id, normalized JSON,
---   marker set (ts / 600000)
+--   marker set (ts / 600000): 3 * n arguments
+-- then the plan (built by processor.c, ops_plan), flat arguments read in
+--   place, so that nothing is decoded (cjson.decode of a JSON plan was an
+--   eighth of Redis's instructions at 20 messages a call); a call without
+--   ops (the processor's tick) may end after the messages:
+--   nw, then nw x (bucket, word, total)                      the word ops
+--   no, then no x (kind, key, field, total, ttl, extra)      the others
+--   ng, then ng x (key, shape, nf values, nm members)        the hash keys
+--   where a shape is one argument of NUL-terminated elements: ttl, nf,
+--   nf x (field, k), nm, nm x (hash field, sorted set, ttl); it is what all
+--   users of a plugin have in common, read once per call (shape()).
+--   Numbers are decimal integers, strings are passed as they are.
 -- Returns {messages, new messages, ops applied, then the microseconds spent
 -- in each phase: markers, tick (moving the cursors, reading the buckets they
 -- pass), ops (with every hot-word bucket and window write), hash fields,
@@ -20,30 +31,29 @@
 -- live:{ROOM}; one whose marker existed (or that came twice in the batch)
 -- does nothing. The C side has already aggregated the batch: identical ops
 -- (same kind, key, field) are one op carrying its total; its contributions
--- ("message index:amount,...;") come apart in ARGV[3]. When every marker was
+-- ("message index:amount,...;") come apart in ARGV[2]. When every marker was
 -- new (the usual case) the script applies the total and never decodes the
 -- contributions; otherwise it parses them and sums only those of new
 -- messages. So a batch delivered twice changes nothing the second time,
 -- and a batch that overlaps an earlier one counts only what is new.
 --
--- An op is an array: {kind, key, field, total, ttl, null, extra}; the
--- script puts the parsed contributions {idx, amount, ...} in slot 6 when it
--- needs them.
---   hash            every hash op of hash `key`, applied with one HMGET and
---                   one HSET: extra is {field, k, value, ...} with k = i
---                   (add the sum), n / x (keep the smallest / largest), s
---                   (set the string, if any contribution is new); slot 8
---                   holds mirrors {counter field, sorted set, member, ttl,
---                   ...}: the member's score is set to the counter's new
---                   value (one ZADD per sorted set). Contributions: one per
---                   field.
+-- The ops, by kind:
+--   word            one hot word in 10-second bucket `bucket`; all of them
+--                   are written after the loop (see Hot words)
+--   hash key        every hash op of hash `key`, applied with one HMGET and
+--                   one HSET: its fields (field, k, value) with k = i (add
+--                   the sum), n / x (keep the smallest / largest), s (set
+--                   the string, if any contribution is new); its mirrors
+--                   (counter field, sorted set, member, ttl): the member's
+--                   score is set to the counter's new value (one ZADD per
+--                   sorted set). Contributions: one per field.
 --   zincr           ZINCRBY key sum field
---   word            one hot word (field) in 10-second bucket `key`; all of
---                   them are written after the loop (see Hot words)
 --   pub             PUBLISH extra on live:{ROOM}[:key], if new
 --   once            if new and SET key NX EX ttl: PUBLISH extra on the room
 --   checkin         daily check-in of user hash key on day `total`
---   sess            HINCRBY the room's current session hash field sum
+--   sess            add sum to field of the room's current session hash;
+--                   the sess ops between two session changes are applied
+--                   together: one HMGET, one HSET (with last_ts), one EXPIRE
 --   sess_start / sess_end   open (id = ts in total) / close the session
 --
 -- Hot words. Each word occurrence goes into a 10-second sub-bucket hash
@@ -81,8 +91,7 @@
 local base = KEYS[1]
 local pre = base .. ':'
 local now = tonumber(ARGV[1])
-local nmsg = math.floor((#ARGV - 3) / 3)
-if nmsg < 0 then nmsg = 0 end
+local nargv = #ARGV
 
 -- 0. check the arguments before the first write. Redis does not undo a
 -- script's writes when it fails half-way (the markers would be set and the
@@ -93,12 +102,77 @@ if nmsg < 0 then nmsg = 0 end
 -- values (integers within 2^53: Redis renders a Lua number with %.17g and
 -- HINCRBY refuses "4.6116860184273879e+18"; kinds, ttls): checking every op
 -- again here cost a fifth of the script's instructions, so only the shape
--- of the call is checked.
+-- of the call is checked: the counts, and that the plan's sections end
+-- with the last argument.
 local function invalid(what) return redis.error_reply('LTINVALID ' .. what) end
+-- a count at ARGV[at], nil if there is none
+local function count(at)
+  local c = ARGV[at]
+  if c == nil then return nil end
+  c = tonumber(c)
+  if c == nil or c ~= math.floor(c) or c < 0 then return nil end
+  return c
+end
 if now == nil or now ~= math.floor(now) or now < 0 then return invalid('now') end
-if (#ARGV - 3) % 3 ~= 0 then return invalid('argument count') end
-local okplan, plan = pcall(cjson.decode, ARGV[2])
-if not okplan or type(plan) ~= 'table' then return invalid('plan is not a JSON array') end
+local nmsg = count(3)
+if nmsg == nil or 3 + 3 * nmsg > nargv then return invalid('argument count') end
+-- the plan's sections: where the word ops and the other ops start, and
+-- each hash key
+local nw, wpos, no, opos, ng, gpos = 0, 0, 0, 0, 0, {}
+-- the shape of a hash key (see the header), parsed once per call: ttl, nf,
+-- f[j] / k[j] the fields, nm, mf[r] / mz[r] / mt[r] the mirrors, and
+-- fm[j] = {r, ...} the mirrors of field j; nil if it is malformed
+local shapes = {}
+local function shape(s)
+  local sh = shapes[s]
+  if sh ~= nil or s == nil then return sh end
+  local e, ne = {}, 0
+  for x in string.gmatch(s, '([^%z]*)%z') do
+    ne = ne + 1
+    e[ne] = x
+  end
+  local nf = tonumber(e[2])
+  if nf == nil or nf ~= math.floor(nf) or nf < 0 or ne < 3 + 2 * nf then return nil end
+  local nm = tonumber(e[3 + 2 * nf])
+  if nm == nil or nm ~= math.floor(nm) or nm < 0 or ne ~= 3 + 2 * nf + 3 * nm then return nil end
+  sh = {ttl = e[1], nf = nf, nm = nm, f = {}, k = {}, fm = {}, mf = {}, mz = {}, mt = {}}
+  for j = 1, nf do
+    sh.f[j], sh.k[j] = e[1 + 2 * j], e[2 + 2 * j]
+    sh.fm[j] = {}
+  end
+  for r = 1, nm do
+    local at = 1 + 2 * nf + 3 * r
+    sh.mf[r], sh.mz[r], sh.mt[r] = e[at], e[at + 1], e[at + 2]
+    for j = 1, nf do
+      if sh.f[j] == e[at] then sh.fm[j][#sh.fm[j] + 1] = r end
+    end
+  end
+  shapes[s] = sh
+  return sh
+end
+do
+  local q = 4 + 3 * nmsg
+  if q <= nargv then
+    nw = count(q)
+    if nw == nil then return invalid('plan: word count') end
+    wpos = q + 1
+    q = wpos + 3 * nw
+    no = count(q)
+    if no == nil then return invalid('plan: op count') end
+    opos = q + 1
+    q = opos + 6 * no
+    ng = count(q)
+    if ng == nil then return invalid('plan: hash key count') end
+    q = q + 1
+    for g = 1, ng do
+      gpos[g] = q
+      local sh = shape(ARGV[q + 1])
+      if sh == nil then return invalid('plan: hash key ' .. g) end
+      q = q + 2 + sh.nf + sh.nm
+    end
+    if q ~= nargv + 1 then return invalid('plan: argument count') end
+  end
+end
 for i = 1, nmsg do
   if ARGV[3 * i + 1] == '' or not string.find(ARGV[3 * i + 3], '^%d+$') then
     return invalid('message ' .. i)
@@ -232,12 +306,14 @@ end
 local t_ticked = usec()
 
 -- 3. the ops
--- Contributions come in ARGV[3] as "idx:amount,idx:amount,...;" per op,
--- parsed only when some marker was not new: in the usual all-new batch the
--- script reads the totals and never pays for the per-message detail.
+-- Contributions come in ARGV[2] as "idx:amount,idx:amount,...;" per op (and
+-- per field of a hash key), in plan order, parsed only when some marker was
+-- not new: in the usual all-new batch the script reads the totals and never
+-- pays for the per-message detail.
+local cl = nil
 if not allfresh then
-  local cl = {}
-  for s in string.gmatch(ARGV[3] or '', '([^;]*);') do
+  cl = {}
+  for s in string.gmatch(ARGV[2] or '', '([^;]*);') do
     local t = {}
     for i, a in string.gmatch(s, '(%-?%d+):(%-?%d+)') do
       t[#t + 1] = tonumber(i)
@@ -245,36 +321,24 @@ if not allfresh then
     end
     cl[#cl + 1] = t
   end
-  local ci = 0
-  for _, op in ipairs(plan) do
-    if op[1] == 'hash' then
-      local per = {}
-      for j = 1, #op[7] / 3 do
-        ci = ci + 1
-        per[j] = cl[ci] or {}
-      end
-      op[6] = per
-    else
-      ci = ci + 1
-      op[6] = cl[ci] or {}
-    end
-  end
 end
-local function contribs(op)
-  return op[6]
+local ci = 0 -- contributions taken so far, in plan order
+local function contribs()
+  ci = ci + 1
+  return cl[ci] or {}
 end
-local function sum(op)
-  if allfresh then return op[4] end
-  local c = contribs(op)
+-- the sum of an op's new contributions c (total: the op's, when all are
+-- new and c is nil)
+local function sum(total, c)
+  if allfresh then return tonumber(total) end
   local s = 0
   for j = 1, #c, 2 do
     if fresh[c[j]] then s = s + c[j + 1] end
   end
   return s
 end
-local function anyfresh(op)
+local function anyfresh(c)
   if allfresh then return nfresh > 0 end
-  local c = contribs(op)
   for j = 1, #c, 2 do
     if fresh[c[j]] then return true end
   end
@@ -292,67 +356,85 @@ local function cur_session()
   end
   return pre .. 'session:' .. session
 end
+-- the session counters added since the last session change: applied
+-- together (sess_flush) before the next change and after the ops, one
+-- HMGET, one HSET and one EXPIRE instead of an HINCRBY, an HSET of last_ts
+-- and an EXPIRE per field. last_ts goes second in the HSET, as it came
+-- after the first field's HINCRBY, so a new hash has its fields in the same
+-- order.
+local sess_f, sess_n, sess_at, sess_k = {}, {}, {}, 0
+local function sess_flush()
+  if sess_k == 0 then return end
+  local skey = cur_session()
+  local got = redis.call('HMGET', skey, unpack(sess_f, 1, sess_k))
+  local hs = {sess_f[1], (tonumber(got[1]) or 0) + sess_n[1], 'last_ts', now}
+  for q = 2, sess_k do
+    hs[2 * q + 1], hs[2 * q + 2] = sess_f[q], (tonumber(got[q]) or 0) + sess_n[q]
+  end
+  redis.call('HSET', skey, unpack(hs, 1, 2 * sess_k + 2))
+  redis.call('EXPIRE', skey, SESSION_TTL)
+  sess_f, sess_n, sess_at, sess_k = {}, {}, {}, 0
+end
 
-local groups, expire_later = {}, {}
+local expire_later = {}
 local bucketw, bucketorder = {}, {}
 local mirrors, mirror_keys, mirror_ttl = {}, {}, {}
 local applied = 0
-for _, op in ipairs(plan) do
-  local kind, key, field, ttl = op[1], op[2], op[3], op[5]
+-- the word ops: gathered here, written after the loop: one HMGET and one
+-- HSET per bucket, one ZMSCORE and one ZADD per window
+for at = wpos, wpos + 3 * nw - 1, 3 do
+  local n = sum(ARGV[at + 2], cl and contribs())
+  if n > 0 then
+    local key = ARGV[at]
+    local bw = bucketw[key]
+    if bw == nil then
+      bw = {b = tonumber(key), idx = {}, add = {}}
+      bucketw[key] = bw
+      bucketorder[#bucketorder + 1] = key
+    end
+    local i = hw_word(ARGV[at + 1])
+    local prev = bw.add[i]
+    if prev == nil then
+      bw.idx[#bw.idx + 1] = i
+      bw.add[i] = n
+    else
+      bw.add[i] = prev + n
+    end
+    local b = bw.b
+    if b > cursor[1] then addd[1][i] = (addd[1][i] or 0) + n end
+    if b > cursor[2] then addd[2][i] = (addd[2][i] or 0) + n end
+    if b > cursor[3] then addd[3][i] = (addd[3][i] or 0) + n end
+  end
+end
+-- the other ops, in order
+for at = opos, opos + 6 * no - 1, 6 do
+  local kind, key, field, ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 4]
+  local c = cl and contribs() -- nil when all markers were new
   local did = false
   if kind == 'zincr' then
-    local n = sum(op)
+    local n = sum(ARGV[at + 3], c)
     if n ~= 0 then
       redis.call('ZINCRBY', pre .. key, n, field)
       did = true
     end
-  elseif kind == 'hash' then
-    -- applied after the other ops (below), one HMGET and one HSET per key
-    groups[#groups + 1] = op
-    ttl = 0
-  elseif kind == 'word' then
-    -- gathered here, written after the loop: one HMGET and one HSET per
-    -- bucket, one ZMSCORE and one ZADD per window
-    local n = sum(op)
-    if n > 0 then
-      local bw = bucketw[key]
-      if bw == nil then
-        bw = {b = tonumber(key), idx = {}, add = {}}
-        bucketw[key] = bw
-        bucketorder[#bucketorder + 1] = key
-      end
-      local i = hw_word(field)
-      local prev = bw.add[i]
-      if prev == nil then
-        bw.idx[#bw.idx + 1] = i
-        bw.add[i] = n
-      else
-        bw.add[i] = prev + n
-      end
-      local b = bw.b
-      if b > cursor[1] then addd[1][i] = (addd[1][i] or 0) + n end
-      if b > cursor[2] then addd[2][i] = (addd[2][i] or 0) + n end
-      if b > cursor[3] then addd[3][i] = (addd[3][i] or 0) + n end
-    end
-    ttl = 0
   elseif kind == 'pub' then
-    if anyfresh(op) then
+    if anyfresh(c) then
       if key == '' then
-        redis.call('PUBLISH', base, op[7])
+        redis.call('PUBLISH', base, ARGV[at + 5])
       else
-        redis.call('PUBLISH', pre .. key, op[7])
+        redis.call('PUBLISH', pre .. key, ARGV[at + 5])
       end
       did = true
     end
   elseif kind == 'once' then
-    if anyfresh(op) and redis.call('SET', pre .. key, '1', 'NX', 'EX', ttl) then
-      redis.call('PUBLISH', base, op[7])
+    if anyfresh(c) and redis.call('SET', pre .. key, '1', 'NX', 'EX', ttl) then
+      redis.call('PUBLISH', base, ARGV[at + 5])
       did = true
     end
-    ttl = 0
+    ttl = '0'
   elseif kind == 'checkin' then
-    if anyfresh(op) then
-      local day = op[4]
+    if anyfresh(c) then
+      local day = tonumber(ARGV[at + 3])
       local h = redis.call('HMGET', pre .. key, 'last_day', 'streak', 'count')
       local last = tonumber(h[1])
       if last == nil or last < day then
@@ -364,37 +446,42 @@ for _, op in ipairs(plan) do
       did = true
     end
   elseif kind == 'sess' then
-    local n = sum(op)
+    local n = sum(ARGV[at + 3], c)
     if n ~= 0 then
-      local skey = cur_session()
-      redis.call('HINCRBY', skey, field, n)
-      redis.call('HSET', skey, 'last_ts', now)
-      redis.call('EXPIRE', skey, SESSION_TTL)
+      local q = sess_at[field]
+      if q == nil then
+        sess_k = sess_k + 1
+        q = sess_k
+        sess_at[field], sess_f[q], sess_n[q] = q, field, 0
+      end
+      sess_n[q] = sess_n[q] + n
     end
-    ttl = 0
+    ttl = '0'
   elseif kind == 'sess_start' then
-    if anyfresh(op) then
-      local sid = string.format('%d', op[4])
+    if anyfresh(c) then
+      sess_flush()
+      local sid = string.format('%d', tonumber(ARGV[at + 3]))
       redis.call('SET', pre .. 'session', sid, 'EX', SESSION_TTL)
       session = sid
       local skey = pre .. 'session:' .. sid
       redis.call('HSET', skey, 'id', sid, 'state', 'live', 'started', sid)
       redis.call('EXPIRE', skey, SESSION_TTL)
     end
-    ttl = 0
+    ttl = '0'
   elseif kind == 'sess_end' then
-    if anyfresh(op) then
+    if anyfresh(c) then
+      sess_flush()
       local skey = cur_session()
-      redis.call('HSET', skey, 'state', 'ended', 'ended', string.format('%d', op[4]))
+      redis.call('HSET', skey, 'state', 'ended', 'ended', string.format('%d', tonumber(ARGV[at + 3])))
       redis.call('EXPIRE', skey, SESSION_TTL)
       redis.call('DEL', pre .. 'session')
       session = nil
     end
-    ttl = 0
+    ttl = '0'
   end
   if did then
     applied = applied + 1
-    if ttl and ttl > 0 then
+    if tonumber(ttl) > 0 then
       local k = pre .. key
       if not expire[k] then
         expire[k] = true
@@ -404,6 +491,7 @@ for _, op in ipairs(plan) do
     end
   end
 end
+sess_flush()
 
 -- fn(names, nn, from) for the words hw_words[idx[from]], ... of idx[1..n],
 -- at most 1000 at a time, so that unpack stays far below Lua's C stack limit
@@ -486,8 +574,9 @@ local t_ops = usec()
 -- A mirror sets a sorted-set member's score from a counter's new value (a
 -- ranking such as user_stats = each user's messages), all members of a set
 -- in one ZADD instead of a ZINCRBY per member.
--- The common all-new case reads every value straight from the plan and
--- allocates nothing per key (want and args are reused, with explicit counts).
+-- The common all-new case reads every value straight from the plan's
+-- arguments and allocates nothing per key (want, args and vals are reused,
+-- with explicit counts).
 local function partial(kind, c)
   local pv = nil
   for q = 1, #c, 2 do
@@ -503,17 +592,26 @@ local function partial(kind, c)
   return pv
 end
 local want, args, vals = {}, {}, {}
-for _, op in ipairs(groups) do
-  local f, per, m = op[7], op[6], op[8]
-  local hkey = pre .. op[2]
-  local nw, nf = 0, #f
-  for j = 1, nf, 3 do
-    local kind, v = f[j + 1], f[j + 2]
-    if not allfresh then
-      local pv = partial(kind, per[(j + 2) / 3])
+for g = 1, ng do
+  local at = gpos[g]
+  local hkey = pre .. ARGV[at]
+  local sh = shapes[ARGV[at + 1]]
+  local f, k, nf, v0 = sh.f, sh.k, sh.nf, at + 1 -- field j's value: ARGV[v0 + j]
+  local m0 = v0 + nf                               -- mirror r's member: ARGV[m0 + r]
+  local nw = 0
+  for j = 1, nf do
+    local kind, v = k[j], ARGV[v0 + j]
+    if allfresh then
+      -- n / x go to HSET as the plan's text (what %.17g makes of them)
+      if kind == 'i' then
+        v = tonumber(v)
+        if v == 0 then v = nil end
+      end
+    else
+      local pv = partial(kind, contribs())
       if kind ~= 's' or pv == nil then v = pv end
+      if kind == 'i' and v == 0 then v = nil end
     end
-    if kind == 'i' and v == 0 then v = nil end
     vals[j] = v
     if v ~= nil and kind ~= 's' then
       nw = nw + 1
@@ -523,10 +621,10 @@ for _, op in ipairs(groups) do
   local got
   if nw > 0 then got = redis.call('HMGET', hkey, unpack(want, 1, nw)) end
   local na, wi, recent = 0, 0, false
-  for j = 1, nf, 3 do
+  for j = 1, nf do
     local v = vals[j]
     if v ~= nil then
-      local name, kind = f[j], f[j + 1]
+      local name, kind = f[j], k[j]
       if kind == 's' then
         args[na + 1], args[na + 2] = name, v
         na = na + 2
@@ -537,25 +635,26 @@ for _, op in ipairs(groups) do
           v = (o or 0) + v
           args[na + 1], args[na + 2] = name, v
           na = na + 2
-          for q = 1, #m, 4 do
-            if m[q] == name then
-              local zkey = m[q + 1]
-              local list = mirrors[zkey]
-              if list == nil then
-                list = {}
-                mirrors[zkey] = list
-                mirror_keys[#mirror_keys + 1] = zkey
-                mirror_ttl[zkey] = m[q + 3]
-              end
-              list[#list + 1] = v
-              list[#list + 1] = m[q + 2]
+          local fm = sh.fm[j]
+          for q = 1, #fm do
+            local r = fm[q]
+            local zkey = sh.mz[r]
+            local list = mirrors[zkey]
+            if list == nil then
+              list = {}
+              mirrors[zkey] = list
+              mirror_keys[#mirror_keys + 1] = zkey
+              mirror_ttl[zkey] = sh.mt[r]
             end
+            list[#list + 1] = v
+            list[#list + 1] = ARGV[m0 + r]
           end
         else
+          local nv = tonumber(v)
           -- a key whose hmax field (last_seen) was already within the last
           -- minute had its TTL refreshed then: skip this call's EXPIRE
           if kind == 'x' and o ~= nil and o >= now - 60000 then recent = true end
-          if o == nil or (kind == 'n' and v < o) or (kind == 'x' and v > o) then
+          if o == nil or (kind == 'n' and nv < o) or (kind == 'x' and nv > o) then
             args[na + 1], args[na + 2] = name, v
             na = na + 2
           end
@@ -566,9 +665,9 @@ for _, op in ipairs(groups) do
   if na > 0 then
     redis.call('HSET', hkey, unpack(args, 1, na))
     applied = applied + 1
-    if op[5] > 0 and not recent then
+    if tonumber(sh.ttl) > 0 and not recent then
       expire_later[#expire_later + 1] = hkey
-      expire_later[#expire_later + 1] = op[5]
+      expire_later[#expire_later + 1] = sh.ttl
     end
   end
 end
@@ -577,7 +676,7 @@ for _, zkey in ipairs(mirror_keys) do
   for from = 1, #pairs_, 2000 do
     redis.call('ZADD', pre .. zkey, unpack(pairs_, from, math.min(from + 1999, #pairs_)))
   end
-  if mirror_ttl[zkey] > 0 then redis.call('EXPIRE', pre .. zkey, mirror_ttl[zkey]) end
+  if tonumber(mirror_ttl[zkey]) > 0 then redis.call('EXPIRE', pre .. zkey, mirror_ttl[zkey]) end
 end
 
 for j = 1, #expire_later, 2 do

@@ -7,8 +7,9 @@
  * counted and skipped; see sanitize.h), group the messages by room, and per
  * room: render each message's JSON, segment chat text, run the
  * plugins' on_message (which add ops), add the session ops, serialise the
- * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now, plan,
- * contributions and (msg_id, json, marker set) triples in one EVALSHA. Ops are
+ * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now,
+ * contributions, the message count, (msg_id, json, marker set) triples and
+ * the plan (flat arguments, see ops_plan) in one EVALSHA. Ops are
  * aggregated in a hash table keyed by (kind, key, field); each keeps its total
  * and a linked list of (message index, amount) contributions in one shared
  * vector, so that the script can apply the total when all markers are new and
@@ -152,9 +153,9 @@ struct lt_processor {
 	struct lt_buf json;  /* the room's messages' JSON, back to back */
 	uint32_t *json_off;
 	size_t capjson;
-	struct lt_buf plan;
-	struct lt_buf contribs; /* the ops' contributions, ARGV[3] */
-	char key[ROOM_KEY_MAX + 8], nowtxt[24]; /* KEYS[1] and ARGV[1] */
+	struct lt_buf plan;     /* the plan's numbers, as text */
+	struct lt_buf contribs; /* the ops' contributions, ARGV[2] */
+	char key[ROOM_KEY_MAX + 8], nowtxt[24], ntxt[24]; /* KEYS[1], ARGV[1], ARGV[3] */
 	const char **argv;
 	size_t *lens;
 	size_t capargv;
@@ -500,15 +501,24 @@ static void plan_contribs(const struct lt_ops *o, const struct op *op, struct lt
 }
 
 /*
- * The plan: a JSON array of ops. Every op but the hash ones is
- * [kind, key, field, total, ttl, null(, extra)]; the hash ops and zmirrors
- * of one key come last, as one op per key:
- *   ["hash", key, "", 0, ttl, null, [field, k, value, ...], [hash field,
- *    sorted set, member, ttl, ...]]
- * with k = "i" (hincr: value = total), "n" / "x" (hmin / hmax: value =
- * the extreme) or "s" (hset: value = the string), and the mirrors that set
- * a member's score to a counter field's new value. The contributions: per
- * op, and per field of a hash op, in plan order, "idx:amt,idx:amt,...;"
+ * The plan: flat EVALSHA arguments, read by apply.lua in place (no decode),
+ * after the messages' (msg_id, json, set) triples, in three sections:
+ *   nw, then per word op: bucket, word, total
+ *   no, then per other op: kind, key, field, total, ttl, extra ("" if none)
+ *   ng, then per hash key: key, shape, its fields' values, its mirrors'
+ *       members; the shape (ops_shape) names the fields and mirrors
+ * A hash key carries every hash op of that key and the zmirrors that read
+ * one of its counters, so the script reads and writes each key once. What
+ * is the same for every user of a plugin (field names and kinds, mirrors'
+ * sorted sets, ttls) travels as one argument, the shape, which the script
+ * reads once per call and distinct shape: each argument costs Redis about
+ * 900 instructions (parsed, made an object and a Lua string), about what
+ * cjson.decode spent per JSON value, and a user's hash took 19 of them.
+ * Words come first and the other ops keep their order: an op's effect
+ * depends only on the ops of its own section before it. Strings go as they
+ * are (the sanitizer made them valid UTF-8, which the JSON plan carried
+ * unchanged), numbers as decimal integers. The contributions (*cout): per
+ * op, and per field of a hash key, in that order, "idx:amt,idx:amt,...;"
  * (apply.lua parses them only when some marker was not new).
  *
  * apply.lua trusts the plan's values, so they are checked here: a number
@@ -517,88 +527,173 @@ static void plan_contribs(const struct lt_ops *o, const struct op *op, struct lt
  * script, after the markers were set) or a once op without a ttl makes the
  * plan LT_EINVAL, which the caller treats like a refusal by the script:
  * it applies the call's messages in halves and drops only the culprit.
+ */
+
+/* Arguments the plan of o takes (after the message triples). */
+static size_t ops_plan_args(const struct lt_ops *o)
+{
+	size_t n = 3 + 2 * o->ng; /* nw, no, ng; per key: key, shape */
+
+	for (size_t i = 0; i < o->n; i++) {
+		const struct op *op = &o->ops[i];
+		n += op->kind == K_WORD ? 3 : grouped(op->kind) ? 1 : 6;
+	}
+	return n;
+}
+
+/* Bytes every shape of o takes at most (see ops_shape). */
+static size_t ops_shape_bytes(const struct lt_ops *o)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < o->ng; i++)
+		n += 3 * (LT_BUF_I64_MAX + 1);
+	for (size_t i = 0; i < o->n; i++) {
+		const struct op *op = &o->ops[i];
+		if (op->kind == K_ZMIRROR)
+			n += op->extra_len + strlen(op->key) + 2 + LT_BUF_I64_MAX + 1;
+		else if (grouped(op->kind))
+			n += strlen(op->field) + 3;
+	}
+	return n;
+}
+
+/* Argument *k is s[0..len). */
+static void plan_str(const char **argv, size_t *lens, size_t *k, const char *s, size_t len)
+{
+	argv[*k] = s;
+	lens[*k] = len;
+	(*k)++;
+}
+
+/* Argument *k is v in decimal, kept in nums (reserved: it never moves). */
+static void plan_i64(struct lt_buf *nums, const char **argv, size_t *lens, size_t *k, int64_t v)
+{
+	size_t at = nums->len;
+
+	lt_buf_i64(nums, v);
+	nums->len++; /* keep the NUL: the next number starts after it */
+	plan_str(argv, lens, k, (const char *)nums->data + at, nums->len - 1 - at);
+}
+
+/* Append s and its NUL to the shape being written. */
+static void shape_put(struct lt_buf *b, const char *s, size_t len)
+{
+	lt_buf_append(b, s, len);
+	lt_buf_append(b, "", 1);
+}
+
+static void shape_i64(struct lt_buf *b, int64_t v)
+{
+	char t[LT_BUF_I64_MAX];
+
+	shape_put(b, t, lt_buf_fmt_i64(t, v));
+}
+
+/*
+ * The shape of hash key g, appended to b: NUL-terminated elements ttl, nf,
+ * nf x (field, k), nm, nm x (hash field, sorted set, ttl), with k = "i"
+ * (hincr: value = total), "n" / "x" (hmin / hmax: value = the extreme) or
+ * "s" (hset: value = the string); a mirror sets the member's score to the
+ * counter field's new value. Names hold no NUL (they are C strings).
+ */
+static void ops_shape(const struct lt_ops *o, const struct hgroup *g, struct lt_buf *b)
+{
+	static const char hkind[][2] = {[K_HINCR] = "i", [K_HMIN] = "n", [K_HMAX] = "x", [K_HSET] = "s"};
+	int64_t nf = 0, nm = 0;
+
+	for (int32_t j = g->head; j >= 0; j = o->ops[j].gnext)
+		nf++;
+	for (int32_t j = g->mhead; j >= 0; j = o->ops[j].gnext)
+		nm++;
+	shape_i64(b, g->ttl);
+	shape_i64(b, nf);
+	for (int32_t j = g->head; j >= 0; j = o->ops[j].gnext) {
+		const struct op *op = &o->ops[j];
+		shape_put(b, op->field, strlen(op->field));
+		shape_put(b, hkind[op->kind], 1);
+	}
+	shape_i64(b, nm);
+	for (int32_t j = g->mhead; j >= 0; j = o->ops[j].gnext) {
+		const struct op *op = &o->ops[j];
+		shape_put(b, op->extra, op->extra_len);
+		shape_put(b, op->key, strlen(op->key));
+		shape_i64(b, op->ttl);
+	}
+}
+
+/*
+ * Write the plan of o into argv / lens from index 0 (room for
+ * ops_plan_args(o) entries), its numbers and shapes into nums and the
+ * contributions into cout. The strings stay o's (valid until ops_reset).
  * Returns LT_OK, LT_EINVAL or the buffers' sticky error.
  */
-static int ops_plan(const struct lt_ops *o, struct lt_buf *out, struct lt_buf *cout)
+static int ops_plan(const struct lt_ops *o, struct lt_buf *nums, struct lt_buf *cout, const char **argv,
+		    size_t *lens)
 {
-	static const char hkind[] = {[K_HINCR] = 'i', [K_HMIN] = 'n', [K_HMAX] = 'x', [K_HSET] = 's'};
-	int first = 1;
+	size_t k = 0, nw = 0, no = 0;
+	const uint8_t *base;
 
 	for (size_t i = 0; i < o->n; i++) {
 		const struct op *op = &o->ops[i];
 		if (op->total > PLAN_SAFE || op->total < -PLAN_SAFE || op->ttl < 0 || (op->kind == K_ONCE && op->ttl == 0))
 			return LT_EINVAL;
+		if (op->kind == K_WORD)
+			nw++;
+		else if (!grouped(op->kind))
+			no++;
 	}
 
-	lt_buf_reset(out);
+	lt_buf_reset(nums);
 	lt_buf_reset(cout);
-	lt_buf_putc(out, '[');
+	/* every number at most 20 characters and its NUL, then the shapes */
+	if (lt_buf_reserve(nums, (ops_plan_args(o) + 1) * (LT_BUF_I64_MAX + 1) + ops_shape_bytes(o)) != LT_OK)
+		return lt_buf_err(nums);
+	base = nums->data;
+	plan_i64(nums, argv, lens, &k, (int64_t)nw);
 	for (size_t i = 0; i < o->n; i++) {
 		const struct op *op = &o->ops[i];
-		if (grouped(op->kind))
+		if (op->kind != K_WORD)
 			continue;
-		if (!first)
-			lt_buf_putc(out, ',');
-		first = 0;
-		lt_buf_append(out, "[\"", 2);
-		lt_buf_puts(out, kind_name[op->kind]);
-		lt_buf_append(out, "\",", 2);
-		lt_json_str(out, op->key, strlen(op->key));
-		lt_buf_putc(out, ',');
-		lt_json_str(out, op->field, strlen(op->field));
-		lt_buf_putc(out, ',');
-		lt_buf_i64(out, op->total);
-		lt_buf_putc(out, ',');
-		lt_buf_i64(out, op->ttl);
-		lt_buf_append(out, ",null", 5);
+		plan_str(argv, lens, &k, op->key, strlen(op->key));
+		plan_str(argv, lens, &k, op->field, strlen(op->field));
+		plan_i64(nums, argv, lens, &k, op->total);
 		plan_contribs(o, op, cout);
-		if (op->extra) {
-			lt_buf_putc(out, ',');
-			lt_json_str(out, op->extra, op->extra_len);
-		}
-		lt_buf_putc(out, ']');
 	}
+	plan_i64(nums, argv, lens, &k, (int64_t)no);
+	for (size_t i = 0; i < o->n; i++) {
+		const struct op *op = &o->ops[i];
+		if (op->kind == K_WORD || grouped(op->kind))
+			continue;
+		plan_str(argv, lens, &k, kind_name[op->kind], strlen(kind_name[op->kind]));
+		plan_str(argv, lens, &k, op->key, strlen(op->key));
+		plan_str(argv, lens, &k, op->field, strlen(op->field));
+		plan_i64(nums, argv, lens, &k, op->total);
+		plan_i64(nums, argv, lens, &k, op->ttl);
+		plan_str(argv, lens, &k, op->extra ? op->extra : "", op->extra ? op->extra_len : 0);
+		plan_contribs(o, op, cout);
+	}
+	plan_i64(nums, argv, lens, &k, (int64_t)o->ng);
 	for (size_t i = 0; i < o->ng; i++) {
 		const struct hgroup *g = &o->g[i];
-		if (!first)
-			lt_buf_putc(out, ',');
-		first = 0;
-		lt_buf_append(out, "[\"hash\",", 8);
-		lt_json_str(out, g->key, strlen(g->key));
-		lt_buf_append(out, ",\"\",0,", 6);
-		lt_buf_i64(out, g->ttl);
-		lt_buf_append(out, ",null,[", 7);
-		for (int32_t k = g->head; k >= 0; k = o->ops[k].gnext) {
-			const struct op *op = &o->ops[k];
-			if (k != g->head)
-				lt_buf_putc(out, ',');
-			lt_json_str(out, op->field, strlen(op->field));
-			lt_buf_append(out, ",\"", 2);
-			lt_buf_putc(out, hkind[op->kind]);
-			lt_buf_append(out, "\",", 2);
+		size_t at = nums->len;
+		plan_str(argv, lens, &k, g->key, strlen(g->key));
+		ops_shape(o, g, nums);
+		plan_str(argv, lens, &k, (const char *)nums->data + at, nums->len - at);
+		for (int32_t j = g->head; j >= 0; j = o->ops[j].gnext) {
+			const struct op *op = &o->ops[j];
 			if (op->kind == K_HSET)
-				lt_json_str(out, op->extra, op->extra_len);
+				plan_str(argv, lens, &k, op->extra, op->extra_len);
 			else
-				lt_buf_i64(out, op->total);
+				plan_i64(nums, argv, lens, &k, op->total);
 			plan_contribs(o, op, cout);
 		}
-		lt_buf_append(out, "],[", 3);
-		for (int32_t k = g->mhead; k >= 0; k = o->ops[k].gnext) {
-			const struct op *op = &o->ops[k];
-			if (k != g->mhead)
-				lt_buf_putc(out, ',');
-			lt_json_str(out, op->extra, op->extra_len);
-			lt_buf_putc(out, ',');
-			lt_json_str(out, op->key, strlen(op->key));
-			lt_buf_putc(out, ',');
-			lt_json_str(out, op->field, strlen(op->field));
-			lt_buf_putc(out, ',');
-			lt_buf_i64(out, op->ttl);
-		}
-		lt_buf_append(out, "]]", 2);
+		for (int32_t j = g->mhead; j >= 0; j = o->ops[j].gnext)
+			plan_str(argv, lens, &k, o->ops[j].field, strlen(o->ops[j].field));
 	}
-	lt_buf_putc(out, ']');
-	return lt_buf_err(out) ? lt_buf_err(out) : lt_buf_err(cout);
+	if (nums->data != base || k != ops_plan_args(o))
+		return LT_ENOMEM; /* cannot happen: reserved above, counted alike */
+	return lt_buf_err(nums) ? lt_buf_err(nums) : lt_buf_err(cout);
 }
 
 /* ---- plugins ------------------------------------------------------------ */
@@ -921,6 +1016,7 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	size_t n = to - from;
 	char *key = p->key, *nowtxt = p->nowtxt;
 	const char *room = p->items[from].room;
+	size_t nplan;
 	int rc;
 
 	ops_reset(&p->ops);
@@ -969,11 +1065,12 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 			return -p->ops.err;
 	}
 	p->json_off[n] = (uint32_t)p->json.len;
-	rc = ops_plan(&p->ops, &p->plan, &p->contribs);
+	nplan = ops_plan_args(&p->ops);
+	if (reserve_argv(p, 4 + 3 * n + nplan) != LT_OK)
+		return -LT_ENOMEM;
+	rc = ops_plan(&p->ops, &p->plan, &p->contribs, p->argv + 4 + 3 * n, p->lens + 4 + 3 * n);
 	if (rc != LT_OK)
 		return -rc;
-	if (reserve_argv(p, 4 + 3 * n) != LT_OK)
-		return -LT_ENOMEM;
 	if (n > p->capsets) {
 		char(*g)[24] = realloc(p->sets, n * sizeof(*g));
 		if (!g)
@@ -987,10 +1084,10 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	p->lens[0] = strlen(key);
 	p->argv[1] = nowtxt;
 	p->lens[1] = strlen(nowtxt);
-	p->argv[2] = lt_buf_cstr(&p->plan);
-	p->lens[2] = p->plan.len;
-	p->argv[3] = lt_buf_cstr(&p->contribs);
-	p->lens[3] = p->contribs.len;
+	p->argv[2] = lt_buf_cstr(&p->contribs);
+	p->lens[2] = p->contribs.len;
+	p->lens[3] = lt_buf_fmt_i64(p->ntxt, (int64_t)n);
+	p->argv[3] = p->ntxt;
 	for (size_t i = 0; i < n; i++) {
 		const struct lt_msg *m = &p->items[from + i].m;
 		int64_t set = m->ts >= 0 ? m->ts / SEEN_SET_MS : 0;
@@ -1001,7 +1098,7 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 		p->lens[6 + 3 * i] = lt_buf_fmt_i64(p->sets[i], set);
 		p->argv[6 + 3 * i] = p->sets[i];
 	}
-	return (int)(4 + 3 * n);
+	return (int)(4 + 3 * n + nplan);
 }
 
 /* After Redis answered r for items[from..to): count, tell the plugins. */
@@ -1310,10 +1407,10 @@ int lt_processor_tick(struct lt_processor *p, int64_t now)
 		lens[0] = strlen(key);
 		argv[1] = nowtxt;
 		lens[1] = strlen(nowtxt);
-		argv[2] = "[]";
-		lens[2] = 2;
-		argv[3] = "";
-		lens[3] = 0;
+		argv[2] = "";
+		lens[2] = 0;
+		argv[3] = "0";
+		lens[3] = 1;
 		if (lt_redis_sink_apply(p->sink, 4, argv, lens, &r) != LT_OK) {
 			rc = LT_EREDIS;
 			break;

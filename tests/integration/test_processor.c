@@ -1257,8 +1257,8 @@ static bool sink_logs_hint(redisContext *c, const char *zset_entries)
 	struct lt_redis_sink *s = NULL;
 	struct lt_redis_apply_reply r;
 	struct lt_error e = {0};
-	const char *argv[4] = {"live:{bilibili:sinkhint}", "1704067200000", "[]", ""};
-	size_t lens[4] = {24, 13, 2, 0};
+	const char *argv[4] = {"live:{bilibili:sinkhint}", "1704067200000", "", "0"};
+	size_t lens[4] = {24, 13, 0, 1};
 	redisReply *rr;
 
 	ck_assert_int_ge(fd, 0);
@@ -1302,13 +1302,19 @@ START_TEST(redis_sink_tells_refusals_apart)
 	struct lt_redis_sink *s = NULL;
 	struct lt_redis_apply_reply r;
 	struct lt_error e = {0};
-	const char *argv[7] = {"live:{bilibili:sinktest}", "1704067200000", "[]", "", "m1", "{}", "2840111"};
-	size_t lens[7];
+	const char *argv[13] = {"live:{bilibili:sinktest}", "1704067200000", "", "0", "m1", "{}", "2840111",
+				"0", "0", "1", "user:x", "", "a"};
+	/* hash key shapes: ttl, nf, (field, k) ..., nm, each ended by a NUL */
+	static const char shape[] = "0\0" "1\0" "a\0" "i\0" "0\0";
+	static const char no_ttl[] = "1\0" "a\0" "i\0" "0\0";
+	size_t lens[13];
 	redisContext *c = rconn();
 	redisReply *rr;
 
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 13; i++)
 		lens[i] = strlen(argv[i]);
+	rr = redisCommand(c, "DEL live:{bilibili:sinktest}:seen:2840111 live:{bilibili:sinktest}:user:x");
+	freeReplyObject(rr);
 	ck_assert_int_eq(lt_redis_sink_open(lt_test_redis_url(), 2000, &s, &e), LT_OK);
 	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_OK);
 	argv[1] = "-5";
@@ -1316,18 +1322,37 @@ START_TEST(redis_sink_tells_refusals_apart)
 	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_EINVAL);
 	argv[1] = "1704067200000";
 	lens[1] = strlen(argv[1]);
-	argv[2] = "not json";
-	lens[2] = strlen(argv[2]);
+	argv[3] = "not a count";
+	lens[3] = strlen(argv[3]);
 	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_EINVAL);
-	argv[2] = "[]";
-	lens[2] = 2;
+	argv[3] = "1";
+	lens[3] = 1;
 	ck_assert_int_eq(lt_redis_sink_apply(s, 6, argv, lens, &r), LT_EINVAL); /* 2 of 3 message args */
 	argv[4] = "";
 	lens[4] = 0;
 	ck_assert_int_eq(lt_redis_sink_apply(s, 7, argv, lens, &r), LT_EINVAL); /* empty msg_id */
-	/* pipelined, the same answers in order */
 	argv[4] = "m1";
 	lens[4] = 2;
+	/* the plan's sections must end with the last argument, a hash key's
+	 * shape must be well formed: refused before the marker is written */
+	ck_assert_int_eq(lt_redis_sink_apply(s, 9, argv, lens, &r), LT_EINVAL);  /* no ng */
+	ck_assert_int_eq(lt_redis_sink_apply(s, 11, argv, lens, &r), LT_EINVAL); /* no shape */
+	ck_assert_int_eq(lt_redis_sink_apply(s, 12, argv, lens, &r), LT_EINVAL); /* empty shape */
+	argv[11] = no_ttl;
+	lens[11] = sizeof(no_ttl) - 1;
+	ck_assert_int_eq(lt_redis_sink_apply(s, 13, argv, lens, &r), LT_EINVAL);
+	argv[11] = shape;
+	lens[11] = sizeof(shape) - 1;
+	ck_assert_int_eq(lt_redis_sink_apply(s, 12, argv, lens, &r), LT_EINVAL); /* its value missing */
+	ck_assert_int_eq(integer(c, "EXISTS %s", "live:{bilibili:sinktest}:seen:2840111"), 0);
+	argv[12] = "7";
+	lens[12] = 1;
+	ck_assert_int_eq(lt_redis_sink_apply(s, 13, argv, lens, &r), LT_OK); /* well formed */
+	ck_assert_int_eq(r.fresh, 1);
+	ck_assert_int_eq(hget_ll(c, "live:{bilibili:sinktest}:user:x", "a"), 7);
+	/* pipelined, the same answers in order */
+	argv[3] = "0";
+	lens[3] = 1;
 	ck_assert_int_eq(lt_redis_sink_send(s, 4, argv, lens), LT_OK);
 	argv[1] = "x";
 	lens[1] = 1;
@@ -1515,6 +1540,58 @@ START_TEST(sessions)
 }
 END_TEST
 
+/* One batch that opens and closes a session between its messages: each
+ * session counter goes to the session current where its field first comes
+ * in the batch (the ops are aggregated per field), before the start (the
+ * day's session), inside it, after the end (the day's again); apply.lua
+ * writes a session's counters together, so it must do so before each
+ * change. Applied twice, nothing changes. */
+START_TEST(sessions_change_within_a_batch)
+{
+	char room[64], day[160], live[160];
+	int64_t now = lt_clock_wall_ms();
+	struct lt_msg ms[5];
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	redisContext *c = rconn();
+	redisReply *r;
+
+	room_name(room, sizeof(room), "sessmix");
+	ms[0] = mk(room, LT_MSG_CHAT, "x1", "u1", "a", "hi", now - 60);
+	ms[1] = mk(room, LT_MSG_LIVE_START, "x2", "", "", "", now - 50);
+	ms[2] = mk(room, LT_MSG_GIFT, "x3", "u1", "a", "x", now - 40);
+	ms[2].count = 3;
+	ms[2].value = 30;
+	ms[3] = mk(room, LT_MSG_LIVE_END, "x4", "", "", "", now - 30);
+	ms[4] = mk(room, LT_MSG_LIKE, "x5", "u2", "b", "", now - 20);
+	ms[4].count = 4;
+	batch(&b, ms, 5, 1);
+	for (int k = 0; k < 2; k++) {
+		ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+		snprintf(day, sizeof(day), "live:{bilibili:%s}:session:d%lld", room, (long long)(now / 86400000));
+		snprintf(live, sizeof(live), "live:{bilibili:%s}:session:%lld", room, (long long)(now - 50));
+		ck_assert_int_eq(hget_ll(c, day, "messages"), 1);
+		ck_assert_int_eq(hget_ll(c, day, "likes"), 4);
+		ck_assert_int_eq(hget_ll(c, day, "last_ts"), now);
+		ck_assert_int_eq(hget_ll(c, day, "gifts"), -1);
+		ck_assert_int_eq(hget_ll(c, live, "gifts"), 3);
+		ck_assert_int_eq(hget_ll(c, live, "gift_value"), 30);
+		ck_assert_int_eq(hget_ll(c, live, "last_ts"), now);
+		ck_assert_int_eq(hget_ll(c, live, "messages"), -1);
+		ck_assert_int_eq(hget_ll(c, live, "likes"), -1);
+		ck_assert_int_eq(hget_ll(c, live, "ended"), now - 30);
+		r = redisCommand(c, "HGET %s state", live);
+		ck_assert_str_eq(r->str, "ended");
+		freeReplyObject(r);
+		ck_assert_int_gt(integer(c, "TTL %s", day), 7000);
+		ck_assert_int_gt(integer(c, "TTL %s", live), 7000);
+	}
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("processor");
@@ -1533,6 +1610,7 @@ int main(void)
 	tcase_add_test(tc, plugins_keywords_checkin_fortune);
 	tcase_add_test(tc, plugin_order_dependencies_and_failures);
 	tcase_add_test(tc, sessions);
+	tcase_add_test(tc, sessions_change_within_a_batch);
 	tcase_add_test(tc, apply_many_together);
 	tcase_add_test(tc, corrupted_batches_never_crash);
 	tcase_add_test(tc, corrupted_records_never_take_their_batch);
