@@ -263,7 +263,8 @@ static void assert_time_ordered_key(PGconn *c, const char *t)
 {
 	char sql[256];
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass", t);
-	ck_assert_msg(q_long(c, sql) == 1, "%s has %ld indexes", t, q_long(c, sql));
+	long n = q_long(c, sql);
+	ck_assert_msg(n == 1, "%s has %ld indexes", t, n);
 	snprintf(sql, sizeof sql,
 		 "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = '%s'::regclass AND "
 		 "indisprimary",
