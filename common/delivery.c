@@ -148,9 +148,6 @@ struct lt_delivery {
 	/* When NNG's send queue of a kind is full, the message waits in an aio
 	 * and the kind is busy until its callback. */
 	nng_aio *saio[NKINDS];
-	/* The kind's non-blocking sends (send_now): no callback, so NNG
-	 * completes it on the calling thread. */
-	nng_aio *naio[NKINDS];
 	bool sbusy[NKINDS];
 	int64_t sbusy_since[NKINDS]; /* when the kind's send aio was started */
 	uint64_t sseq[NKINDS];	     /* the batch waiting in saio */
@@ -539,26 +536,6 @@ void lt_delivery_flush(struct lt_delivery *d)
 
 /* ---- sending ---- */
 
-/* Hand m to NNG's queue for kind k if it has room, as nng_sendmsg with
- * NNG_FLAG_NONBLOCK does, but through the kind's own aio: nng_sendmsg
- * allocates and frees an aio per message, and each allocation costs a
- * getrandom(2) call in NNG 1.5.2 (two a batch). The aio has no callback, so
- * NNG completes it on this thread and the wait returns at once. Returns
- * NNG's code; on failure m is still the caller's. Called with d->mu held
- * (which serialises the use of the aio). */
-static int send_now(struct lt_delivery *d, int k, nng_msg *m)
-{
-	nng_aio *a = d->naio[k];
-	nng_aio_set_msg(a, m);
-	nng_aio_set_timeout(a, NNG_DURATION_ZERO);
-	nng_send_aio(d->push[k], a);
-	nng_aio_wait(a);
-	int rv = nng_aio_result(a);
-	if (rv != 0)
-		nng_aio_set_msg(a, NULL);
-	return rv;
-}
-
 /* Send e to kind k without blocking: straight into NNG's queue, or, when that
  * is full (consumers slower than us, or none connected), through the kind's
  * send aio, which makes the kind busy until NNG takes the message or
@@ -588,7 +565,7 @@ static int send_ent(struct lt_delivery *d, int k, uint64_t abs, int64_t now)
 	} else {
 		d->st.spool_reads++;
 	}
-	if (send_now(d, k, m) != 0) {
+	if (nng_sendmsg(d->push[k], m, NNG_FLAG_NONBLOCK) != 0) {
 		d->st.send_eagain++;
 		d->sbusy[k] = true;
 		d->sbusy_since[k] = now;
@@ -1303,8 +1280,7 @@ int lt_delivery_open(const struct lt_delivery_opts *o, struct lt_delivery **out,
 		}
 		d->push_open[k] = true;
 		d->sctx[k] = (struct send_ctx){d, k};
-		if ((rv = nng_aio_alloc(&d->saio[k], send_cb, &d->sctx[k])) != 0 ||
-		    (rv = nng_aio_alloc(&d->naio[k], NULL, NULL)) != 0) {
+		if ((rv = nng_aio_alloc(&d->saio[k], send_cb, &d->sctx[k])) != 0) {
 			rc = lt_error_set(e, LT_ENOMEM, "delivery: aio: %s", nng_strerror(rv));
 			goto fail;
 		}
@@ -1455,8 +1431,6 @@ static void *nng_teardown_run(void *arg)
 				nng_msg_free(m);
 			nng_aio_free(d->saio[k]);
 		}
-		if (d->naio[k])
-			nng_aio_free(d->naio[k]); /* idle: send_now leaves no message in it */
 	}
 	pthread_mutex_lock(&t->mu);
 	t->done = true;
