@@ -1348,22 +1348,14 @@ int lt_delivery_drain(struct lt_delivery *d, int timeout_ms)
 	pthread_mutex_lock(&d->mu);
 	if (d->open_count > 0 && seal(d) != LT_OK)
 		d->open_deadline = mono_ms();
-	d->kick = false;
 	pthread_cond_signal(&d->wake);
 	while (d->st.pending_batches > 0 || d->open_count > 0) {
 		if (pthread_cond_timedwait(&d->drained, &d->mu, &ts) == ETIMEDOUT) {
 			rc = d->st.pending_batches > 0 || d->open_count > 0 ? LT_ETIMEDOUT : LT_OK;
 			break;
 		}
-		if (d->open_count > 0 && d->st.pending_batches == 0 && seal(d) != LT_OK) {
+		if (d->open_count > 0 && d->st.pending_batches == 0 && seal(d) != LT_OK)
 			d->open_deadline = mono_ms();
-			want_pass(d, d->open_deadline);
-		}
-		if (d->kick) {
-			/* this wait releases mu without unlock_kick: signal here */
-			d->kick = false;
-			pthread_cond_signal(&d->wake);
-		}
 	}
 	pthread_mutex_unlock(&d->mu);
 	return rc;
