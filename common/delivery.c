@@ -98,8 +98,6 @@ struct lt_delivery {
 
 	pthread_mutex_t mu;
 	pthread_cond_t wake;	/* the worker waits here */
-	int64_t wake_at;	/* mono ms the waiting worker wakes by itself; 0 while it runs a pass */
-	bool kick;		/* signal wake once mu is released (unlock_kick) */
 	pthread_cond_t drained; /* drain waits here */
 	pthread_t thr;
 	bool thr_started;
@@ -189,36 +187,6 @@ static struct timespec mono_deadline(int64_t at_ms)
 {
 	struct timespec ts = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
 	return ts;
-}
-
-/* ---- waking the worker ---- */
-
-/* The worker sleeps until wake_at, the earliest deadline it knew of when it
- * last computed one; while it runs a pass (wake_at 0) it sees every change
- * made under mu before it computes the next. Whoever changes its state calls
- * want_pass with the earliest time the worker must look at that change, and
- * the worker is signalled only when that is before it would wake anyway. The
- * signal is sent by unlock_kick after mu is released, so the worker does not
- * wake only to block on the mutex its waker still holds. A worker signalled
- * on every new batch, every fourth record and every ack of either kind woke
- * about five times a batch in a quiet room; it now wakes about twice (the
- * new batch, its linger deadline). Called with d->mu held. */
-static void want_pass(struct lt_delivery *d, int64_t at)
-{
-	if (d->wake_at != 0 && at < d->wake_at) {
-		d->wake_at = 0;
-		d->kick = true;
-	}
-}
-
-/* Release d->mu and send the signal want_pass asked for, if any. */
-static void unlock_kick(struct lt_delivery *d)
-{
-	bool kick = d->kick;
-	d->kick = false;
-	pthread_mutex_unlock(&d->mu);
-	if (kick)
-		pthread_cond_signal(&d->wake);
 }
 
 /* ---- the ring of pending batches ---- */
@@ -399,7 +367,7 @@ static int seal(struct lt_delivery *d)
 	d->st.pending_batches++;
 	d->open_count = 0;
 	lt_buf_reset(&d->open);
-	want_pass(d, 0); /* send it */
+	pthread_cond_signal(&d->wake);
 	return LT_OK;
 }
 
@@ -491,7 +459,7 @@ int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
 		if (rc != LT_OK)
 			goto out;
 		open_deadlines(d, mono_ms());
-		want_pass(d, d->open_few_deadline); /* next_wake's first pick for it */
+		pthread_cond_signal(&d->wake);
 	}
 	rc = lt_wire_batch_add(&d->open, &c);
 	if (rc == LT_ETOOBIG && d->open_count > 0) {
@@ -504,7 +472,6 @@ int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
 		rc = lt_wire_batch_begin(&d->open, LT_WIRE_KIND_DATA, 0, d->source_id, d->next_seq);
 		if (rc == LT_OK) {
 			open_deadlines(d, mono_ms());
-			want_pass(d, d->open_few_deadline);
 			rc = lt_wire_batch_add(&d->open, &c);
 		}
 	}
@@ -518,20 +485,18 @@ int lt_delivery_push(struct lt_delivery *d, const struct lt_msg *m)
 	if ((int)d->open_count >= d->batch_max || d->open.len >= d->batch_bytes_max)
 		seal(d); /* on LT_EAGAIN the batch stays open; the next push reports it */
 	else if (d->open_count == FEW_RECORDS)
-		want_pass(d, d->open_deadline); /* it waits for company no longer */
+		pthread_cond_signal(&d->wake); /* it waits for company no longer */
 out:
-	unlock_kick(d);
+	pthread_mutex_unlock(&d->mu);
 	return rc;
 }
 
 void lt_delivery_flush(struct lt_delivery *d)
 {
 	pthread_mutex_lock(&d->mu);
-	if (d->open_count > 0 && seal(d) != LT_OK) {
+	if (d->open_count > 0 && seal(d) != LT_OK)
 		d->open_deadline = mono_ms(); /* let the worker keep trying */
-		want_pass(d, d->open_deadline);
-	}
-	unlock_kick(d);
+	pthread_mutex_unlock(&d->mu);
 }
 
 /* ---- sending ---- */
@@ -617,8 +582,8 @@ static void send_cb(void *arg)
 				e->tries[c->k]--;
 		}
 	}
-	want_pass(d, 0); /* the kind may send again */
-	unlock_kick(d);
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->mu);
 }
 
 /* Whether kind k's sends wait for its ack links: a consumer's ack link has
@@ -941,8 +906,6 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&d->mu);
 	while (!d->closing) {
 		int64_t now = mono_ms();
-		d->wake_at = 0; /* running: want_pass need not signal */
-		d->st.worker_passes++;
 		if (d->open_count > 0 && now >= d->open_deadline) {
 			bool held = d->open_held;
 			if (!open_due(d, now)) {
@@ -976,7 +939,6 @@ static void *worker(void *arg)
 		int64_t w = next_wake(d, now);
 		if (w > now) {
 			struct timespec ts = mono_deadline(w);
-			d->wake_at = w;
 			pthread_cond_timedwait(&d->wake, &d->mu, &ts);
 		}
 	}
@@ -1027,12 +989,6 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 	d->st.acks++;
 	infl_remove(d, k, abs);
 	int64_t now = mono_ms();
-	/* The worker needs this ack only when it frees a slot for a batch not
-	 * yet sent to k, or when it may release a held open batch (open_due);
-	 * otherwise its next wake-up is still right (at worst early). */
-	if (d->cursor[k] < ring_end(d) ||
-	    (d->open_count > 0 && now >= d->open_deadline && !waits_for_company(d, now)))
-		want_pass(d, now);
 	if (e->tries[k] == 1 && !e->recovered)
 		rtt_sample(d, k, now - e->sent_ms[k]);
 	if (now - d->last_ack_ms[k] > d->ack_timeout_ms) {
@@ -1042,16 +998,15 @@ static void apply_ack(struct lt_delivery *d, int k, uint64_t seq)
 		 * now instead of waiting out each batch's back-off. */
 		for (int i = 0; i < d->n_infl[k]; i++) {
 			struct ent *o = ring_at(d, d->infl[k][i]);
-			if (o->tries[k] > 1 && o->due[k] > now) {
+			if (o->tries[k] > 1 && o->due[k] > now)
 				o->due[k] = now;
-				want_pass(d, now);
-			}
 		}
 	}
 	d->last_ack_ms[k] = now;
 	d->kind_redials[k] = 0;
 	if (e->acked == ALL_KINDS)
 		ent_done(d, e);
+	pthread_cond_signal(&d->wake);
 }
 
 static void ack_cb(void *arg)
@@ -1102,7 +1057,7 @@ static void ack_cb(void *arg)
 				d->st.acks_stale++;
 		}
 	}
-	unlock_kick(d);
+	pthread_mutex_unlock(&d->mu);
 	nng_msg_free(m);
 	nng_recv_aio(d->sub, d->ack_aio);
 }

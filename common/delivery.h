@@ -144,7 +144,6 @@ struct lt_delivery_stats {
 	uint64_t links_down;	 /* dialers (push and ack, per consumer URL) with no pipe now */
 	uint64_t lost_records;	 /* given up: spool copy unreadable, or not on disk at close */
 	uint64_t next_seq;
-	uint64_t worker_passes;	       /* times the internal thread woke and ran */
 	uint64_t ack_rtt_us[2];	       /* smoothed ack round trip: processors, persisters (0: none yet) */
 	uint64_t resend_timeout_ms[2]; /* current resend timeout per kind (from the round trip) */
 };

@@ -547,41 +547,6 @@ START_TEST(quiet_rooms_batch_at_default_linger)
 }
 END_TEST
 
-/* The sender's thread wakes only when it has something to do: in a quiet
- * room (a record every 8 ms, consumers that keep up) about twice a batch,
- * for the new batch and for its linger deadline. It used to be signalled
- * on every new batch, every fourth record and every ack of either kind,
- * about five wake-ups a batch, which was most of a 100 msg/s fetcher's
- * delivery CPU. */
-START_TEST(quiet_room_few_wakeups)
-{
-	struct rig *r = rig_new("dlv-wake");
-	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
-	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
-	struct lt_delivery *d = open_sender(r, 1, &(struct lt_delivery_opts){.ack_timeout_ms = 5000});
-	pause_ms(600); /* past the ack-link wait, whose polling wakes the thread */
-	struct lt_delivery_stats st0, st;
-	lt_delivery_stats(d, &st0);
-	const int n = 100;
-	int64_t took;
-	quiet_room(r, d, n, &took);
-	lt_delivery_stats(d, &st);
-	uint64_t batches = st.batches_sealed - st0.batches_sealed;
-	uint64_t passes = st.worker_passes - st0.worker_passes;
-	printf("quiet room: %" PRIu64 " batches, %" PRIu64 " sender thread passes in %lld ms\n", batches,
-	       passes, (long long)took);
-	ck_assert_uint_gt(batches, 10);
-	/* two a batch, plus the drain, the metrics tick and slack for a
-	 * fourth record now and then (it ends the wait for company); the old
-	 * signalling made 3.6 a batch here */
-	ck_assert_uint_le(passes, 5 * batches / 2 + 6);
-	cons_stop(p0);
-	cons_stop(q0);
-	lt_delivery_close(d);
-	rig_free(r);
-}
-END_TEST
-
 /* Nagle-like sealing: while no consumer kind has acked everything sent, a
  * batch that is not full keeps filling up to linger_max_ms; when the
  * consumers keep up, a record waits only linger_ms. */
@@ -1428,7 +1393,6 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, slow_consumers_get_bigger_batches);
 	tcase_add_test(tc, quiet_rooms_batch_a_few_records);
 	tcase_add_test(tc, quiet_rooms_batch_at_default_linger);
-	tcase_add_test(tc, quiet_room_few_wakeups);
 	tcase_add_test(tc, sends_wait_for_ack_link);
 	tcase_add_test(tc, resend_timeout_follows_round_trip);
 	tcase_add_test(tc, consumer_restart);
