@@ -111,4 +111,18 @@ bool lt_jscan_str(struct lt_jv v, struct lt_buf *scratch, struct lt_str *out);
  * (a view); missing otherwise. */
 bool lt_jscan_id(struct lt_jv v, struct lt_buf *scratch, struct lt_str *out);
 
+/* Whether the scanner may use its AVX2 loops (the default, on a CPU that has
+ * AVX2 and PCLMUL) or only the SSE2 / byte-by-byte ones: for the tests,
+ * which run both. Returns whether the AVX2 loops are now in use. */
+bool lt_jscan_simd(bool allow);
+
+/* Defined where the AVX2 loops are compiled in (x86-64, GCC or clang: as
+ * functions with their own target, whatever the build's -march); then
+ * lt_jscan_avx2 says whether to use them now, and decoders with AVX2 loops
+ * of their own follow it. */
+#if defined(__SSE2__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LT_JSCAN_AVX2 1
+bool lt_jscan_avx2(void);
+#endif
+
 #endif

@@ -10,7 +10,8 @@
  * bound, the inflate cap against a bomb, truncated / oversize / bad-version
  * packets, the 20-byte heartbeat-reply quirk, auth replies. The WBI signer
  * against the published test vector, and the bootstrap as a sequence of
- * HTTP steps with a manual clock (key cache and -352).
+ * HTTP steps with a manual clock (key cache and -352). All of it twice: with
+ * the AVX2 loops of jscan and of the id_str search, and without.
  */
 #include <brotli/encode.h>
 #include <dirent.h>
@@ -25,6 +26,7 @@
 #include "common/json.h"
 #include "fetcher/bilibili.h"
 #include "fetcher/bilibili.pb-c.h"
+#include "fetcher/jscan.h"
 #include "fetcher/platform.h"
 #include "tests/support/testsupport.h"
 
@@ -399,7 +401,7 @@ START_TEST(danmu_suffix_id_str_anonymous)
 END_TEST
 
 /* The id_str key found at every offset of the extra string (each lane of the
- * 16-byte search and its tail), after decoys that share its 'i' and '_'
+ * 32- and 16-byte searches and their tails), after decoys that share its 'i' and '_'
  * (is_audited, "id_st"), a copy inside an inner string value (more
  * backslashes) and a key not preceded by '{' or ','. */
 START_TEST(danmu_id_str_offsets)
@@ -410,10 +412,10 @@ START_TEST(danmu_id_str_offsets)
 		"\\\"id_st\\\":1,\\\"id_strx\\\":2,",
 		"\\\"c\\\":\\\"x\\\\\\\"id_str\\\\\\\":\\\\\\\"no\\\",",
 	};
-	char body[2048], pad[80];
+	char body[2048], pad[112];
 
 	for (size_t d = 0; d < sizeof(decoys) / sizeof(decoys[0]); d++) {
-		for (int k = 0; k < 48; k++) {
+		for (int k = 0; k < 100; k++) {
 			struct got g = {0};
 			struct lt_platform_stats st;
 			memset(pad, 'a', (size_t)k);
@@ -444,6 +446,53 @@ START_TEST(danmu_id_str_offsets)
 	ck_assert_int_eq(g.n, 1);
 	ck_assert_int_eq(strlen(sget(g.msg[0], "msg_id")), 16);
 	got_free(&g);
+}
+END_TEST
+
+/* The id after the id_str key, of every length around the 32-byte steps of
+ * the AVX2 span and the 128-byte id limit, of id characters with now and
+ * then one that is not (a byte of each class edge): the same message with
+ * the AVX2 loops as without; an id of id characters only, at most 128 long,
+ * is the msg_id as it stands. */
+START_TEST(danmu_id_str_any_length)
+{
+	static const char idc[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
+	static const char notid[] = "./:@[`{\x7f\x80\xff ";
+	uint64_t r = 88172645463325252ULL;
+	char body[1024], id[160], out[2][512];
+
+	for (int round = 0; round < 600; round++) {
+		int len = round % 140;
+		bool clean = true;
+		for (int i = 0; i < len; i++) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			if (r % 23 == 0) {
+				id[i] = notid[(r >> 8) % (sizeof(notid) - 1)];
+				clean = false;
+			} else {
+				id[i] = idc[(r >> 8) % (sizeof(idc) - 1)];
+			}
+		}
+		id[len] = '\0';
+		snprintf(body, sizeof(body),
+		         "{\"cmd\":\"DANMU_MSG\",\"info\":[[0,1,25,16777215,1732212345001,99,0,\"x\",0,0,0,\"\",0,"
+		         "\"{}\",\"{}\",{\"mode\":0,\"extra\":\"{\\\"id_str\\\":\\\"%s\\\",\\\"icon\\\":null}\","
+		         "\"user\":{\"uid\":5}},{}],\"hi\",[5,\"u\",0,0,0,10000,1,\"\"],[],[0]]}",
+		         id);
+		for (int simd = 0; simd < 2; simd++) {
+			struct got g = {0};
+			struct lt_platform_stats st;
+			lt_jscan_simd(simd);
+			decode_body(body, strlen(body), &g, &st);
+			ck_assert_int_eq(g.n, 1);
+			snprintf(out[simd], sizeof(out[simd]), "%s", sget(g.msg[0], "msg_id"));
+			if (clean && len >= 1 && len <= 128)
+				ck_assert_str_eq(out[simd], id);
+			got_free(&g);
+		}
+		ck_assert_msg(strcmp(out[0], out[1]) == 0, "len %d: %s vs %s", len, out[0], out[1]);
+	}
+	lt_jscan_simd(true);
 }
 END_TEST
 
@@ -1312,34 +1361,50 @@ START_TEST(registry)
 }
 END_TEST
 
+/* Every test twice: with jscan's AVX2 loops (and the decoder's own) where
+ * the CPU has them, and with the SSE2 ones they stand in for. */
+static void simd_on(void)
+{
+	lt_jscan_simd(true);
+}
+
+static void simd_off(void)
+{
+	lt_jscan_simd(false);
+}
+
 int main(void)
 {
 	Suite *s = suite_create("bilibili");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, every_fixture);
-	tcase_add_test(tc, danmu_fields);
-	tcase_add_test(tc, danmu_shapes);
-	tcase_add_test(tc, danmu_suffix_id_str_anonymous);
-	tcase_add_test(tc, danmu_id_str_offsets);
-	tcase_add_test(tc, gift_v2_base64);
-	tcase_add_test(tc, gift_tid_clamped_to_nothing);
-	tcase_add_test(tc, gift_fields);
-	tcase_add_test(tc, gift_v2_protobuf);
-	tcase_add_test(tc, interact_fields);
-	tcase_add_test(tc, interact_v2_matches_protobuf_c);
-	tcase_add_test(tc, superchat_guard_like_fields);
-	tcase_add_test(tc, guard_buy_synthetic_ids);
-	tcase_add_test(tc, stats_and_live);
-	tcase_add_test(tc, zlib_brotli_concat_nested);
-	tcase_add_test(tc, brotli_longer_than_window);
-	tcase_add_test(tc, bad_packets);
-	tcase_add_test(tc, inflate_bomb_capped);
-	tcase_add_test(tc, heartbeat_and_auth);
-	tcase_add_test(tc, wbi_vector);
-	tcase_add_test(tc, bootstrap_steps);
-	tcase_add_test(tc, other_data_as_cjson_prints_it);
-	tcase_add_test(tc, registry);
-	suite_add_tcase(s, tc);
+	for (int i = 0; i < 2; i++) {
+		TCase *tc = tcase_create(i ? "sse2" : "core");
+		tcase_set_timeout(tc, 60);
+		tcase_add_checked_fixture(tc, i ? simd_off : simd_on, NULL);
+		tcase_add_test(tc, every_fixture);
+		tcase_add_test(tc, danmu_fields);
+		tcase_add_test(tc, danmu_shapes);
+		tcase_add_test(tc, danmu_suffix_id_str_anonymous);
+		tcase_add_test(tc, danmu_id_str_offsets);
+		tcase_add_test(tc, gift_v2_base64);
+		tcase_add_test(tc, gift_tid_clamped_to_nothing);
+		tcase_add_test(tc, gift_fields);
+		tcase_add_test(tc, gift_v2_protobuf);
+		tcase_add_test(tc, interact_fields);
+		tcase_add_test(tc, interact_v2_matches_protobuf_c);
+		tcase_add_test(tc, superchat_guard_like_fields);
+		tcase_add_test(tc, guard_buy_synthetic_ids);
+		tcase_add_test(tc, stats_and_live);
+		tcase_add_test(tc, zlib_brotli_concat_nested);
+		tcase_add_test(tc, brotli_longer_than_window);
+		tcase_add_test(tc, bad_packets);
+		tcase_add_test(tc, inflate_bomb_capped);
+		tcase_add_test(tc, heartbeat_and_auth);
+		tcase_add_test(tc, wbi_vector);
+		tcase_add_test(tc, bootstrap_steps);
+		tcase_add_test(tc, other_data_as_cjson_prints_it);
+		tcase_add_test(tc, registry);
+		tcase_add_test(tc, danmu_id_str_any_length);
+		suite_add_tcase(s, tc);
+	}
 	return lt_test_run_suite(s);
 }

@@ -14,7 +14,8 @@
  * finds what a walk with lt_jit_member finds, lt_jscan_at_many what one
  * with lt_jit_elem finds, on random containers cut anywhere; so do
  * lt_jscan_at_many_after and lt_jscan_array_end, going on mid-array, and
- * lt_jscan_get_many_after after lt_jscan_first_member.
+ * lt_jscan_get_many_after after lt_jscan_first_member. All of it twice: with
+ * the AVX2 block loops (where the CPU has them) and with the SSE2 ones.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -524,18 +525,34 @@ START_TEST(malformed)
 }
 END_TEST
 
+/* Every test twice: with the AVX2 block loops where the CPU has them, and
+ * with the SSE2 ones they stand in for. */
+static void simd_on(void)
+{
+	lt_jscan_simd(true);
+}
+
+static void simd_off(void)
+{
+	ck_assert(!lt_jscan_simd(false));
+}
+
 int main(void)
 {
 	Suite *s = suite_create("jscan");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, strings_random);
-	tcase_add_test(tc, getters);
-	tcase_add_test(tc, malformed);
-	tcase_add_test(tc, containers_random);
-	tcase_add_test(tc, get_many_as_walker);
-	tcase_add_test(tc, at_many_as_walker);
-	tcase_add_test(tc, after_and_end_as_walker);
-	suite_add_tcase(s, tc);
+	for (int i = 0; i < 2; i++) {
+		TCase *tc = tcase_create(i ? "sse2" : "core");
+		tcase_set_timeout(tc, 60);
+		tcase_add_checked_fixture(tc, i ? simd_off : simd_on, NULL);
+		tcase_add_test(tc, strings_random);
+		tcase_add_test(tc, getters);
+		tcase_add_test(tc, malformed);
+		tcase_add_test(tc, containers_random);
+		tcase_add_test(tc, get_many_as_walker);
+		tcase_add_test(tc, at_many_as_walker);
+		tcase_add_test(tc, after_and_end_as_walker);
+		suite_add_tcase(s, tc);
+	}
+	printf("test_jscan: AVX2 loops %s on this CPU\n", lt_jscan_simd(true) ? "available" : "not available");
 	return lt_test_run_suite(s);
 }
