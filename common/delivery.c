@@ -763,12 +763,34 @@ static int64_t silent_ms(const struct lt_delivery *d)
 	return s > d->ack_timeout_max_ms ? s : d->ack_timeout_max_ms;
 }
 
+/* When the latest of kind k's links got its first pipe, among those that
+ * have one now (0: none has). A kind's silence counts from then: batches
+ * sent while its consumers were away waited in NNG's queue, and a consumer
+ * that has just connected cannot have acked them yet. Replacing its dialers
+ * then only closed the pipe NNG was draining that queue into; NNG 1.5.2
+ * leaks a message it hands to a pipe that is closing (nanomsg/nng#1713,
+ * fixed in 1.7.0), seen as an nng_msg from send_ent that LeakSanitizer
+ * found when a consumer came up after silent_ms. Takes link_mu. */
+static int64_t kind_up_since(struct lt_delivery *d, int k)
+{
+	int64_t up = 0;
+	pthread_mutex_lock(&d->link_mu);
+	for (int i = 0; i < d->n_links; i++) {
+		const struct link *l = &d->links[i];
+		if (l->kind == k && l->pipes > 0 && l->changed_ms > up)
+			up = l->changed_ms;
+	}
+	pthread_mutex_unlock(&d->link_mu);
+	return up;
+}
+
 /* Replace the dialers that need it: a link without a pipe for
  * LINK_DOWN_MS (its consumer is gone, or NNG stopped redialing), and every
  * link of a kind that acked nothing for silent_ms while batches were in
- * flight. A consumer that is silent because it waits for its database gains
- * nothing from this and loses the acks in flight each time, so while the
- * kind stays silent the period doubles (silent_ms, 2x, 4x, then every 8x).
+ * flight and its links had pipes (kind_up_since). A consumer that is silent
+ * because it waits for its database gains nothing from this and loses the
+ * acks in flight each time, so while the kind stays silent the period
+ * doubles (silent_ms, 2x, 4x, then every 8x).
  * Called by the worker with d->mu held; drops it around the NNG calls (pipe
  * callbacks and acks go on meanwhile). */
 static void links_check(struct lt_delivery *d, int64_t now)
@@ -777,7 +799,12 @@ static void links_check(struct lt_delivery *d, int64_t now)
 	for (int k = 0; k < NKINDS; k++) {
 		if (!d->required[k] || d->n_infl[k] == 0)
 			continue;
+		int64_t up = kind_up_since(d, k);
+		if (up == 0)
+			continue; /* no pipe: nothing to close, LINK_DOWN_MS redials */
 		int64_t last = d->last_ack_ms[k] > d->infl_since[k] ? d->last_ack_ms[k] : d->infl_since[k];
+		if (up > last)
+			last = up;
 		int shift = d->kind_redials[k] < 3 ? d->kind_redials[k] : 3;
 		if (now - last >= silent_ms(d) && now - d->kind_redial_ms[k] >= silent_ms(d) << shift) {
 			silent[k] = true;

@@ -63,9 +63,9 @@
  * was killed with -9, so the sender also watches each dialer's pipes and
  * replaces a dialer that has had none for 3 s, and replaces every dialer of
  * a kind that has acked nothing for max(4 x ack_timeout_ms,
- * ack_timeout_max_ms) while batches are in flight (again after 2, 4, then 8
- * times that while the kind stays silent). Replacing costs at most a resend
- * (consumers are idempotent).
+ * ack_timeout_max_ms) while batches are in flight and its consumers are
+ * connected (again after 2, 4, then 8 times that while the kind stays
+ * silent). Replacing costs at most a resend (consumers are idempotent).
  *
  * Metrics: the internal thread exports the counters about once a second to
  * common/metrics.h as livetap_delivery_* families labelled source=<source_id>

@@ -912,6 +912,34 @@ START_TEST(late_consumers_no_stall)
 }
 END_TEST
 
+/* A kind whose consumers are not there yet is not silent, however long its
+ * batches have waited: its dialers have no pipe to replace, and once a
+ * consumer connects its silence counts from then. Replacing them as it
+ * connected closed the pipe NNG was draining the waiting batches into (and
+ * NNG 1.5.2 leaks a message it hands to a closing pipe). silent_ms is 1 s
+ * here; the consumers come up after 2.5 s. */
+START_TEST(late_consumers_not_silent)
+{
+	struct rig *r = rig_new("dlv-late-silent");
+	struct lt_delivery_opts o = {.ack_timeout_ms = 200, .ack_timeout_max_ms = 1000};
+	struct lt_delivery *d = open_sender(r, 1, &o);
+	ck_assert_int_eq(push_range(d, 0, 500), LT_OK);
+	pause_ms(2500);
+	struct tcons *p0 = cons_start(r->proc_url[0], LT_WIRE_CONSUMER_PROCESSOR, &r->tp, 0);
+	struct tcons *q0 = cons_start(r->pers_url, LT_WIRE_CONSUMER_PERSISTER, &r->tq, 0);
+	ck_assert_int_eq(lt_delivery_drain(d, 15000), LT_OK);
+	struct lt_delivery_stats st;
+	lt_delivery_stats(d, &st);
+	ck_assert_uint_eq(st.silent_redials, 0);
+	ck_assert_uint_eq(r->tq.distinct, 500);
+	ck_assert_uint_eq(r->tp.distinct, 500);
+	cons_stop(p0);
+	cons_stop(q0);
+	lt_delivery_close(d);
+	rig_free(r);
+}
+END_TEST
+
 /* A consumer in its own process (forked before this test process uses NNG):
  * acks every batch it receives until it is killed. */
 static pid_t cons_fork(const char *url, uint8_t kind)
@@ -1402,6 +1430,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, tiny_window_reads_spool);
 	tcase_add_test(tc, full_spool_pushes_back);
 	tcase_add_test(tc, late_consumers_no_stall);
+	tcase_add_test(tc, late_consumers_not_silent);
 	tcase_add_test(tc, killed_consumer_acks_resume);
 	tcase_add_test(tc, silent_kind_redials);
 	tcase_add_test(tc, one_unacked_batch_keeps_memory_bounded);
