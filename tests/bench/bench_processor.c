@@ -12,9 +12,15 @@
  * seconds say more than the wall clock). Bounded to a few seconds of CPU.
  *
  *   bench_processor [--messages N] [--batch N] [--merge N] [--rooms 1-4] [--disable PLUGIN,...]
+ *                   [--now MS]
  *
  * --merge N applies N batches per lt_processor_apply_many call, as the
  * processor does with the batches already queued on the bus under load.
+ * --now MS fixes the clock (message ids, timestamps, the processor's now;
+ * default: the wall clock), so that two runs against fresh Redis servers
+ * write the same data set: how a change to the plan or apply.lua is checked
+ * to change nothing (compare the servers' keys, values and TTLs), and how
+ * instruction counts (callgrind on redis-server) stay comparable.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +196,8 @@ int main(int argc, char **argv)
 			merge = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--disable") == 0)
 			o.disable = argv[i + 1];
+		else if (strcmp(argv[i], "--now") == 0)
+			now = atoll(argv[i + 1]);
 	}
 	if (!url || !*url) {
 		fprintf(stderr, "bench_processor: LIVETAP_REDIS_URL not set; skipped\n");
