@@ -416,6 +416,49 @@ START_TEST(partly_new_batch_hash_fields)
 }
 END_TEST
 
+/* A user's name is written only when it differs from the stored one
+ * (apply.lua reads it with the counters), yet a message whose only change
+ * to the hash would be that name still counts for the key: its TTL is
+ * refreshed as when the name was written again. */
+START_TEST(unchanged_name_keeps_ttl_refresh)
+{
+	char room[64], key[160];
+	int64_t now = lt_clock_wall_ms(), t = now - 120000; /* last_seen older than a minute */
+	struct lt_msg m;
+	struct lt_buf b = LT_BUF_INIT;
+	struct lt_processor *p = proc_open(lt_test_redis_url(), NULL);
+	redisContext *c = rconn();
+	redisReply *r;
+
+	room_name(room, sizeof(room), "samename");
+	snprintf(key, sizeof(key), "live:{bilibili:%s}:user:u1", room);
+	m = mk(room, LT_MSG_ENTER, "n0", "u1", "Alice", "", t);
+	batch(&b, &m, 1, 1);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ck_assert_int_eq(integer(c, "EXPIRE %s 100", key), 1);
+	/* same name, same ts: no field changes */
+	m = mk(room, LT_MSG_ENTER, "n1", "u1", "Alice", "", t);
+	batch(&b, &m, 1, 2);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	ck_assert_int_gt(integer(c, "TTL %s", key), 1700);
+	r = redisCommand(c, "HGET %s name", key);
+	ck_assert_str_eq(r->str, "Alice");
+	freeReplyObject(r);
+	ck_assert_int_eq(hget_ll(c, key, "first_seen"), t);
+	ck_assert_int_eq(hget_ll(c, key, "last_seen"), t);
+	/* a new name is written */
+	m = mk(room, LT_MSG_ENTER, "n2", "u1", "Alicia", "", t);
+	batch(&b, &m, 1, 3);
+	ck_assert_int_eq(lt_processor_apply(p, b.data, b.len, now), LT_OK);
+	r = redisCommand(c, "HGET %s name", key);
+	ck_assert_str_eq(r->str, "Alicia");
+	freeReplyObject(r);
+	redisFree(c);
+	lt_buf_free(&b);
+	lt_processor_close(p);
+}
+END_TEST
+
 static void compare_model(redisContext *c, const char *room, const struct lt_hotwords *h, const char *const *words,
 			  int nwords)
 {
@@ -1603,6 +1646,7 @@ int main(void)
 	tcase_add_test(tc, mixed_batch_exactly_once);
 	tcase_add_test(tc, overlap_and_inner_duplicates);
 	tcase_add_test(tc, partly_new_batch_hash_fields);
+	tcase_add_test(tc, unchanged_name_keeps_ttl_refresh);
 	tcase_add_test(tc, hotword_windows_follow_the_model);
 	tcase_add_test(tc, hotwords_more_than_a_chunk);
 	tcase_add_test(tc, malformed_input);
