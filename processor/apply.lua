@@ -7,18 +7,24 @@
 -- ARGV[1] = now (ms, the processor's clock; injected in tests)
 -- ARGV[2] = the ops' contributions, in plan order, each ended by ';'
 -- ARGV[3] = n, the number of messages
--- ARGV[4], ARGV[5], ARGV[6], ... = per message: msg_id, normalized JSON,
---   marker set (ts / 600000): 3 * n arguments
+-- ARGV[4] = the messages' marker sets (ts / 600000) as runs, in message
+--   order: "set:count," each; the messages of a call nearly all share one
+--   set, and an argument per message cost Redis ~1,800 instructions
+-- ARGV[5], ARGV[6], ... = per message: msg_id, normalized JSON: 2 * n
+--   arguments
 -- then the plan (built by processor.c, ops_plan), flat arguments read in
 --   place, so that nothing is decoded (cjson.decode of a JSON plan was an
 --   eighth of Redis's instructions at 20 messages a call); a call without
 --   ops (the processor's tick) may end after the messages:
 --   nw, then nw x (bucket, word, total)                      the word ops
 --   no, then no x (kind, key, field, total, ttl, extra)      the others
---   ng, then ng x (key, shape, nf values, nm members)        the hash keys
+--   ng, then ng x (key, shape, nf values, members)           the hash keys
 --   where a shape is one argument of NUL-terminated elements: ttl, nf,
---   nf x (field, k), nm, nm x (hash field, sorted set, ttl); it is what all
---   users of a plugin have in common, read once per call (shape()).
+--   nf x (field, k), nm, nm x (hash field, sorted set, ttl, from); it is
+--   what all users of a plugin have in common, read once per call
+--   (shape()). A mirror's member is an argument when its from is 0, else
+--   the key from byte from + 1 on (user:UID's member UID: from = 5, the
+--   same for every user), which saves an argument per user.
 --   Numbers are decimal integers, strings are passed as they are.
 -- Returns {messages, new messages, ops applied, then the microseconds spent
 -- in each phase: markers, tick (moving the cursors, reading the buckets they
@@ -116,11 +122,26 @@ local function count(at)
 end
 if now == nil or now ~= math.floor(now) or now < 0 then return invalid('now') end
 local nmsg = count(3)
-if nmsg == nil or 3 + 3 * nmsg > nargv then return invalid('argument count') end
+if nmsg == nil or (nmsg == 0 and 3 or 4 + 2 * nmsg) > nargv then return invalid('argument count') end
+-- msgset[i] = message i's marker set; the runs must cover the n messages
+-- and nothing else
+local msgset = {}
+do
+  local runs, i, len = ARGV[4] or '', 0, 0
+  for sk, c in string.gmatch(runs, '(%d+):(%d+),') do
+    len = len + #sk + #c + 2
+    c = c + 0
+    for j = i + 1, math.min(i + c, nmsg) do msgset[j] = sk end
+    i = i + c
+  end
+  if i ~= nmsg or len ~= #runs then return invalid('marker sets') end
+end
 -- the plan's sections: where the word ops and the other ops start, and
 -- each hash key
 local nw, wpos, no, opos, ng, gpos = 0, 0, 0, 0, 0, {}
 -- the shape of a hash key (see the header), parsed once per call: ttl, nf,
+-- mo[r] / ma[r] where mirror r's member is (from in the key, or 0 and
+-- the index of its argument among the key's nma member arguments),
 -- f[j] / k[j] the fields, nm, mf[r] / mz[r] / mt[r] the mirrors, and
 -- fm[j] = {r, ...} the mirrors of field j; nil if it is malformed
 local shapes = {}
@@ -135,17 +156,25 @@ local function shape(s)
   local nf = tonumber(e[2])
   if nf == nil or nf ~= math.floor(nf) or nf < 0 or ne < 3 + 2 * nf then return nil end
   local nm = tonumber(e[3 + 2 * nf])
-  if nm == nil or nm ~= math.floor(nm) or nm < 0 or ne ~= 3 + 2 * nf + 3 * nm then return nil end
+  if nm == nil or nm ~= math.floor(nm) or nm < 0 or ne ~= 3 + 2 * nf + 4 * nm then return nil end
   local ttl = tonumber(e[1])
   if ttl == nil then return nil end
-  sh = {ttl = e[1], ttln = ttl, nf = nf, nm = nm, f = {}, k = {}, fm = {}, mf = {}, mz = {}, mt = {}}
+  sh = {ttl = e[1], ttln = ttl, nf = nf, nm = nm, nma = 0, f = {}, k = {}, fm = {}, mf = {}, mz = {}, mt = {},
+        mo = {}, ma = {}}
   for j = 1, nf do
     sh.f[j], sh.k[j] = e[1 + 2 * j], e[2 + 2 * j]
     sh.fm[j] = {}
   end
   for r = 1, nm do
-    local at = 1 + 2 * nf + 3 * r
+    local at = 2 * nf + 4 * r
     sh.mf[r], sh.mz[r], sh.mt[r] = e[at], e[at + 1], e[at + 2]
+    local mo = tonumber(e[at + 3])
+    if mo == nil or mo ~= math.floor(mo) or mo < 0 then return nil end
+    sh.mo[r] = mo
+    if mo == 0 then
+      sh.nma = sh.nma + 1
+      sh.ma[r] = sh.nma
+    end
     for j = 1, nf do
       if sh.f[j] == e[at] then sh.fm[j][#sh.fm[j] + 1] = r end
     end
@@ -154,7 +183,7 @@ local function shape(s)
   return sh
 end
 do
-  local q = 4 + 3 * nmsg
+  local q = 5 + 2 * nmsg
   if q <= nargv then
     nw = count(q)
     if nw == nil then return invalid('plan: word count') end
@@ -171,15 +200,13 @@ do
       gpos[g] = q
       local sh = shape(ARGV[q + 1])
       if sh == nil then return invalid('plan: hash key ' .. g) end
-      q = q + 2 + sh.nf + sh.nm
+      q = q + 2 + sh.nf + sh.nma
     end
     if q ~= nargv + 1 then return invalid('plan: argument count') end
   end
 end
 for i = 1, nmsg do
-  if ARGV[3 * i + 1] == '' or not string.find(ARGV[3 * i + 3], '^%d+$') then
-    return invalid('message ' .. i)
-  end
+  if ARGV[2 * i + 3] == '' then return invalid('message ' .. i) end
 end
 -- phase timings (microseconds), returned after the counts for benchmarks
 local function usec()
@@ -224,7 +251,7 @@ local fresh = {}
 local nfresh = 0
 local byset, setorder = {}, {}
 for i = 1, nmsg do
-  local sk = ARGV[3 * i + 3]
+  local sk = msgset[i]
   local g = byset[sk]
   if g == nil then
     g = {}
@@ -239,7 +266,7 @@ for _, sk in ipairs(setorder) do
   local added, inbatch = {}, {}
   for from = 1, #g, 1000 do
     local ids = {}
-    for j = from, math.min(from + 999, #g) do ids[#ids + 1] = ARGV[3 * g[j] + 1] end
+    for j = from, math.min(from + 999, #g) do ids[#ids + 1] = ARGV[2 * g[j] + 3] end
     local member = redis.call('SMISMEMBER', key, unpack(ids))
     for j = 1, #ids do
       local id = ids[j]
@@ -260,7 +287,7 @@ end
 local stream = pre .. 'messages'
 for i = 1, nmsg do
   if fresh[i - 1] then
-    local json = ARGV[3 * i + 2]
+    local json = ARGV[2 * i + 4]
     redis.call('XADD', stream, '*', 'm', json)
     redis.call('PUBLISH', base, json)
   end
@@ -623,7 +650,7 @@ for g = 1, ng do
   local hkey = pre .. ARGV[at]
   local sh = shapes[ARGV[at + 1]]
   local f, k, nf, v0 = sh.f, sh.k, sh.nf, at + 1 -- field j's value: ARGV[v0 + j]
-  local m0 = v0 + nf                               -- mirror r's member: ARGV[m0 + r]
+  local m0 = v0 + nf                               -- member argument a: ARGV[m0 + a]
   local nw = 0
   for j = 1, nf do
     local kind, v = k[j], ARGV[v0 + j]
@@ -681,7 +708,12 @@ for g = 1, ng do
               mirror_ttl[zkey] = sh.mt[r]
             end
             list[#list + 1] = v
-            list[#list + 1] = ARGV[m0 + r]
+            local mo = sh.mo[r]
+            if mo > 0 then
+              list[#list + 1] = string.sub(ARGV[at], mo + 1)
+            else
+              list[#list + 1] = ARGV[m0 + sh.ma[r]]
+            end
           end
         else
           -- a key whose hmax field (last_seen) was already within the last

@@ -8,8 +8,9 @@
  * room: render each message's JSON, segment chat text, run the
  * plugins' on_message (which add ops), add the session ops, serialise the
  * aggregated ops into the plan and send KEYS[1] = live:{ROOM}, now,
- * contributions, the message count, (msg_id, json, marker set) triples and
- * the plan (flat arguments, see ops_plan) in one EVALSHA. Ops are
+ * contributions, the message count, the messages' marker sets (as runs,
+ * see build_room), (msg_id, json) pairs and the plan (flat arguments, see
+ * ops_plan) in one EVALSHA. Ops are
  * aggregated in a hash table keyed by (kind, key, field); each keeps its total
  * and a linked list of (message index, amount) contributions in one shared
  * vector, so that the script can apply the total when all markers are new and
@@ -159,8 +160,7 @@ struct lt_processor {
 	const char **argv;
 	size_t *lens;
 	size_t capargv;
-	char (*sets)[24];    /* each message's marker set, as text */
-	size_t capsets;
+	struct lt_buf sets;  /* the messages' marker sets, as runs: ARGV[4] */
 	struct lt_segment_words words;
 	uint8_t blocked[LT_SEGMENT_MAX_WORDS];
 	struct room_seen *rooms;
@@ -502,11 +502,12 @@ static void plan_contribs(const struct lt_ops *o, const struct op *op, struct lt
 
 /*
  * The plan: flat EVALSHA arguments, read by apply.lua in place (no decode),
- * after the messages' (msg_id, json, set) triples, in three sections:
+ * after the messages' (msg_id, json) pairs, in three sections:
  *   nw, then per word op: bucket, word, total
  *   no, then per other op: kind, key, field, total, ttl, extra ("" if none)
  *   ng, then per hash key: key, shape, its fields' values, its mirrors'
- *       members; the shape (ops_shape) names the fields and mirrors
+ *       members (those that are not the key's id, see mirror_from); the
+ *       shape (ops_shape) names the fields and mirrors
  * A hash key carries every hash op of that key and the zmirrors that read
  * one of its counters, so the script reads and writes each key once. What
  * is the same for every user of a plugin (field names and kinds, mirrors'
@@ -529,15 +530,32 @@ static void plan_contribs(const struct lt_ops *o, const struct op *op, struct lt
  * it applies the call's messages in halves and drops only the culprit.
  */
 
-/* Arguments the plan of o takes (after the message triples). */
+/* Where zmirror op's member starts in its hash key g->key, when the member
+ * is the key's id (the key is "<kind>:<member>", as user:UID is for the
+ * member UID): the script then takes the member from the key and the plan
+ * saves an argument per key. 0 when the member must be passed. */
+static size_t mirror_from(const struct hgroup *g, const struct op *op)
+{
+	size_t kl = strlen(g->key), ml = strlen(op->field);
+
+	if (ml == 0 || ml + 1 >= kl || g->key[kl - ml - 1] != ':' || memcmp(g->key + kl - ml, op->field, ml) != 0)
+		return 0;
+	return kl - ml;
+}
+
+/* Arguments the plan of o takes (after the messages' arguments). */
 static size_t ops_plan_args(const struct lt_ops *o)
 {
 	size_t n = 3 + 2 * o->ng; /* nw, no, ng; per key: key, shape */
 
 	for (size_t i = 0; i < o->n; i++) {
 		const struct op *op = &o->ops[i];
-		n += op->kind == K_WORD ? 3 : grouped(op->kind) ? 1 : 6;
+		if (op->kind != K_ZMIRROR)
+			n += op->kind == K_WORD ? 3 : grouped(op->kind) ? 1 : 6;
 	}
+	for (size_t i = 0; i < o->ng; i++)
+		for (int32_t j = o->g[i].mhead; j >= 0; j = o->ops[j].gnext)
+			n += mirror_from(&o->g[i], &o->ops[j]) == 0;
 	return n;
 }
 
@@ -551,7 +569,7 @@ static size_t ops_shape_bytes(const struct lt_ops *o)
 	for (size_t i = 0; i < o->n; i++) {
 		const struct op *op = &o->ops[i];
 		if (op->kind == K_ZMIRROR)
-			n += op->extra_len + strlen(op->key) + 2 + LT_BUF_I64_MAX + 1;
+			n += op->extra_len + strlen(op->key) + 2 + 2 * (LT_BUF_I64_MAX + 1);
 		else if (grouped(op->kind))
 			n += strlen(op->field) + 3;
 	}
@@ -592,10 +610,13 @@ static void shape_i64(struct lt_buf *b, int64_t v)
 
 /*
  * The shape of hash key g, appended to b: NUL-terminated elements ttl, nf,
- * nf x (field, k), nm, nm x (hash field, sorted set, ttl), with k = "i"
- * (hincr: value = total), "n" / "x" (hmin / hmax: value = the extreme) or
- * "s" (hset: value = the string); a mirror sets the member's score to the
- * counter field's new value. Names hold no NUL (they are C strings).
+ * nf x (field, k), nm, nm x (hash field, sorted set, ttl, from), with k =
+ * "i" (hincr: value = total), "n" / "x" (hmin / hmax: value = the extreme)
+ * or "s" (hset: value = the string); a mirror sets the member's score to the
+ * counter field's new value. from: 0 when the member is passed as an
+ * argument, else the member is the hash key from that byte on (see
+ * mirror_from: "5" for user:UID, the same for every user, so the shape
+ * stays shared). Names hold no NUL (they are C strings).
  */
 static void ops_shape(const struct lt_ops *o, const struct hgroup *g, struct lt_buf *b)
 {
@@ -619,6 +640,7 @@ static void ops_shape(const struct lt_ops *o, const struct hgroup *g, struct lt_
 		shape_put(b, op->extra, op->extra_len);
 		shape_put(b, op->key, strlen(op->key));
 		shape_i64(b, op->ttl);
+		shape_i64(b, (int64_t)mirror_from(g, op));
 	}
 }
 
@@ -689,7 +711,8 @@ static int ops_plan(const struct lt_ops *o, struct lt_buf *nums, struct lt_buf *
 			plan_contribs(o, op, cout);
 		}
 		for (int32_t j = g->mhead; j >= 0; j = o->ops[j].gnext)
-			plan_str(argv, lens, &k, o->ops[j].field, strlen(o->ops[j].field));
+			if (mirror_from(g, &o->ops[j]) == 0)
+				plan_str(argv, lens, &k, o->ops[j].field, strlen(o->ops[j].field));
 	}
 	if (nums->data != base || k != ops_plan_args(o))
 		return LT_ENOMEM; /* cannot happen: reserved above, counted alike */
@@ -863,6 +886,7 @@ int lt_processor_open(const struct lt_processor_opts *o, struct lt_processor **o
 	lt_buf_init(&p->json, 0);
 	lt_buf_init(&p->plan, 0);
 	lt_buf_init(&p->contribs, 0);
+	lt_buf_init(&p->sets, 0);
 	if (o->pg_dsn && *o->pg_dsn && !(p->pg_dsn = strdup(o->pg_dsn))) {
 		rc = lt_error_set(e, LT_ENOMEM, "out of memory");
 		goto fail;
@@ -924,7 +948,7 @@ void lt_processor_close(struct lt_processor *p)
 	free(p->json_off);
 	free(p->argv);
 	free(p->lens);
-	free(p->sets);
+	lt_buf_free(&p->sets);
 	free(p->rooms);
 	free(p->calls);
 	free(p->pg_dsn);
@@ -1066,18 +1090,11 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	}
 	p->json_off[n] = (uint32_t)p->json.len;
 	nplan = ops_plan_args(&p->ops);
-	if (reserve_argv(p, 4 + 3 * n + nplan) != LT_OK)
+	if (reserve_argv(p, 5 + 2 * n + nplan) != LT_OK)
 		return -LT_ENOMEM;
-	rc = ops_plan(&p->ops, &p->plan, &p->contribs, p->argv + 4 + 3 * n, p->lens + 4 + 3 * n);
+	rc = ops_plan(&p->ops, &p->plan, &p->contribs, p->argv + 5 + 2 * n, p->lens + 5 + 2 * n);
 	if (rc != LT_OK)
 		return -rc;
-	if (n > p->capsets) {
-		char(*g)[24] = realloc(p->sets, n * sizeof(*g));
-		if (!g)
-			return -LT_ENOMEM;
-		p->sets = g;
-		p->capsets = n;
-	}
 	snprintf(key, sizeof(p->key), "live:{%s}", room);
 	snprintf(nowtxt, sizeof(p->nowtxt), "%lld", (long long)now);
 	p->argv[0] = key;
@@ -1088,17 +1105,33 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	p->lens[2] = p->contribs.len;
 	p->lens[3] = lt_buf_fmt_i64(p->ntxt, (int64_t)n);
 	p->argv[3] = p->ntxt;
-	for (size_t i = 0; i < n; i++) {
+	/* The marker sets as runs, "set:count," each, in message order: the
+	 * messages of a call nearly all share one set (10 minutes of ts), and
+	 * an argument per message cost Redis ~1,800 instructions (parsed, made
+	 * an object and a Lua string, freed). */
+	lt_buf_reset(&p->sets);
+	for (size_t i = 0, run = 0; i < n; i++) {
 		const struct lt_msg *m = &p->items[from + i].m;
 		int64_t set = m->ts >= 0 ? m->ts / SEEN_SET_MS : 0;
-		p->argv[4 + 3 * i] = m->msg_id.p;
-		p->lens[4 + 3 * i] = m->msg_id.len;
-		p->argv[5 + 3 * i] = (const char *)p->json.data + p->json_off[i];
-		p->lens[5 + 3 * i] = p->json_off[i + 1] - p->json_off[i];
-		p->lens[6 + 3 * i] = lt_buf_fmt_i64(p->sets[i], set);
-		p->argv[6 + 3 * i] = p->sets[i];
+		const struct lt_msg *nx = i + 1 < n ? &p->items[from + i + 1].m : NULL;
+		run++;
+		if (!nx || (nx->ts >= 0 ? nx->ts / SEEN_SET_MS : 0) != set) {
+			lt_buf_i64(&p->sets, set);
+			lt_buf_putc(&p->sets, ':');
+			lt_buf_i64(&p->sets, (int64_t)run);
+			lt_buf_putc(&p->sets, ',');
+			run = 0;
+		}
+		p->argv[5 + 2 * i] = m->msg_id.p;
+		p->lens[5 + 2 * i] = m->msg_id.len;
+		p->argv[6 + 2 * i] = (const char *)p->json.data + p->json_off[i];
+		p->lens[6 + 2 * i] = p->json_off[i + 1] - p->json_off[i];
 	}
-	return (int)(4 + 3 * n + nplan);
+	if (lt_buf_err(&p->sets))
+		return -LT_ENOMEM;
+	p->argv[4] = lt_buf_cstr(&p->sets);
+	p->lens[4] = p->sets.len;
+	return (int)(5 + 2 * n + nplan);
 }
 
 /* After Redis answered r for items[from..to): count, tell the plugins. */

@@ -1345,7 +1345,7 @@ START_TEST(redis_sink_tells_refusals_apart)
 	struct lt_redis_sink *s = NULL;
 	struct lt_redis_apply_reply r;
 	struct lt_error e = {0};
-	const char *argv[13] = {"live:{bilibili:sinktest}", "1704067200000", "", "0", "m1", "{}", "2840111",
+	const char *argv[13] = {"live:{bilibili:sinktest}", "1704067200000", "", "0", "2840111:1,", "m1", "{}",
 				"0", "0", "1", "user:x", "", "a"};
 	/* hash key shapes: ttl, nf, (field, k) ..., nm, each ended by a NUL */
 	static const char shape[] = "0\0" "1\0" "a\0" "i\0" "0\0";
@@ -1370,12 +1370,24 @@ START_TEST(redis_sink_tells_refusals_apart)
 	ck_assert_int_eq(lt_redis_sink_apply(s, 4, argv, lens, &r), LT_EINVAL);
 	argv[3] = "1";
 	lens[3] = 1;
-	ck_assert_int_eq(lt_redis_sink_apply(s, 6, argv, lens, &r), LT_EINVAL); /* 2 of 3 message args */
-	argv[4] = "";
-	lens[4] = 0;
+	ck_assert_int_eq(lt_redis_sink_apply(s, 6, argv, lens, &r), LT_EINVAL); /* 1 of 2 message args */
+	argv[5] = "";
+	lens[5] = 0;
 	ck_assert_int_eq(lt_redis_sink_apply(s, 7, argv, lens, &r), LT_EINVAL); /* empty msg_id */
-	argv[4] = "m1";
-	lens[4] = 2;
+	argv[5] = "m1";
+	lens[5] = 2;
+	/* the marker sets' runs must cover the messages exactly */
+	{
+		static const char *const bad[] = {"2840111:2,", "2840111:0,", "", "2840111:1", "x2840111:1,",
+						  "2840111:1,2840112:0,x"};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			argv[4] = bad[i];
+			lens[4] = strlen(bad[i]);
+			ck_assert_int_eq(lt_redis_sink_apply(s, 7, argv, lens, &r), LT_EINVAL);
+		}
+		argv[4] = "2840111:1,";
+		lens[4] = strlen(argv[4]);
+	}
 	/* the plan's sections must end with the last argument, a hash key's
 	 * shape must be well formed: refused before the marker is written */
 	ck_assert_int_eq(lt_redis_sink_apply(s, 9, argv, lens, &r), LT_EINVAL);  /* no ng */
@@ -1393,6 +1405,32 @@ START_TEST(redis_sink_tells_refusals_apart)
 	ck_assert_int_eq(lt_redis_sink_apply(s, 13, argv, lens, &r), LT_OK); /* well formed */
 	ck_assert_int_eq(r.fresh, 1);
 	ck_assert_int_eq(hget_ll(c, "live:{bilibili:sinktest}:user:x", "a"), 7);
+	/* a mirror's member: the hash key from byte 5 on (from = 5), or an
+	 * argument (from = 0); a from that is not a count is refused */
+	{
+		static const char by_key[] = "0\0" "1\0" "m\0" "i\0" "1\0" "m\0" "rank\0" "0\0" "5\0";
+		static const char by_arg[] = "0\0" "1\0" "m\0" "i\0" "1\0" "m\0" "rank\0" "0\0" "0\0";
+		static const char bad_from[] = "0\0" "1\0" "m\0" "i\0" "1\0" "m\0" "rank\0" "0\0" "x\0";
+		const char *mv[15] = {"live:{bilibili:sinktest}", "1704067200000", "", "0", "", "0", "0", "2",
+				      "user:ab", by_key, "3", "user:cd", by_arg, "4", "zz"};
+		size_t ml[15];
+		for (int i = 0; i < 15; i++)
+			ml[i] = strlen(mv[i]);
+		ml[9] = sizeof(by_key) - 1;
+		ml[12] = sizeof(by_arg) - 1;
+		rr = redisCommand(c, "DEL live:{bilibili:sinktest}:rank");
+		freeReplyObject(rr);
+		ck_assert_int_eq(lt_redis_sink_apply(s, 14, mv, ml, &r), LT_EINVAL); /* member argument missing */
+		mv[9] = bad_from;
+		ml[9] = sizeof(bad_from) - 1;
+		ck_assert_int_eq(lt_redis_sink_apply(s, 15, mv, ml, &r), LT_EINVAL);
+		mv[9] = by_key;
+		ml[9] = sizeof(by_key) - 1;
+		ck_assert_int_eq(lt_redis_sink_apply(s, 15, mv, ml, &r), LT_OK);
+		ck_assert(zscore(c, "live:{bilibili:sinktest}:rank", "ab") == 3);
+		ck_assert(zscore(c, "live:{bilibili:sinktest}:rank", "zz") == 4);
+		ck_assert_int_eq(integer(c, "ZCARD %s", "live:{bilibili:sinktest}:rank"), 2);
+	}
 	/* pipelined, the same answers in order */
 	argv[3] = "0";
 	lens[3] = 1;
