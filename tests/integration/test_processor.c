@@ -1418,7 +1418,8 @@ START_TEST(redis_sink_tells_refusals_apart)
 			ml[i] = strlen(mv[i]);
 		ml[9] = sizeof(by_key) - 1;
 		ml[12] = sizeof(by_arg) - 1;
-		rr = redisCommand(c, "DEL live:{bilibili:sinktest}:rank");
+		rr = redisCommand(c, "DEL live:{bilibili:sinktest}:rank live:{bilibili:sinktest}:user:ab "
+				     "live:{bilibili:sinktest}:user:cd");
 		freeReplyObject(rr);
 		ck_assert_int_eq(lt_redis_sink_apply(s, 14, mv, ml, &r), LT_EINVAL); /* member argument missing */
 		mv[9] = bad_from;
