@@ -336,6 +336,38 @@ static inline const char *skip_value(const char *p, const char *end)
 	}
 }
 
+#if defined(__SSE2__)
+/* The brackets outside strings of one 64-byte block at p (sb: their bits),
+ * told apart by their byte (OR-ing 0x20 maps [ to { and ] to }), for both
+ * block loops of skip_container: the offset after the bracket that closes
+ * the container, -1 if the nesting is malformed or too deep, 0 to go on
+ * (*kinds and *depth updated). */
+static inline int block_brackets(const char *p, uint64_t sb, uint64_t *kinds, int *depth)
+{
+	for (; sb; sb &= sb - 1) {
+		int i = __builtin_ctzll(sb);
+		if ((p[i] | 0x20) == '{') {
+			if (*depth >= LT_JSCAN_DEPTH_MAX)
+				return -1;
+			if (p[i] == '{')
+				*kinds |= (uint64_t)1 << *depth;
+			else
+				*kinds &= ~((uint64_t)1 << *depth);
+			(*depth)++;
+		} else {
+			if (*depth == 0)
+				return -1;
+			(*depth)--;
+			if (((*kinds >> *depth) & 1) != (p[i] == '}'))
+				return -1;
+			if (*depth == 0)
+				return i + 1;
+		}
+	}
+	return 0;
+}
+#endif
+
 #if defined(JSCAN_AVX2)
 /* skip_container's state between its block loops. */
 struct cblk {
@@ -369,27 +401,12 @@ __attribute__((target("avx2,pclmul"))) static int container_blocks_avx2(struct c
 			_mm256_or_si256(_mm256_cmpeq_epi8(lo2, vo), _mm256_cmpeq_epi8(lo2, vc)));
 		uint32_t bb = (uint32_t)_mm256_movemask_epi8(
 			_mm256_or_si256(_mm256_cmpeq_epi8(hi2, vo), _mm256_cmpeq_epi8(hi2, vc)));
-		for (uint64_t sb = ((uint64_t)ba | (uint64_t)bb << 32) & ~str; sb; sb &= sb - 1) {
-			int i = __builtin_ctzll(sb);
-			if ((p[i] | 0x20) == '{') {
-				if (depth >= LT_JSCAN_DEPTH_MAX)
-					return -1;
-				if (p[i] == '{')
-					kinds |= (uint64_t)1 << depth;
-				else
-					kinds &= ~((uint64_t)1 << depth);
-				depth++;
-			} else {
-				if (depth == 0)
-					return -1;
-				depth--;
-				if (((kinds >> depth) & 1) != (p[i] == '}'))
-					return -1;
-				if (depth == 0) {
-					st->p = p + i + 1;
-					return 1;
-				}
-			}
+		int r = block_brackets(p, ((uint64_t)ba | (uint64_t)bb << 32) & ~str, &kinds, &depth);
+		if (r < 0)
+			return -1;
+		if (r > 0) {
+			st->p = p + r;
+			return 1;
 		}
 		carry = c0;
 		in_str = (uint64_t)((int64_t)str >> 63);
@@ -433,27 +450,9 @@ static const char *skip_container(const char *p, const char *end)
 		uint64_t str = prefix_xor(mask64(p, vq) & ~escaped64(bs, &c0)) ^ in_str;
 		if (bs & ~str)
 			break;
-		/* the brackets outside strings, told apart by their byte */
-		for (uint64_t sb = mask64_brackets(p) & ~str; sb; sb &= sb - 1) {
-			int i = __builtin_ctzll(sb);
-			if ((p[i] | 0x20) == '{') {
-				if (depth >= LT_JSCAN_DEPTH_MAX)
-					return NULL;
-				if (p[i] == '{')
-					kinds |= (uint64_t)1 << depth;
-				else
-					kinds &= ~((uint64_t)1 << depth);
-				depth++;
-			} else {
-				if (depth == 0)
-					return NULL;
-				depth--;
-				if (((kinds >> depth) & 1) != (p[i] == '}'))
-					return NULL;
-				if (depth == 0)
-					return p + i + 1;
-			}
-		}
+		int r = block_brackets(p, mask64_brackets(p) & ~str, &kinds, &depth);
+		if (r != 0)
+			return r > 0 ? p + r : NULL;
 		carry = c0;
 		in_str = (uint64_t)((int64_t)str >> 63);
 		p += 64;
