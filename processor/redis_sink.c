@@ -216,83 +216,6 @@ static int parse_reply(const redisReply *r, struct lt_redis_apply_reply *out)
 	return rc;
 }
 
-/* "EVALSHA sha 1" followed by argv: malloc'd arrays (*av, *al) the caller
- * frees, or LT_ENOMEM with both NULL. */
-static int evalsha_argv(const struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
-			const char ***av, size_t **al)
-{
-	*av = malloc(((size_t)argc + 3) * sizeof(**av));
-	*al = malloc(((size_t)argc + 3) * sizeof(**al));
-	if (!*av || !*al) {
-		free(*av);
-		free(*al);
-		*av = NULL;
-		*al = NULL;
-		return LT_ENOMEM;
-	}
-	(*av)[0] = "EVALSHA";
-	(*al)[0] = 7;
-	(*av)[1] = s->sha;
-	(*al)[1] = 40;
-	(*av)[2] = "1";
-	(*al)[2] = 1;
-	memcpy(*av + 3, argv, (size_t)argc * sizeof(**av));
-	memcpy(*al + 3, lens, (size_t)argc * sizeof(**al));
-	return LT_OK;
-}
-
-int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
-			struct lt_redis_apply_reply *out)
-{
-	const char **av = NULL;
-	size_t *al = NULL;
-	redisReply *r = NULL;
-	int rc = LT_EREDIS;
-
-	if (connect_now(s) != LT_OK)
-		return LT_EREDIS;
-	if (evalsha_argv(s, argc, argv, lens, &av, &al) != LT_OK) {
-		rc = LT_ENOMEM;
-		goto out;
-	}
-	for (int attempt = 0; attempt < 2; attempt++) {
-		r = cmd(s, argc + 3, av, al);
-		if (!r)
-			goto out;
-		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
-			freeReplyObject(r);
-			r = NULL;
-			if (load_script(s) != LT_OK)
-				goto out;
-			av[1] = s->sha;
-			continue;
-		}
-		break;
-	}
-	rc = parse_reply(r, out);
-out:
-	if (r)
-		freeReplyObject(r);
-	free(av);
-	free(al);
-	return rc;
-}
-
-int lt_redis_sink_retry_ms(const struct lt_redis_sink *s)
-{
-	int64_t d;
-
-	if (s->ctx)
-		return 0;
-	d = s->next_try - lt_clock_mono_ms();
-	return d > 0 ? (int)d : 0;
-}
-
-uint64_t lt_redis_sink_connects(const struct lt_redis_sink *s)
-{
-	return s->connects;
-}
-
 /* One bulk string of the protocol: $len, CRLF, the bytes, CRLF. */
 static void put_bulk(struct lt_buf *b, const char *p, size_t len)
 {
@@ -303,19 +226,18 @@ static void put_bulk(struct lt_buf *b, const char *p, size_t len)
 	lt_buf_append(b, "\r\n", 2);
 }
 
-/* EVALSHA argv as lt_redis_sink_apply does, with the script's SHA: the
- * command written in the protocol here (hiredis's redisFormatSdsCommandArgv
- * spent ~390 instructions an argument in sdscatfmt, 11 % of the
- * processor's instructions in bench_processor; this ~80), copied into
- * hiredis's output buffer, and the buffer written out. */
-int lt_redis_sink_send(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens)
+/* "EVALSHA sha 1" followed by argv, written in the protocol into s->out and
+ * queued in hiredis's output buffer, for lt_redis_sink_apply and
+ * lt_redis_sink_send alike (hiredis's redisFormatSdsCommandArgv spent ~390
+ * instructions an argument in sdscatfmt, 11 % of the processor's
+ * instructions in bench_processor; this ~80). LT_EREDIS has dropped the
+ * connection. */
+static int queue_evalsha(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens)
 {
 	struct lt_buf *b = &s->out;
 	size_t need = 64 + 40;
-	int done = 0, rc = LT_OK;
+	int rc;
 
-	if (connect_now(s) != LT_OK)
-		return LT_EREDIS;
 	for (int i = 0; i < argc; i++)
 		need += lens[i] + 3 + LT_BUF_I64_MAX + 2;
 	lt_buf_reset(b);
@@ -334,7 +256,66 @@ int lt_redis_sink_send(struct lt_redis_sink *s, int argc, const char **argv, con
 	if (redisAppendFormattedCommand(s->ctx, (const char *)b->data, b->len) != REDIS_OK) {
 		rc = s->ctx->err == REDIS_ERR_OOM ? LT_ENOMEM : LT_EREDIS;
 		drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "cannot queue a command");
+		return rc;
 	}
+	return LT_OK;
+}
+
+int lt_redis_sink_apply(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens,
+			struct lt_redis_apply_reply *out)
+{
+	redisReply *r = NULL;
+	int rc;
+
+	if (connect_now(s) != LT_OK)
+		return LT_EREDIS;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rc = queue_evalsha(s, argc, argv, lens);
+		if (rc != LT_OK)
+			return rc;
+		/* blocking: writes the queued command out, then reads its reply */
+		if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r) {
+			drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "connection lost");
+			return LT_EREDIS;
+		}
+		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+			freeReplyObject(r);
+			r = NULL;
+			if (load_script(s) != LT_OK)
+				return LT_EREDIS;
+			continue;
+		}
+		break;
+	}
+	rc = parse_reply(r, out);
+	freeReplyObject(r);
+	return rc;
+}
+
+int lt_redis_sink_retry_ms(const struct lt_redis_sink *s)
+{
+	int64_t d;
+
+	if (s->ctx)
+		return 0;
+	d = s->next_try - lt_clock_mono_ms();
+	return d > 0 ? (int)d : 0;
+}
+
+uint64_t lt_redis_sink_connects(const struct lt_redis_sink *s)
+{
+	return s->connects;
+}
+
+/* EVALSHA argv as lt_redis_sink_apply does, queued and written out; the
+ * reply is read by lt_redis_sink_recv. */
+int lt_redis_sink_send(struct lt_redis_sink *s, int argc, const char **argv, const size_t *lens)
+{
+	int done = 0, rc;
+
+	if (connect_now(s) != LT_OK)
+		return LT_EREDIS;
+	rc = queue_evalsha(s, argc, argv, lens);
 	while (rc == LT_OK && !done) {
 		if (redisBufferWrite(s->ctx, &done) != REDIS_OK) {
 			drop(s, s->ctx->errstr[0] ? s->ctx->errstr : "connection lost");
