@@ -1031,6 +1031,15 @@ static int session_ops(struct lt_ops *o, struct lt_proc_msg *pm)
 	}
 }
 
+/* One run of build_room's marker sets: "set:count,". */
+static void put_run(struct lt_buf *b, int64_t set, size_t count)
+{
+	lt_buf_i64(b, set);
+	lt_buf_putc(b, ':');
+	lt_buf_i64(b, (int64_t)count);
+	lt_buf_putc(b, ',');
+}
+
 /* Build one room's script call for items[from..to) into p->argv / p->lens
  * (p->key and p->nowtxt hold two of its arguments): run the plugins, add
  * the session ops, serialise the plan. Returns the argument count (> 0), or
@@ -1110,23 +1119,24 @@ static int build_room(struct lt_processor *p, size_t from, size_t to, int64_t no
 	 * an argument per message cost Redis ~1,800 instructions (parsed, made
 	 * an object and a Lua string, freed). */
 	lt_buf_reset(&p->sets);
-	for (size_t i = 0, run = 0; i < n; i++) {
+	int64_t run_set = 0;
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
 		const struct lt_msg *m = &p->items[from + i].m;
 		int64_t set = m->ts >= 0 ? m->ts / SEEN_SET_MS : 0;
-		const struct lt_msg *nx = i + 1 < n ? &p->items[from + i + 1].m : NULL;
-		run++;
-		if (!nx || (nx->ts >= 0 ? nx->ts / SEEN_SET_MS : 0) != set) {
-			lt_buf_i64(&p->sets, set);
-			lt_buf_putc(&p->sets, ':');
-			lt_buf_i64(&p->sets, (int64_t)run);
-			lt_buf_putc(&p->sets, ',');
+		if (run > 0 && set != run_set) {
+			put_run(&p->sets, run_set, run);
 			run = 0;
 		}
+		run_set = set;
+		run++;
 		p->argv[5 + 2 * i] = m->msg_id.p;
 		p->lens[5 + 2 * i] = m->msg_id.len;
 		p->argv[6 + 2 * i] = (const char *)p->json.data + p->json_off[i];
 		p->lens[6 + 2 * i] = p->json_off[i + 1] - p->json_off[i];
 	}
+	if (run > 0)
+		put_run(&p->sets, run_set, run);
 	if (lt_buf_err(&p->sets))
 		return -LT_ENOMEM;
 	p->argv[4] = lt_buf_cstr(&p->sets);
