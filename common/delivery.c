@@ -374,13 +374,18 @@ static int seal(struct lt_delivery *d)
 /* A batch that holds fewer than FEW_RECORDS records at linger_ms waits for
  * company up to four times linger_ms, and at least FEW_LINGER_MIN_MS (within
  * linger_max_ms): a quiet room at 100 msg/s otherwise sends one record per
- * batch, and each batch costs the fetcher about ten thread wake-ups (its
- * worker, NNG's sends to both kinds and their acks); that was most of its
- * CPU. A busy room fills a batch with dozens of records within linger_ms and
- * is not delayed. The floor keeps a quiet room's batching when linger_ms is
- * short: the 2 ms default is chosen for latency in busy rooms. */
-#define FEW_RECORDS 4
-#define FEW_LINGER_MIN_MS 20
+ * batch, and each batch costs the fetcher about ten thread wake-ups and two
+ * loopback sends (its worker, NNG's sends to both kinds and their acks);
+ * that was most of its CPU. With 4 records and 20 ms, a fetcher at 100 msg/s
+ * (bench_fetcher_live.sh, pipeline mode) used 2.3-3.2% of a core; with 8 and
+ * 50 ms, 1.7-2.0%. 50 ms is linger_max_ms, the wait a batch already has when
+ * the consumers are behind, so neither the latency bound nor what a killed
+ * fetcher can lose grows. A busy room fills a batch with dozens of records
+ * within linger_ms and is not delayed. The floor keeps a quiet room's
+ * batching when linger_ms is short: the 2 ms default is chosen for latency in
+ * busy rooms. */
+#define FEW_RECORDS 8
+#define FEW_LINGER_MIN_MS 50
 
 static int64_t few_linger_ms(const struct lt_delivery *d)
 {

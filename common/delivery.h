@@ -14,8 +14,8 @@
  *   keep up a record waits linger_ms, and when they fall behind they get
  *   fewer, bigger batches instead of a growing queue of tiny ones (each batch
  *   costs a consumer a receive, a decode and an ack whatever its size). A
- *   batch of fewer than four records waits for company up to 4 x linger_ms,
- *   at least 20 ms (within linger_max_ms): a quiet room then sends a few records a batch
+ *   batch of fewer than eight records waits for company up to 4 x linger_ms,
+ *   at least 50 ms (within linger_max_ms): a quiet room then sends a few records a batch
  *   instead of one, which cuts a 100 msg/s fetcher's thread wake-ups. A
  *   sealed batch gets the next seq of this
  *   source and is at once appended to the room's spool (spool_dir/<source>/,
@@ -41,7 +41,7 @@
  *
  * What a fetcher killed with -9 can lose: only the records of the batch still
  * open, that is at most batch_max records and at most linger_ms (default 2 ms)
- * of traffic while the consumers keep up (three records over 20 ms in a
+ * of traffic while the consumers keep up (seven records over 50 ms in a
  * quiet room), linger_max_ms (default 50 ms) while they are behind. Everything sealed is in the spool file (in the kernel's page
  * cache, which survives a process crash; opts.fsync also covers a power cut)
  * and is sent again when the fetcher starts with the same spool_dir and
