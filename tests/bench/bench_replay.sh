@@ -5,12 +5,15 @@
 # core). Generates a capture with mkcapture (deterministic from the seed),
 # replays it with the output thrown away, checks the line count on a second
 # run, and prints messages/s per wall second and per CPU second.
-#   bench_replay.sh MKCAPTURE FETCHER
+#   bench_replay.sh MKCAPTURE FETCHER [BROTLI_FLOOR]
+# With BROTLI_FLOOR (build/tests/bench/bench_brotli_floor) it also prints how
+# fast libbrotlidec alone decodes the same capture: the ceiling of the replay.
 # Environment: BENCH_FRAMES (5000), BENCH_BATCH (100 messages per frame),
 # BENCH_VER (3 = brotli; 2 zlib, 0 raw, mix), BENCH_SEED (7).
 set -eu
 mk=$1
 fetcher=$2
+floor=${3:-}
 frames=${BENCH_FRAMES:-5000}
 batch=${BENCH_BATCH:-100}
 ver=${BENCH_VER:-3}
@@ -43,3 +46,6 @@ awk -v m="$msgs" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$bytes"
 	cpu = u + s; if (cpu <= 0) cpu = 0.001; if (w <= 0) w = 0.001
 	printf "bench_replay: ver %s, %d messages, capture %.1f MB: %.2f s wall, %.2f s cpu -> %.0f msg/s (wall), %.0f msg/s (cpu), peak RSS %d KB\n", v, m, b / 1048576, w, cpu, m / w, m / cpu, r
 }'
+if [ -n "$floor" ]; then
+	"$floor" "$work/cap" 3
+fi
