@@ -5,10 +5,11 @@
 # 35k messages/s"). Generates the same capture as bench_replay.sh, installs
 # that client (npm bilibili-live-ws) into a temporary directory, feeds it the
 # capture's frames one at a time through its own per-frame path
-# (replay_node.js), checks it yields every message once, then times
-# `livetap-fetcher --replay FILE --stdout` on the same file as bench_replay.sh
-# does, and prints both in messages per wall second and per CPU second, and
-# the ratio ours/Node, which does not depend on how fast the host is.
+# (replay_node.js), checks it yields every message once, then runs
+# bench_replay.sh, which makes the same capture from the same seed and times
+# `livetap-fetcher --replay FILE --stdout` on it, and prints both in messages
+# per wall second and per CPU second, and the ratio ours/Node, which does not
+# depend on how fast the host is.
 # Skipped (exit 0) when node or npm is missing or the registry unreachable.
 #   bench_replay_node.sh MKCAPTURE FETCHER
 # Environment: BENCH_FRAMES (5000), BENCH_BATCH (100 messages per frame),
@@ -53,26 +54,23 @@ read -r _ _ nwall ncpu nver <<EOF
 $(grep '^result ' "$work/node.out")
 EOF
 
-# ours: as bench_replay.sh, one run to count, one timed run to /dev/null
-lines=$("$fetcher" --platform bilibili --room 21452505 --replay "$work/cap" --stdout --log-level warn | wc -l)
-if [ "$lines" -ne "$msgs" ]; then
-	echo "bench_replay_node: expected $msgs lines from the fetcher, got $lines" >&2
+# ours: bench_replay.sh itself on the same capture (same knobs, same seed;
+# it checks the line count and times one run to /dev/null)
+ours=$(sh "$here/bench_replay.sh" "$mk" "$fetcher") || {
+	echo "bench_replay_node: bench_replay.sh failed" >&2
 	exit 1
-fi
-if [ -x /usr/bin/time ]; then
-	/usr/bin/time -f "%e %U %S" -o "$work/time" \
-		"$fetcher" --platform bilibili --room 21452505 --replay "$work/cap" --stdout --log-level warn >/dev/null
-	read -r wall user sys <"$work/time"
-else
-	t0=$(date +%s.%N)
-	"$fetcher" --platform bilibili --room 21452505 --replay "$work/cap" --stdout --log-level warn >/dev/null
-	t1=$(date +%s.%N)
-	wall=$(echo "$t1 - $t0" | bc -l)
-	user=$wall sys=0
+}
+echo "$ours"
+figs=$(echo "$ours" | sed -n 's/^bench_replay: .*: \([0-9.]*\) s wall, \([0-9.]*\) s cpu .*/\1 \2/p')
+wall=${figs% *}
+cpu=${figs#* }
+if [ -z "$figs" ]; then
+	echo "bench_replay_node: no figures in bench_replay.sh's output" >&2
+	exit 1
 fi
 
 awk -v m="$msgs" -v v="$ver" -v nv="$nver" -v node="$(node --version)" -v p="$passes" \
-	-v nw="$nwall" -v nc="$ncpu" -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN {
-	cpu = u + s; if (cpu <= 0) cpu = 0.001; if (w <= 0) w = 0.001
+	-v nw="$nwall" -v nc="$ncpu" -v w="$wall" -v c="$cpu" 'BEGIN {
+	cpu = c; if (cpu <= 0) cpu = 0.001; if (w <= 0) w = 0.001
 	printf "bench_replay_node: ver %s, %d messages: bilibili-live-ws %s (node %s, pass %d) %.0f msg/s (wall), %.0f msg/s (cpu); livetap-fetcher %.0f msg/s (wall), %.0f msg/s (cpu); ours/node %.1fx (wall), %.1fx (cpu)\n", v, m, nv, node, p, m / nw, m / nc, m / w, m / cpu, nw / w, nc / cpu
 }'
