@@ -6,7 +6,9 @@
  * (fetcher/capture.h), walks each frame's top-level packets (16-byte header,
  * big-endian pack_len), and for every ver 3 body does what the fetcher does
  * and nothing more: a decoder instance per body, DecompressStream with no
- * output buffer, TakeOutput until done. The inner packets are only counted
+ * output buffer, TakeOutput until done. The decoder allocates with malloc
+ * here, where the fetcher recycles its blocks (br_alloc), so this ceiling
+ * errs low, if anything. The inner packets are only counted
  * (op 5 = one message), not parsed; top-level packets that are not brotli
  * (ver 0 or 2: bench_replay.sh's BENCH_VER) are counted apart and left
  * alone, so give it a ver 3 capture. Run PASSES times (default 3) over the
