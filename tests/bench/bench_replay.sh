@@ -7,7 +7,9 @@
 # run, and prints messages/s per wall second and per CPU second.
 #   bench_replay.sh MKCAPTURE FETCHER [BROTLI_FLOOR]
 # With BROTLI_FLOOR (build/tests/bench/bench_brotli_floor) it also prints how
-# fast libbrotlidec alone decodes the same capture: the ceiling of the replay.
+# fast libbrotlidec alone decodes the same capture, the ceiling of the replay,
+# and brotli plus one jscan pass over every message (--scan), about the least
+# any decoder must do.
 # Environment: BENCH_FRAMES (5000), BENCH_BATCH (100 messages per frame),
 # BENCH_VER (3 = brotli; 2 zlib, 0 raw, mix), BENCH_SEED (7).
 set -eu
@@ -48,4 +50,5 @@ awk -v m="$msgs" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$bytes"
 }'
 if [ -n "$floor" ]; then
 	"$floor" "$work/cap" 3
+	"$floor" --scan "$work/cap" 3
 fi
