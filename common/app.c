@@ -481,6 +481,15 @@ void lt_app_tune_malloc(char *const argv[])
 		return; /* the operator's own choice, or done already */
 	if (setenv("GLIBC_TUNABLES", LT_APP_MALLOC_TUNABLES, 1) != 0)
 		return;
+	/* by the binary's own path, so that the kernel names the process
+	 * after it (ps, top, perf); /proc/self/exe would name it "exe". That
+	 * link still runs a binary replaced or deleted since we started. */
+	char path[4096];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+	if (n > 0) {
+		path[n] = '\0';
+		execv(path, argv);
+	}
 	execv("/proc/self/exe", argv);
 	unsetenv("GLIBC_TUNABLES"); /* no exec: carry on as we are */
 #else

@@ -162,6 +162,10 @@ if tr '\0' '\n' <"/proc/$fetcher_pid/environ" 2>/dev/null | grep -qx 'GLIBC_TUNA
 else
 	fail "live fetcher: GLIBC_TUNABLES not set in its environment"
 fi
+# ... by its own path, so ps and top still call it livetap-fetcher (the
+# kernel names a process after the file it runs: /proc/self/exe gave "exe")
+comm=$(cat "/proc/$fetcher_pid/comm" 2>/dev/null || true)
+[ "$comm" = livetap-fetcher ] && pass "the re-run fetcher keeps its name ($comm)" || fail "fetcher's name after the re-run: '$comm'"
 stop "$emu_pid"; stop "$fetcher_pid" # the emulator first: it closes cleanly, the fetcher reads every frame
 [ "$stop_rc" = 0 ] || true
 [ "${bad:-0}" -ge 1 ] && pass "garbage frames counted (bad_frames=$bad)" || fail "bad_frames='$bad'"
