@@ -473,6 +473,17 @@ int lt_app_loop(int (*tick)(void *ctx), void *ctx)
 	return LT_OK;
 }
 
+/* The path of this program's binary (what /proc/self/exe points to) in
+ * path[cap]; false if it cannot be read or does not fit. */
+static bool self_path(char *path, size_t cap)
+{
+	ssize_t n = readlink("/proc/self/exe", path, cap - 1);
+	if (n <= 0 || (size_t)n >= cap - 1)
+		return false;
+	path[n] = '\0';
+	return true;
+}
+
 /* See app.h. */
 void lt_app_tune_malloc(char *const argv[])
 {
@@ -485,11 +496,8 @@ void lt_app_tune_malloc(char *const argv[])
 	 * after it (ps, top, perf); /proc/self/exe would name it "exe". That
 	 * link still runs a binary replaced or deleted since we started. */
 	char path[4096];
-	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-	if (n > 0) {
-		path[n] = '\0';
+	if (self_path(path, sizeof path))
 		execv(path, argv);
-	}
 	execv("/proc/self/exe", argv);
 	unsetenv("GLIBC_TUNABLES"); /* no exec: carry on as we are */
 #else
@@ -509,9 +517,7 @@ void lt_app_release_memory(void)
 int lt_app_exec_sibling(const char *name, char *const argv[])
 {
 	char path[4096];
-	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-	if (n > 0) {
-		path[n] = '\0';
+	if (self_path(path, sizeof path)) {
 		char *slash = strrchr(path, '/');
 		if (slash && (size_t)(slash + 1 - path) + strlen(name) < sizeof path) {
 			strcpy(slash + 1, name);
