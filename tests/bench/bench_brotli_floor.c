@@ -127,6 +127,48 @@ static int64_t scan_packets(const uint8_t *p, size_t n)
 	return msgs;
 }
 
+/* One brotli body b[0..n): decoded, its op-5 packets counted (with scan,
+ * each message also scanned); adds the decoded bytes to *bytes. Returns the
+ * messages, -1 on a bad stream or packet (or a message that does not scan). */
+static int64_t body(const uint8_t *b, size_t n, bool scan, struct lt_buf *gather, uint64_t *bytes)
+{
+	BrotliDecoderState *s = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+	if (!s)
+		return -1;
+	struct walk w = {0};
+	const uint8_t *whole = NULL;
+	size_t zero = 0, whole_n = 0;
+	BrotliDecoderResult r;
+	lt_buf_reset(gather);
+	do {
+		r = BrotliDecoderDecompressStream(s, &n, &b, &zero, NULL, NULL);
+		while (BrotliDecoderHasMoreOutput(s)) {
+			size_t k = 0;
+			const uint8_t *q = BrotliDecoderTakeOutput(s, &k);
+			*bytes += k;
+			if (!scan) {
+				walk_bytes(&w, q, k);
+			} else if (!whole && !gather->len && BrotliDecoderIsFinished(s)) {
+				whole = q; /* the whole stream in one piece */
+				whole_n = k;
+			} else {
+				lt_buf_append(gather, q, k);
+			}
+		}
+	} while (r == BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT);
+	if (scan && r == BROTLI_DECODER_RESULT_SUCCESS && !lt_buf_err(gather)) {
+		int64_t m = whole ? scan_packets(whole, whole_n) : scan_packets(gather->data, gather->len);
+		if (m < 0)
+			w.bad = 1;
+		else
+			w.msgs = (uint64_t)m;
+	}
+	BrotliDecoderDestroyInstance(s);
+	if (r != BROTLI_DECODER_RESULT_SUCCESS || w.bad || lt_buf_err(gather))
+		return -1;
+	return (int64_t)w.msgs;
+}
+
 /* One pass over every frame; returns the messages in brotli bodies, -1 on
  * a bad packet (or with scan, a message that does not scan). */
 static int64_t pass(const struct frame *fr, size_t nf, bool scan, struct lt_buf *gather, uint64_t *out_bytes,
@@ -140,44 +182,11 @@ static int64_t pass(const struct frame *fr, size_t nf, bool scan, struct lt_buf 
 			uint32_t len = be32(p);
 			if (len < PKT_HDR || len > n)
 				return -1;
-			uint16_t ver = be16(p + 6);
-			uint32_t op = be32(p + 8);
-			if (ver == 3 && op == 5) {
-				BrotliDecoderState *s = BrotliDecoderCreateInstance(NULL, NULL, NULL);
-				if (!s)
+			if (be16(p + 6) == 3 && be32(p + 8) == 5) {
+				int64_t m = body(p + PKT_HDR, len - PKT_HDR, scan, gather, &bytes);
+				if (m < 0)
 					return -1;
-				struct walk w = {0};
-				const uint8_t *in = p + PKT_HDR, *whole = NULL;
-				size_t avail = len - PKT_HDR, zero = 0, whole_n = 0;
-				BrotliDecoderResult r;
-				lt_buf_reset(gather);
-				do {
-					r = BrotliDecoderDecompressStream(s, &avail, &in, &zero, NULL, NULL);
-					while (BrotliDecoderHasMoreOutput(s)) {
-						size_t k = 0;
-						const uint8_t *q = BrotliDecoderTakeOutput(s, &k);
-						bytes += k;
-						if (!scan) {
-							walk_bytes(&w, q, k);
-						} else if (!whole && !gather->len && BrotliDecoderIsFinished(s)) {
-							whole = q; /* the whole stream in one piece */
-							whole_n = k;
-						} else {
-							lt_buf_append(gather, q, k);
-						}
-					}
-				} while (r == BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT);
-				if (scan && r == BROTLI_DECODER_RESULT_SUCCESS && !lt_buf_err(gather)) {
-					int64_t m = whole ? scan_packets(whole, whole_n) : scan_packets(gather->data, gather->len);
-					if (m < 0)
-						w.bad = 1;
-					else
-						w.msgs = (uint64_t)m;
-				}
-				BrotliDecoderDestroyInstance(s);
-				if (r != BROTLI_DECODER_RESULT_SUCCESS || w.bad || lt_buf_err(gather))
-					return -1;
-				msgs += w.msgs;
+				msgs += (uint64_t)m;
 			} else {
 				other++; /* not brotli: nothing for this bench */
 			}
@@ -253,9 +262,11 @@ int main(int argc, char **argv)
 		}
 		if (t <= 0)
 			t = 1e-9;
-		printf("bench_brotli_floor%s: pass %d: %zu frames, %" PRId64 " messages in brotli bodies (%" PRIu64
-		       " other packets skipped), %.1f MB decoded in %.3f s cpu -> %.0f msg/s (cpu), %.0f MB/s\n",
-		       scan ? " --scan" : "", i, nf, m, other, (double)bytes / 1048576, t, (double)m / t, (double)bytes / 1048576 / t);
+		printf("bench_brotli_floor%s: pass %d: %zu frames, %" PRId64 " messages in brotli bodies"
+		       " (%" PRIu64 " other packets skipped), %.1f MB decoded in %.3f s cpu"
+		       " -> %.0f msg/s (cpu), %.0f MB/s\n",
+		       scan ? " --scan" : "", i, nf, m, other, (double)bytes / 1048576, t, (double)m / t,
+		       (double)bytes / 1048576 / t);
 	}
 	lt_buf_free(&gather);
 	for (size_t i = 0; i < nf; i++)
